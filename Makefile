@@ -1,0 +1,34 @@
+# trainkit's own build. `make train` and `make test` do all the set-up they need.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: train test lint bench status clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Train the bundled example assistant through doit (the pattern to copy into your Makefile).
+train: $(STAMP)
+	$(BIN)/doit train
+
+status: $(STAMP)
+	$(BIN)/doit list --status --all
+
+lint: $(STAMP)
+	$(BIN)/ruff check trainkit tests benchmarks dodo.py
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf .trainkit models

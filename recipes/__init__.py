@@ -1,0 +1,1 @@
+"""Recipes: how a config.yml's pipeline and policies become graph nodes, and starter configs."""

@@ -1,0 +1,1 @@
+"""Reading assistants written in the Rasa 3.x file format."""
