@@ -1,0 +1,167 @@
+"""Resolve --config, --domain and --data into Domain, TrainingData and StoryGraph.
+
+Files are discovered the way Rasa does it (directories recursively, sorted, `.yml` and
+`.yaml`), and each file is classified by its top-level keys. The importer adds what Rasa
+adds: user turns from stories become NLU examples, and retrieval-intent responses from the
+domain join the NLU data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainkit.core.events import UserUtteranceOr, UserUttered
+from trainkit.data.config import TrainingConfig, load_config
+from trainkit.data.domain import Domain, load_domain
+from trainkit.data.nlu_reader import read_nlu_document
+from trainkit.data.stories import StoryGraph, read_story_document
+from trainkit.data.training_data import Entity, Message, TrainingData
+from trainkit.data.yaml_io import YAML_SUFFIXES, load_yaml
+from trainkit.errors import DataError
+
+
+def discover_files(path: str | Path) -> list[Path]:
+    """YAML files under `path` (or `path` itself), sorted; a missing path is an error."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("path does not exist", path)
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
+
+
+@dataclass
+class ProjectPaths:
+    """Where an assistant's files are; `None` for a part the user does not have."""
+
+    config: Path | None = None
+    domain: Path | None = None
+    data: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        config: str | Path | None,
+        domain: str | Path | None,
+        data: str | Path | list[str | Path] | None,
+    ) -> ProjectPaths:
+        """Normalise user-given paths (a single data path or a list)."""
+        if data is None:
+            data_list: list[Path] = []
+        elif isinstance(data, (str, Path)):
+            data_list = [Path(data)]
+        else:
+            data_list = [Path(p) for p in data]
+        return cls(
+            config=None if config is None else Path(config),
+            domain=None if domain is None else Path(domain),
+            data=data_list,
+        )
+
+    def domain_files(self) -> list[Path]:
+        """The domain file, or every YAML file of a domain directory."""
+        return [] if self.domain is None else discover_files(self.domain)
+
+    def data_files(self) -> list[Path]:
+        """Every YAML file under the data paths, deduplicated, in a stable order."""
+        seen: dict[Path, None] = {}
+        for path in self.data:
+            for file in discover_files(path):
+                seen.setdefault(file, None)
+        return list(seen)
+
+    def all_files(self) -> list[Path]:
+        """Every input file: what a build must watch."""
+        files = [] if self.config is None else [self.config]
+        return files + self.domain_files() + self.data_files()
+
+
+@dataclass
+class Project:
+    """An assistant's training inputs, parsed."""
+
+    paths: ProjectPaths
+    config: TrainingConfig
+    domain: Domain
+    nlu: TrainingData  # what the NLU files say
+    stories: StoryGraph
+    test_stories: StoryGraph
+    ignored_files: list[Path] = field(default_factory=list)
+
+    def training_data(self) -> TrainingData:
+        """NLU data as the components see it: files, plus story turns and retrieval responses."""
+        extra = [_message_from_user_turn(e) for e in story_user_turns(self.stories)]
+        responses = {
+            name: variations for name, variations in self.domain.responses.items() if "/" in name
+        }
+        added = TrainingData(training_examples=[m for m in extra if m is not None], responses=responses)
+        return self.nlu.merge(added)
+
+
+def story_user_turns(stories: StoryGraph) -> list[UserUttered]:
+    """Every user turn written in stories and rules, `or` alternatives included."""
+    turns: list[UserUttered] = []
+    for step in stories.story_steps:
+        for event in step.events:
+            if isinstance(event, UserUttered):
+                turns.append(event)
+            elif isinstance(event, UserUtteranceOr):
+                turns.extend(event.alternatives)
+    return turns
+
+
+def _message_from_user_turn(event: UserUttered) -> Message | None:
+    if event.text is None:
+        return None
+    entities = tuple(
+        Entity(start=e.start, end=e.end, value=e.value, entity=e.entity, role=e.role, group=e.group)
+        for e in event.entities
+        if getattr(e, "start", None) is not None
+    )
+    return Message.build(text=event.text, intent=event.intent, entities=entities)
+
+
+def load_project(
+    config: str | Path | None = None,
+    domain: str | Path | None = None,
+    data: str | Path | list[str | Path] | None = None,
+) -> Project:
+    """Read every file of an assistant into one Project."""
+    paths = ProjectPaths.create(config, domain, data)
+    return load_project_paths(paths)
+
+
+def load_project_paths(paths: ProjectPaths) -> Project:
+    """Read every file named by `paths`."""
+    training_config = load_config(paths.config)
+    domain_obj = Domain()
+    for file in paths.domain_files():
+        domain_obj = domain_obj.merge(load_domain(file))
+    nlu = TrainingData()
+    stories = StoryGraph([])
+    test_stories = StoryGraph([])
+    ignored: list[Path] = []
+    for file in paths.data_files():
+        document = load_yaml(file)
+        if not isinstance(document, dict):
+            if document is not None:
+                raise DataError("a data file must be a mapping with 'nlu', 'stories' or 'rules'", file, 1)
+            ignored.append(file)
+            continue
+        used = False
+        if "nlu" in document:
+            nlu = nlu.merge(read_nlu_document(document, file))
+            used = True
+        if "stories" in document or "rules" in document:
+            graph = read_story_document(document, file)
+            if file.name.startswith("test_"):
+                test_stories = test_stories.merge(graph)
+            else:
+                stories = stories.merge(graph)
+            used = True
+        if not used:
+            ignored.append(file)
+            warnings.warn(f"{file}: no 'nlu', 'stories' or 'rules' key; the file is ignored", stacklevel=2)
+    return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)

@@ -1,0 +1,765 @@
+"""Stories and rules: reading them from Rasa 3.x YAML into a StoryGraph.
+
+The reader follows Rasa 3.6's interpretation of the format, but where Rasa only logs a
+warning and silently drops a step (unknown keys, malformed slots, nameless blocks) this
+reader stops with a DataError naming the file and line: a dropped step changes what the
+dialogue policies learn, and the user should hear about it before a long training run.
+
+Design choices that later stages rely on:
+
+* `or` steps are kept as one `UserUtteranceOr` / `SlotSetOr` event instead of being
+  expanded into copies of the story; tracker generation does the branching.
+* A checkpoint in the middle of a block splits the block into consecutive steps, the
+  first ending and the next starting at that checkpoint (what Rasa does). `part` numbers
+  the pieces so block counts stay available.
+* Rule-only structure (condition, conversation start, waiting for user input) is kept
+  as fields; `StoryStep.tracker_events()` expands it into Rasa's event sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainkit.core.events import (
+    RULE_SNIPPET_ACTION,
+    ActionExecuted,
+    ActiveLoop,
+    Event,
+    SlotSet,
+    SlotSetOr,
+    StoryEntity,
+    UserUtteranceOr,
+    UserUttered,
+    event_from_dict,
+    freeze,
+    thaw,
+)
+from trainkit.data.yaml_io import (
+    check_version,
+    expect_list,
+    expect_mapping,
+    line_of,
+    load_yaml,
+    to_plain,
+    type_name,
+)
+from trainkit.errors import DataError
+
+KEY_STORIES = "stories"
+KEY_RULES = "rules"
+STORY = "story"
+RULE = "rule"
+
+# Name of the implicit checkpoint every block without a start checkpoint hangs from.
+STORY_START = "STORY_START"
+
+_STORY_BLOCK_KEYS = frozenset({"story", "steps", "metadata"})
+_RULE_BLOCK_KEYS = frozenset(
+    {"rule", "steps", "metadata", "condition", "conversation_start", "wait_for_user_input"}
+)
+
+# Keys that decide what a step is; a step has exactly one of them (intent and user
+# together count as one user turn).
+_USER_KEYS = frozenset({"intent", "user"})
+_KIND_KEYS = frozenset({"intent", "user", "or", "action", "bot", "slot_was_set", "active_loop", "checkpoint"})
+_STEP_KEYS = _KIND_KEYS | {"entities", "metadata"}
+_CONDITION_KEYS = frozenset({"slot_was_set", "active_loop"})
+
+
+@dataclass
+class StoryStep:
+    """One story or rule block (or one piece of a block split at a middle checkpoint)."""
+
+    block_name: str
+    kind: str = STORY
+    start_checkpoints: list[str] = field(default_factory=list)
+    end_checkpoints: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    condition: list[Event] = field(default_factory=list)
+    conversation_start: bool = False
+    wait_for_user_input: bool = True
+    # Slot values a start checkpoint requires (`- checkpoint: x` with `slot_was_set`),
+    # frozen like SlotSet values.
+    checkpoint_conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    part: int = 0
+    is_test: bool = False
+    path: str | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def is_rule(self) -> bool:
+        """Rules train the rule policy only; stories train the ML policies."""
+        return self.kind == RULE
+
+    def tracker_events(self) -> list[Event]:
+        """The event sequence Rasa builds for this step.
+
+        For rules, the condition comes first, then a snippet action meaning "the rule may
+        start mid-conversation" (unless it only applies at conversation start), the
+        steps, and a trailing snippet action when the rule does not wait for user input.
+        """
+        if not self.is_rule:
+            return list(self.events)
+        out: list[Event] = list(self.condition)
+        if not self.conversation_start:
+            out.append(ActionExecuted(RULE_SNIPPET_ACTION))
+        out.extend(self.events)
+        if not self.wait_for_user_input:
+            out.append(ActionExecuted(RULE_SNIPPET_ACTION))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Canonical JSON form; source location is left out so formatting cannot change it."""
+        return {
+            "block_name": self.block_name,
+            "kind": self.kind,
+            "start_checkpoints": list(self.start_checkpoints),
+            "end_checkpoints": list(self.end_checkpoints),
+            "events": [e.as_dict() for e in self.events],
+            "condition": [e.as_dict() for e in self.condition],
+            "conversation_start": self.conversation_start,
+            "wait_for_user_input": self.wait_for_user_input,
+            "checkpoint_conditions": {
+                name: {slot: thaw(value) for slot, value in sorted(slots.items())}
+                for name, slots in sorted(self.checkpoint_conditions.items())
+            },
+            "part": self.part,
+            "is_test": self.is_test,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoryStep:
+        """Rebuild from `as_dict` output."""
+        return cls(
+            block_name=data["block_name"],
+            kind=data.get("kind", STORY),
+            start_checkpoints=list(data.get("start_checkpoints") or []),
+            end_checkpoints=list(data.get("end_checkpoints") or []),
+            events=[event_from_dict(e) for e in data.get("events") or []],
+            condition=[event_from_dict(e) for e in data.get("condition") or []],
+            conversation_start=bool(data.get("conversation_start", False)),
+            wait_for_user_input=bool(data.get("wait_for_user_input", True)),
+            checkpoint_conditions={
+                name: {slot: freeze(value) for slot, value in slots.items()}
+                for name, slots in (data.get("checkpoint_conditions") or {}).items()
+            },
+            part=int(data.get("part", 0)),
+            is_test=bool(data.get("is_test", False)),
+        )
+
+
+def _flatten(events: Iterable[Event]) -> Iterator[Event]:
+    """Events with `or` alternatives spelled out, for the "what is used" queries."""
+    for event in events:
+        if isinstance(event, (UserUtteranceOr, SlotSetOr)):
+            yield from event.alternatives
+        else:
+            yield event
+
+
+@dataclass
+class StoryGraph:
+    """All story and rule steps of a project, in file order."""
+
+    story_steps: list[StoryStep] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        """True when there is no dialogue data (then no dialogue policy can be trained)."""
+        return not self.story_steps
+
+    @property
+    def stories(self) -> list[StoryStep]:
+        """Story steps (a block split at middle checkpoints appears once per piece)."""
+        return [s for s in self.story_steps if not s.is_rule]
+
+    @property
+    def rules(self) -> list[StoryStep]:
+        """Rule steps."""
+        return [s for s in self.story_steps if s.is_rule]
+
+    def story_block_count(self) -> int:
+        """Number of `story:` blocks as written, which is what Rasa's summaries count."""
+        return sum(1 for s in self.stories if s.part == 0)
+
+    def rule_block_count(self) -> int:
+        """Number of `rule:` blocks as written."""
+        return sum(1 for s in self.rules if s.part == 0)
+
+    def merge(self, other: StoryGraph | None) -> StoryGraph:
+        """A new graph holding this graph's steps followed by `other`'s."""
+        if other is None:
+            return StoryGraph(list(self.story_steps))
+        return StoryGraph(list(self.story_steps) + list(other.story_steps))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Canonical JSON form: equal for files that differ only in formatting."""
+        return {"story_steps": [s.as_dict() for s in self.story_steps]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoryGraph:
+        """Rebuild from `as_dict` output."""
+        return cls([StoryStep.from_dict(s) for s in data.get("story_steps") or []])
+
+    def fingerprint(self) -> str:
+        """Content hash of the canonical form, for caching what is trained from it."""
+        text = json.dumps(self.as_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _events(self, include_conditions: bool = True) -> Iterator[Event]:
+        for step in self.story_steps:
+            yield from _flatten(step.events)
+            if include_conditions:
+                yield from _flatten(step.condition)
+
+    def slot_names_set(self) -> set[str]:
+        """Slots any story or rule (including rule conditions and checkpoints) refers to."""
+        names = {e.key for e in self._events() if isinstance(e, SlotSet)}
+        for step in self.story_steps:
+            for slots in step.checkpoint_conditions.values():
+                names.update(slots)
+        return names
+
+    def intents_used(self) -> set[str]:
+        """Base intent names of all user turns."""
+        return {e.intent for e in self._events() if isinstance(e, UserUttered) and e.intent}
+
+    def actions_used(self) -> set[str]:
+        """Action names (not end-to-end bot texts) the bot executes."""
+        return {
+            e.action_name
+            for e in self._events()
+            if isinstance(e, ActionExecuted) and e.action_name and e.action_name != RULE_SNIPPET_ACTION
+        }
+
+    def action_texts_used(self) -> set[str]:
+        """End-to-end bot texts (`bot:` steps)."""
+        return {e.action_text for e in self._events() if isinstance(e, ActionExecuted) and e.action_text}
+
+    def forms_used(self) -> set[str]:
+        """Names of loops activated anywhere; `active_loop: null` is not a form."""
+        return {e.name for e in self._events() if isinstance(e, ActiveLoop) and e.name}
+
+    def entities_used(self) -> set[str]:
+        """Entity types user turns carry."""
+        return {
+            ent.entity for e in self._events() if isinstance(e, UserUttered) for ent in e.entities
+        }
+
+    def user_texts_used(self) -> set[str]:
+        """Plain (annotation-free) end-to-end user texts."""
+        return {e.text for e in self._events() if isinstance(e, UserUttered) and e.text is not None}
+
+    def has_e2e_steps(self) -> bool:
+        """True when any turn is given as text, which needs end-to-end featurization."""
+        for e in self._events():
+            if isinstance(e, UserUttered) and e.text is not None:
+                return True
+            if isinstance(e, ActionExecuted) and e.action_text is not None:
+                return True
+        return False
+
+
+# --- inline entity annotations in `user:` texts -------------------------------------------
+
+_ANNOTATION = re.compile(
+    r"\[(?P<text>[^\]]+?)\]"
+    r"(?:\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)"
+    r"|\{(?P<dict>[^}]*)\}"
+    r"|\[(?P<list>\{.*?\})\])"
+)
+
+
+def _annotation_entity(
+    spec: Any, text: str, start: int, path: str, line: int | None
+) -> StoryEntity:
+    if not isinstance(spec, dict) or not isinstance(spec.get("entity"), str) or not spec["entity"]:
+        raise DataError(
+            f"entity annotation for '{text}' needs an \"entity\" name, got {spec!r}", path, line
+        )
+    return StoryEntity(
+        entity=spec["entity"],
+        value=spec.get("value", text),
+        role=spec.get("role"),
+        group=spec.get("group"),
+        start=start,
+        end=start + len(text),
+    )
+
+
+def parse_annotated_text(
+    message: str, path: str | Path, line: int | None = None
+) -> tuple[str, tuple[StoryEntity, ...]]:
+    """Split `[text](entity)`-style annotations into plain text and entities.
+
+    Supports the three Rasa forms: `[text](entity)` (also `(entity:value)`),
+    `[text]{"entity": ..., "value": ..., "role": ..., "group": ...}` and a list of such
+    JSON objects in square brackets for several entities on the same words.
+    """
+    path = str(path)
+    plain: list[str] = []
+    entities: list[StoryEntity] = []
+    pos = 0
+    offset = 0
+    for match in _ANNOTATION.finditer(message):
+        before = message[pos : match.start()]
+        plain.append(before)
+        offset += len(before)
+        text = match.group("text")
+        if match.group("entity") is not None:
+            value = match.group("value")
+            entities.append(
+                StoryEntity(
+                    entity=match.group("entity").strip(),
+                    value=value.strip() if value is not None else text,
+                    start=offset,
+                    end=offset + len(text),
+                )
+            )
+        else:
+            raw = "{" + match.group("dict") + "}" if match.group("dict") is not None else "[" + match.group("list") + "]"
+            try:
+                specs = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"invalid JSON in entity annotation {match.group(0)!r}: {exc.msg}", path, line
+                ) from None
+            for spec in specs if isinstance(specs, list) else [specs]:
+                entities.append(_annotation_entity(spec, text, offset, path, line))
+        plain.append(text)
+        offset += len(text)
+        pos = match.end()
+    plain.append(message[pos:])
+    return "".join(plain), tuple(entities)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def is_test_stories_file(path: str | Path) -> bool:
+    """Rasa's convention: files whose name starts with `test_` hold test stories."""
+    return Path(path).name.startswith("test_")
+
+
+def has_story_data(document: Any) -> bool:
+    """Whether a parsed YAML document has a `stories:` or `rules:` section."""
+    return isinstance(document, dict) and (KEY_STORIES in document or KEY_RULES in document)
+
+
+def read_story_file(path: str | Path, is_test: bool = False) -> StoryGraph:
+    """Read the stories and rules of one YAML file (other sections are ignored)."""
+    return read_story_document(load_yaml(path), path, is_test=is_test)
+
+
+def read_story_files(paths: Iterable[str | Path], is_test: bool = False) -> StoryGraph:
+    """Read several files into one graph, in the order given."""
+    graph = StoryGraph()
+    for path in paths:
+        graph = graph.merge(read_story_file(path, is_test=is_test))
+    return graph
+
+
+def read_story_document(document: Any, path: str | Path, is_test: bool = False) -> StoryGraph:
+    """Read the `stories:` and `rules:` sections of an already parsed YAML document."""
+    path = str(path)
+    if document is None:
+        return StoryGraph()
+    expect_mapping(document, path, "a training data file")
+    check_version(document, path)
+    steps: list[StoryStep] = []
+    for section, kind in ((KEY_STORIES, STORY), (KEY_RULES, RULE)):
+        if section not in document or document[section] is None:
+            continue
+        blocks = expect_list(document[section], path, f"'{section}'", line_of(document, section))
+        for index, block in enumerate(blocks):
+            line = line_of(blocks, index=index) or line_of(document, section)
+            steps.extend(_BlockReader(path, kind, is_test).read(block, line))
+    return StoryGraph(steps)
+
+
+class _BlockReader:
+    """Turns one story or rule block into one or more StorySteps."""
+
+    def __init__(self, path: str, kind: str, is_test: bool) -> None:
+        self.path = path
+        self.kind = kind
+        self.is_test = is_test
+
+    def error(self, message: str, line: int | None) -> DataError:
+        return DataError(message, self.path, line)
+
+    def read(self, block: Any, line: int | None) -> list[StoryStep]:
+        section = KEY_STORIES if self.kind == STORY else KEY_RULES
+        if not isinstance(block, dict):
+            raise self.error(
+                f"each item under '{section}:' must be a mapping with '{self.kind}:' and "
+                f"'steps:', got {type_name(block)}",
+                line,
+            )
+        name = self._block_name(block, line)
+        allowed = _STORY_BLOCK_KEYS if self.kind == STORY else _RULE_BLOCK_KEYS
+        for key in block:
+            if key not in allowed:
+                hint = ""
+                if self.kind == STORY and key in _RULE_BLOCK_KEYS:
+                    hint = " (only rules may have it)"
+                raise self.error(
+                    f"unknown key '{key}' in {self.kind} '{name}'{hint}; "
+                    f"allowed: {', '.join(sorted(allowed))}",
+                    line_of(block, key) or line,
+                )
+        raw_steps = block.get("steps")
+        steps_line = line_of(block, "steps") or line
+        if raw_steps is None:
+            raise self.error(f"{self.kind} '{name}' has no 'steps' list", steps_line)
+        if not isinstance(raw_steps, list):
+            raise self.error(
+                f"'steps' of {self.kind} '{name}' must be a list, got {type_name(raw_steps)}",
+                steps_line,
+            )
+        if not raw_steps:
+            raise self.error(f"{self.kind} '{name}' has an empty 'steps' list", steps_line)
+
+        first = StoryStep(block_name=name, kind=self.kind, is_test=self.is_test, path=self.path, line=line)
+        if self.kind == RULE:
+            self._read_rule_options(block, name, first, line)
+        return self._read_steps(raw_steps, name, first)
+
+    def _block_name(self, block: dict, line: int | None) -> str:
+        other = RULE if self.kind == STORY else STORY
+        if self.kind not in block:
+            section = KEY_STORIES if self.kind == STORY else KEY_RULES
+            if other in block:
+                raise self.error(
+                    f"'{other}:' block found under '{section}:'; move it under "
+                    f"'{other}s:' or rename the key to '{self.kind}:'",
+                    line,
+                )
+            raise self.error(f"block under '{section}:' has no '{self.kind}:' name", line)
+        name = block[self.kind]
+        if name is None or isinstance(name, (dict, list)) or str(name).strip() == "":
+            raise self.error(
+                f"'{self.kind}:' name must be a non-empty string, got {type_name(name)}",
+                line_of(block, self.kind) or line,
+            )
+        return str(to_plain(name))
+
+    def _read_rule_options(self, block: dict, name: str, step: StoryStep, line: int | None) -> None:
+        for key in ("conversation_start", "wait_for_user_input"):
+            if key in block:
+                value = block[key]
+                if not isinstance(value, bool):
+                    raise self.error(
+                        f"'{key}' of rule '{name}' must be true or false, got {type_name(value)}",
+                        line_of(block, key) or line,
+                    )
+                setattr(step, key, value)
+        if block.get("condition") is None:
+            return
+        condition_line = line_of(block, "condition") or line
+        conditions = block["condition"]
+        if not isinstance(conditions, list):
+            raise self.error(
+                f"'condition' of rule '{name}' must be a list, got {type_name(conditions)}",
+                condition_line,
+            )
+        for index, raw in enumerate(conditions):
+            item_line = line_of(conditions, index=index) or condition_line
+            if not isinstance(raw, dict):
+                raise self.error(
+                    f"condition step of rule '{name}' must be a mapping, got {type_name(raw)}",
+                    item_line,
+                )
+            for key in raw:
+                if key not in _CONDITION_KEYS:
+                    raise self.error(
+                        f"'{key}' is not allowed in the condition of rule '{name}'; "
+                        "only 'slot_was_set' and 'active_loop' are",
+                        line_of(raw, key) or item_line,
+                    )
+            if len(raw) != 1:
+                raise self.error(
+                    "a condition step must hold exactly one of 'slot_was_set' or 'active_loop'",
+                    item_line,
+                )
+            step.condition.extend(self._step_events(raw, item_line))
+
+    def _read_steps(self, raw_steps: list, name: str, first: StoryStep) -> list[StoryStep]:
+        pieces: list[StoryStep] = []
+        current = first
+        for index, raw in enumerate(raw_steps):
+            line = line_of(raw_steps, index=index) or first.line
+            if not isinstance(raw, dict):
+                raise self.error(
+                    f"step {index + 1} of {self.kind} '{name}' must be a mapping, got {type_name(raw)}",
+                    line,
+                )
+            kind_key = self._kind_key(raw, name, line)
+            if kind_key == "checkpoint":
+                checkpoint, conditions = self._checkpoint(raw, line)
+                if not current.events:
+                    current.start_checkpoints.append(checkpoint)
+                    if conditions:
+                        current.checkpoint_conditions[checkpoint] = conditions
+                    continue
+                if conditions:
+                    raise self.error(
+                        f"checkpoint '{checkpoint}' has 'slot_was_set' conditions, which only "
+                        "checkpoints at the start of a story may have",
+                        line,
+                    )
+                if checkpoint not in current.end_checkpoints:
+                    current.end_checkpoints.append(checkpoint)
+                continue
+            if current.end_checkpoints:
+                # A step after an end checkpoint starts a new piece from that checkpoint.
+                pieces.append(current)
+                current = StoryStep(
+                    block_name=name,
+                    kind=self.kind,
+                    start_checkpoints=list(current.end_checkpoints),
+                    part=current.part + 1,
+                    is_test=self.is_test,
+                    path=self.path,
+                    line=line,
+                )
+            current.events.extend(self._step_events(raw, line))
+        if not current.events:
+            raise self.error(
+                f"{self.kind} '{name}' has only checkpoints and no steps", first.line
+            )
+        pieces.append(current)
+        return pieces
+
+    def _kind_key(self, step: dict, name: str, line: int | None) -> str:
+        for key in step:
+            if key not in _STEP_KEYS:
+                raise self.error(
+                    f"unknown step key '{key}' in {self.kind} '{name}'; expected one of "
+                    f"{', '.join(sorted(_KIND_KEYS))}",
+                    line_of(step, key) or line,
+                )
+        kinds = [k for k in step if k in _KIND_KEYS]
+        if "checkpoint" in kinds:
+            kinds = [k for k in kinds if k != "slot_was_set"]
+        if len(kinds) > 1 and set(kinds) <= _USER_KEYS:
+            kinds = ["intent"]
+        if not kinds:
+            raise self.error(
+                f"step in {self.kind} '{name}' has no step key; expected one of "
+                f"{', '.join(sorted(_KIND_KEYS))}",
+                line,
+            )
+        if len(kinds) > 1:
+            raise self.error(
+                f"a step can hold only one of {', '.join(sorted(_KIND_KEYS))}; "
+                f"found {', '.join(repr(k) for k in kinds)}",
+                line,
+            )
+        kind = kinds[0]
+        if "entities" in step and kind not in _USER_KEYS:
+            raise self.error("'entities' belongs to an 'intent' or 'user' step", line_of(step, "entities") or line)
+        if self.kind == RULE and kind == "checkpoint":
+            # Rules match single situations; linking them with checkpoints is meaningless.
+            raise self.error(
+                f"rules cannot contain 'checkpoint' steps (rule '{name}'); use a story instead",
+                line_of(step, kind) or line,
+            )
+        return "intent" if kind == "user" else kind
+
+    def _checkpoint(self, step: dict, line: int | None) -> tuple[str, dict[str, Any]]:
+        name = step["checkpoint"]
+        if not isinstance(name, str) or not name.strip():
+            raise self.error(
+                f"'checkpoint' must be a non-empty name, got {type_name(name)}",
+                line_of(step, "checkpoint") or line,
+            )
+        conditions: dict[str, Any] = {}
+        if "slot_was_set" in step:
+            for slot in self._slots(step, line):
+                conditions[slot.key] = slot.value
+        return name.strip(), conditions
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _step_events(self, step: dict, line: int | None) -> list[Event]:
+        if "intent" in step or "user" in step:
+            return [self._user(step, line)]
+        if "or" in step:
+            return [self._or(step, line)]
+        if "slot_was_set" in step:
+            return list(self._slots(step, line))
+        if "action" in step:
+            action = step["action"]
+            if not isinstance(action, str) or not action.strip():
+                raise self.error(
+                    f"'action' must be a non-empty action name, got {type_name(action)}",
+                    line_of(step, "action") or line,
+                )
+            return [ActionExecuted(action_name=action.strip())]
+        if "bot" in step:
+            text = step["bot"]
+            if not isinstance(text, str) or not text.strip():
+                raise self.error(
+                    f"'bot' must be the text the bot says, got {type_name(text)}",
+                    line_of(step, "bot") or line,
+                )
+            return [ActionExecuted(action_text=str(text).strip())]
+        if "active_loop" in step:
+            loop = step["active_loop"]
+            if loop is not None and (not isinstance(loop, str) or not loop.strip()):
+                raise self.error(
+                    f"'active_loop' must be a form name or null, got {type_name(loop)}",
+                    line_of(step, "active_loop") or line,
+                )
+            return [ActiveLoop(loop.strip() if loop is not None else None)]
+        raise self.error("step has no event", line)  # unreachable after _kind_key
+
+    def _user(self, step: dict, line: int | None) -> UserUttered:
+        intent: str | None = None
+        full_retrieval_intent: str | None = None
+        if "intent" in step:
+            raw_intent = step["intent"]
+            if not isinstance(raw_intent, str) or not raw_intent.strip():
+                raise self.error(
+                    f"'intent' must be a non-empty intent name, got {type_name(raw_intent)}",
+                    line_of(step, "intent") or line,
+                )
+            # Rasa accepts the `/intent` shortcut syntax here and drops the slash.
+            intent = raw_intent.strip().removeprefix("/")
+            if "/" in intent:
+                full_retrieval_intent = intent
+                intent = intent.split("/", 1)[0]
+        if "user" in step:
+            message = step["user"]
+            if not isinstance(message, str) or not message.strip():
+                raise self.error(
+                    f"'user' must be the text the user says, got {type_name(message)}",
+                    line_of(step, "user") or line,
+                )
+            # Entities of an end-to-end message come from its annotations only, as in Rasa.
+            text, entities = parse_annotated_text(
+                str(message).strip(), self.path, line_of(step, "user") or line
+            )
+            return UserUttered(intent, text, entities, full_retrieval_intent)
+        entities = self._entities(step, line)
+        return UserUttered(intent, None, entities, full_retrieval_intent)
+
+    def _entities(self, step: dict, line: int | None) -> tuple[StoryEntity, ...]:
+        if step.get("entities") is None:
+            return ()
+        entities_line = line_of(step, "entities") or line
+        raw = step["entities"]
+        if not isinstance(raw, list):
+            raise self.error(f"'entities' must be a list, got {type_name(raw)}", entities_line)
+        out: list[StoryEntity] = []
+        for index, item in enumerate(raw):
+            item_line = line_of(raw, index=index) or entities_line
+            if isinstance(item, str) and item.strip():
+                out.append(StoryEntity(item.strip()))
+            elif isinstance(item, dict) and "entity" in item:
+                out.append(self._entity_mapping(item, item_line))
+            elif isinstance(item, dict) and item:
+                for key, value in item.items():
+                    out.append(StoryEntity(str(key), to_plain(value)))
+            else:
+                raise self.error(
+                    "each entity must be 'name', 'name: value' or a mapping with 'entity', "
+                    f"'value', 'role', 'group'; got {type_name(item)}",
+                    item_line,
+                )
+        return tuple(out)
+
+    def _entity_mapping(self, item: dict, line: int | None) -> StoryEntity:
+        allowed = {"entity", "value", "role", "group"}
+        for key in item:
+            if key not in allowed:
+                raise self.error(
+                    f"unknown entity key '{key}'; allowed: entity, value, role, group",
+                    line_of(item, key) or line,
+                )
+        name = item["entity"]
+        if not isinstance(name, str) or not name.strip():
+            raise self.error(f"'entity' must be a non-empty name, got {type_name(name)}", line)
+        for key in ("role", "group"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise self.error(f"entity '{key}' must be a string, got {type_name(item[key])}", line)
+        return StoryEntity(
+            entity=name.strip(),
+            value=to_plain(item.get("value")),
+            role=item.get("role"),
+            group=item.get("group"),
+        )
+
+    def _slots(self, step: dict, line: int | None) -> list[SlotSet]:
+        raw = step["slot_was_set"]
+        slots_line = line_of(step, "slot_was_set") or line
+        if not isinstance(raw, list) or not raw:
+            raise self.error(
+                "'slot_was_set' must be a non-empty list of 'slot: value' mappings or slot "
+                f"names, got {type_name(raw) if raw != [] else 'an empty list'}",
+                slots_line,
+            )
+        out: list[SlotSet] = []
+        for index, item in enumerate(raw):
+            item_line = line_of(raw, index=index) or slots_line
+            if isinstance(item, str) and item.strip():
+                out.append(SlotSet(item.strip(), None, bare=True))
+            elif isinstance(item, dict) and item:
+                for key, value in item.items():
+                    if not isinstance(key, str) or not key.strip():
+                        raise self.error(f"slot name must be a string, got {key!r}", item_line)
+                    out.append(SlotSet(key.strip(), to_plain(value)))
+            else:
+                raise self.error(
+                    "each 'slot_was_set' item must be 'slot: value' or a slot name, got "
+                    f"{type_name(item)}",
+                    item_line,
+                )
+        return out
+
+    def _or(self, step: dict, line: int | None) -> Event:
+        raw = step["or"]
+        or_line = line_of(step, "or") or line
+        if not isinstance(raw, list) or not raw:
+            raise self.error(
+                f"'or' must be a non-empty list of alternatives, got {type_name(raw)}", or_line
+            )
+        users: list[UserUttered] = []
+        slots: list[SlotSet] = []
+        for index, item in enumerate(raw):
+            item_line = line_of(raw, index=index) or or_line
+            if not isinstance(item, dict):
+                raise self.error(
+                    f"each 'or' alternative must be a mapping, got {type_name(item)}", item_line
+                )
+            keys = set(item) - {"metadata"}
+            unknown = keys - (_USER_KEYS | {"entities", "slot_was_set"})
+            if unknown:
+                key = sorted(unknown)[0]
+                raise self.error(
+                    f"'{key}' is not allowed in an 'or' alternative; use 'intent', 'user' "
+                    "or 'slot_was_set'",
+                    line_of(item, key) or item_line,
+                )
+            if keys & _USER_KEYS and "slot_was_set" not in keys:
+                users.append(self._user(item, item_line))
+            elif keys == {"slot_was_set"}:
+                slots.extend(self._slots(item, item_line))
+            else:
+                raise self.error(
+                    "an 'or' alternative must be either an 'intent'/'user' or a 'slot_was_set'",
+                    item_line,
+                )
+        if users and slots:
+            raise self.error(
+                "an 'or' step cannot mix user messages and 'slot_was_set' alternatives", or_line
+            )
+        if users:
+            return UserUtteranceOr(tuple(users))
+        return SlotSetOr(tuple(slots))

@@ -1,0 +1,268 @@
+"""Packing trained models into ``.tar.gz`` files and unpacking them safely.
+
+Model archives travel between machines and are often downloaded, so extraction treats
+every archive as untrusted: members that could write outside the target directory or
+create links and devices are refused before anything is written. Writing is atomic (temp
+file + rename) so a crash or a concurrent reader never sees a truncated model, and
+deterministic so that identical training outputs produce identical archive bytes, which
+makes "did anything change?" a byte comparison.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import posixpath
+import random
+import stat
+import tarfile
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from trainkit.errors import TrainkitError
+
+METADATA_NAME = "metadata.json"
+COMPONENTS_DIR = "components"
+ARCHIVE_SUFFIX = ".tar.gz"
+
+# Extraction filters (and their error type) arrived in Python 3.11.4.
+_FILTER_ERRORS: tuple[type[Exception], ...] = tuple(
+    error for error in (getattr(tarfile, "FilterError", None),) if error is not None
+)
+
+_ADJECTIVES = tuple(
+    """
+    amber ancient autumn bold brave breezy bright brisk calm candid clever cosmic crimson
+    curious dapper daring dusky eager early electric fancy fearless fluffy frosty gentle
+    gilded glad golden grand hasty humble icy jolly keen kind lively lucky lunar mellow
+    merry misty modest nimble noble olive patient plucky polite quiet rapid rustic sandy
+    shiny silent snowy sunny swift tidy velvet witty
+    """.split()
+)
+_NOUNS = tuple(
+    """
+    anchor apple arrow badger beacon birch breeze brook cactus canyon comet cottage crane
+    delta dune ember falcon fern fjord forest fox galaxy garden glacier harbor heron island
+    juniper kettle lagoon lantern maple meadow meteor moss nebula oasis orchid otter pebble
+    pine planet prairie quartz raven reef river saddle sparrow summit thistle thunder tulip
+    valley violet walrus willow wombat yarrow zephyr
+    """.split()
+)
+
+
+def model_file_name(
+    fixed_model_name: str | None,
+    prefix: str = "",
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> str:
+    """File name for a newly trained model, following Rasa's conventions.
+
+    Without a fixed name: ``<prefix><YYYYmmdd-HHMMSS>-<adjective>-<noun>.tar.gz`` in local
+    time, so models sort chronologically and two trainings in the same second still get
+    different names. A fixed name ending in ``.tar.gz`` is used verbatim (subdirectories
+    included); any other fixed name has its last suffix replaced by ``.tar.gz`` and its
+    directories dropped, exactly like ``Path(name).with_suffix(".tar.gz").name``.
+    """
+    if fixed_model_name:
+        if fixed_model_name.endswith(ARCHIVE_SUFFIX):
+            return fixed_model_name
+        try:
+            return Path(fixed_model_name).with_suffix(ARCHIVE_SUFFIX).name
+        except ValueError as exc:
+            raise TrainkitError(f"invalid fixed model name {fixed_model_name!r}") from exc
+    moment = now if now is not None else datetime.now()
+    chooser = rng if rng is not None else random.Random()
+    return (
+        f"{prefix}{moment:%Y%m%d-%H%M%S}-"
+        f"{chooser.choice(_ADJECTIVES)}-{chooser.choice(_NOUNS)}{ARCHIVE_SUFFIX}"
+    )
+
+
+def _check_node_name(node: str) -> None:
+    """Node names become one path component inside the archive; keep them to that."""
+    if not node or node in (".", "..") or "/" in node or "\\" in node or "\x00" in node:
+        raise ValueError(f"node name cannot be used as an archive directory: {node!r}")
+
+
+def _iter_tree(root: Path, prefix: str) -> Iterator[tuple[str, Path | None]]:
+    """Yield (archive name, file path or None for a directory) in sorted order."""
+    with os.scandir(root) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        name = f"{prefix}/{entry.name}"
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            yield name, None
+            yield from _iter_tree(Path(entry.path), name)
+        elif stat.S_ISREG(mode):
+            yield name, Path(entry.path)
+        else:
+            raise ValueError(
+                f"artifact may only contain regular files and directories: {entry.path}"
+            )
+
+
+def _member(name: str, directory: bool, size: int = 0) -> tarfile.TarInfo:
+    """A tar header without timestamps or owners, so archives depend only on content."""
+    info = tarfile.TarInfo(name)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if directory:
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    else:
+        info.type = tarfile.REGTYPE
+        info.mode = 0o644
+        info.size = size
+    return info
+
+
+def write_archive(path: Path, metadata: dict[str, Any], components: dict[str, Path]) -> Path:
+    """Write ``metadata.json`` plus ``components/<node>/...`` to ``path`` atomically.
+
+    Members are sorted and carry no timestamps or owners, and the gzip header has no
+    name or time, so the same metadata and artifacts always give the same bytes.
+    """
+    path = Path(path)
+    for node in components:
+        _check_node_name(node)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata_bytes = (
+        json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    ).encode("utf-8")
+    temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # os.open with 0o666 lets the umask decide the final permissions, like a plain open.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
+            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            tar.addfile(
+                _member(METADATA_NAME, False, len(metadata_bytes)), io.BytesIO(metadata_bytes)
+            )
+            if components:
+                tar.addfile(_member(COMPONENTS_DIR, True))
+            for node in sorted(components):
+                prefix = f"{COMPONENTS_DIR}/{node}"
+                tar.addfile(_member(prefix, True))
+                for name, file_path in _iter_tree(Path(components[node]), prefix):
+                    if file_path is None:
+                        tar.addfile(_member(name, True))
+                        continue
+                    with open(file_path, "rb") as handle:
+                        size = os.fstat(handle.fileno()).st_size
+                        tar.addfile(_member(name, False, size), handle)
+            compressed.flush()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _unsafe_reason(member: tarfile.TarInfo, target: Path) -> str | None:
+    """Why ``member`` must not be extracted into ``target``, or None if it is fine."""
+    name = member.name
+    if not name or "\x00" in name:
+        return "has an empty or invalid name"
+    if (
+        name.startswith(("/", "\\"))
+        or PurePosixPath(name).is_absolute()
+        or (len(name) > 1 and name[1] == ":")
+    ):
+        return "has an absolute path"
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        return "escapes the target directory with '..'"
+    if member.issym():
+        return "is a symbolic link"
+    if member.islnk():
+        return "is a hard link"
+    if member.isdev():
+        return "is a device or FIFO"
+    if not (member.isfile() or member.isdir()):
+        return "is not a regular file or directory"
+    resolved = (target / posixpath.normpath(name)).resolve()
+    if resolved != target and target not in resolved.parents:
+        return "resolves outside the target directory"
+    return None
+
+
+def extract_archive(path: Path, target: Path) -> Path:
+    """Unpack a model archive into ``target``, refusing anything unsafe.
+
+    Every member is checked before the first byte is written, so a malicious archive
+    leaves ``target`` untouched. Python's ``data`` extraction filter is applied on top
+    where available (it also strips set-uid bits and odd permissions).
+    """
+    path = Path(path)
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                reason = _unsafe_reason(member, root)
+                if reason is not None:
+                    raise TrainkitError(
+                        f"refusing to extract {path}: member {member.name!r} {reason}"
+                    )
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(root, members=members, filter="data")
+            else:  # pragma: no cover - Python without extraction filters
+                tar.extractall(root, members=members)
+    except _FILTER_ERRORS as exc:
+        raise TrainkitError(f"refusing to extract {path}: {exc}") from exc
+    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+        if isinstance(exc, FileNotFoundError) and not path.exists():
+            raise TrainkitError(f"model archive not found: {path}") from exc
+        raise TrainkitError(f"cannot extract model archive {path}: {exc}") from exc
+    return target
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Read ``metadata.json`` without unpacking the (possibly large) components.
+
+    ``metadata.json`` is the first member of archives written here, so only the start of
+    the file is decompressed.
+    """
+    path = Path(path)
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            for member in tar:
+                if member.name.removeprefix("./") == METADATA_NAME and member.isfile():
+                    handle = tar.extractfile(member)
+                    if handle is None:  # pragma: no cover - isfile() guarantees a handle
+                        break
+                    data = json.loads(handle.read().decode("utf-8"))
+                    if not isinstance(data, dict):
+                        raise TrainkitError(f"{path}: {METADATA_NAME} is not a JSON object")
+                    return data
+    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise TrainkitError(f"cannot read model archive {path}: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainkitError(f"{path}: {METADATA_NAME} is not valid JSON: {exc}") from exc
+    raise TrainkitError(f"{path} is not a trainkit model: it has no {METADATA_NAME}")
+
+
+def latest_model(directory: Path) -> Path | None:
+    """The most recently written ``*.tar.gz`` in ``directory`` (ties broken by name)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    candidates = [p for p in directory.glob(f"*{ARCHIVE_SUFFIX}") if p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))

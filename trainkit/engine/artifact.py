@@ -1,0 +1,83 @@
+"""Node outputs on disk: a directory of JSON and .npz files.
+
+Artifacts are the unit the cache stores and digests, so writing them must be
+byte-deterministic: the same content always gives the same bytes. That is what makes
+early cutoff work. `np.savez` stamps the current time into its zip entries, so arrays are
+written through our own zip writer with a fixed timestamp.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def dump_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, UTF-8, trailing newline."""
+    return (json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays as an .npz whose bytes depend only on the arrays."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(arrays):
+            array = np.asarray(arrays[name])
+            if array.dtype == object:
+                raise TypeError(f"array '{name}' has dtype object; only plain numeric/str arrays are stored")
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue())
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Load every array of an .npz eagerly, never unpickling."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+class Artifact:
+    """Read-only view of one node's output directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def has(self, name: str) -> bool:
+        """Whether the artifact holds a file called `name`."""
+        return (self.path / name).is_file()
+
+    def json(self, name: str) -> Any:
+        """Parse one JSON file of the artifact."""
+        return json.loads((self.path / name).read_text("utf-8"))
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """Load one .npz file of the artifact."""
+        return read_npz(self.path / name)
+
+    def __repr__(self) -> str:
+        return f"Artifact({str(self.path)!r})"
+
+
+class ArtifactWriter:
+    """Write side of an artifact: JSON and npz files into a fresh directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def json(self, name: str, obj: Any) -> None:
+        """Store `obj` as deterministic JSON."""
+        (self.path / name).write_bytes(dump_json(obj))
+
+    def arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store named arrays as a deterministic .npz."""
+        write_npz(self.path / name, arrays)

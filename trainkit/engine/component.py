@@ -1,0 +1,127 @@
+"""Components: the classes users name in config.yml, and their registry.
+
+A component declares its defaults and an explicit implementation `version`; the version
+is part of every fingerprint, so bumping it is how a code change invalidates exactly the
+cache entries that component produced. Config merging happens once, here, so the
+fingerprint, the trainer and the loaded model all see the same merged config.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, ClassVar
+
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.errors import GraphError
+
+Inputs = dict[str, "Artifact | list[Artifact]"]
+
+# Roles a component can play in a pipeline; the recipe wires nodes by role.
+TOKENIZER = "tokenizer"
+FEATURIZER = "featurizer"
+INTENT_CLASSIFIER = "intent_classifier"
+ENTITY_EXTRACTOR = "entity_extractor"
+RESPONSE_SELECTOR = "response_selector"
+POLICY = "policy"
+PROVIDER = "provider"
+
+_REGISTRY: dict[str, type[Component]] = {}
+
+
+class Component:
+    """Base class of every graph component (scikit-learn vocabulary where it fits).
+
+    Subclasses set `name`, `version`, `roles`, `trainable`, `defaults`, and implement:
+    - `train(inputs, out)` if trainable: learn from upstream artifacts, persist to `out`;
+    - `process_training_data(inputs, out)` if it adds tokens/features for later nodes;
+    - `load(config, model)` and `process(batch)` (NLU) or `predict(...)` (policies) for
+      a loaded model.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    roles: ClassVar[frozenset[str]] = frozenset()
+    trainable: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Options Rasa has that trainkit accepts but does not implement: warned about once.
+    unsupported_options: ClassVar[frozenset[str]] = frozenset()
+    # Roles that must appear earlier in the pipeline (e.g. featurizers need a tokenizer).
+    requires: ClassVar[tuple[str, ...]] = ()
+    # Rasa's policy priority, used to break ties between policies.
+    priority: ClassVar[int] = 0
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        """Learn from upstream artifacts and persist the learned state to `out`."""
+        raise NotImplementedError(f"{self.name} is not trainable")
+
+    def process_training_data(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        """Add this component's output (tokens, features) for the training data."""
+        raise NotImplementedError(f"{self.name} does not process training data")
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        """Rebuild a trained component from its artifact (None when it persisted nothing)."""
+        return cls(config)
+
+
+def merge_config(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Defaults updated by the user's values; nested dicts are merged key by key."""
+    merged = copy.deepcopy(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def component_config(cls: type[Component], item: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """The merged config of one pipeline/policy item, warning about options not implemented."""
+    user = {k: v for k, v in item.items() if k != "name"}
+    for key in sorted(user):
+        if key in cls.unsupported_options:
+            warnings.warn(
+                f"{where}{cls.name}: option '{key}' is not supported by trainkit and is ignored",
+                stacklevel=2,
+            )
+        elif key not in cls.defaults:
+            warnings.warn(f"{where}{cls.name}: unknown option '{key}' is ignored", stacklevel=2)
+    known = {k: v for k, v in user.items() if k in cls.defaults}
+    return merge_config(cls.defaults, known)
+
+
+def register(cls: type[Component]) -> type[Component]:
+    """Class decorator: make a component available under its config.yml name."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin_components() -> None:
+    # Importing the packages registers their components.
+    import trainkit.core.policies  # noqa: F401
+    import trainkit.engine.providers  # noqa: F401
+    import trainkit.nlu.components  # noqa: F401
+
+
+def get_component(name: str) -> type[Component]:
+    """The registered class for a config.yml name (a dotted path uses its last part)."""
+    if not _REGISTRY:
+        _load_builtin_components()
+    short = name.rsplit(".", 1)[-1]
+    try:
+        return _REGISTRY[short]
+    except KeyError:
+        raise GraphError(f"unknown component '{name}'") from None
+
+
+def registered_components() -> dict[str, type[Component]]:
+    """All registered components by name."""
+    if not _REGISTRY:
+        _load_builtin_components()
+    return dict(_REGISTRY)

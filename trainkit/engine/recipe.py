@@ -1,0 +1,163 @@
+"""The default recipe (`default.v1`): how config.yml's pipeline and policies become nodes.
+
+Node names follow Rasa's (`train_DIETClassifier5`, `run_CountVectorsFeaturizer3`), so a
+user reading a Rasa log recognises them. Unlike Rasa, classifiers read every featurizer's
+output directly (fan-in) instead of through a chain, so independent featurizers train in
+parallel and a change to one featurizer never reruns the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainkit.data.config import TrainingConfig
+from trainkit.engine.component import (
+    FEATURIZER,
+    POLICY,
+    TOKENIZER,
+    Component,
+    component_config,
+    get_component,
+)
+from trainkit.engine.graph import DERIVE, PROCESS, PROVIDE, TRAIN, Node
+from trainkit.errors import ConfigError, GraphError
+
+NLU_DATA = "nlu_training_data_provider"
+DOMAIN = "domain_provider"
+CORE_DOMAIN = "domain_for_core_training_provider"
+STORIES = "story_graph_provider"
+TRACKERS = "training_tracker_provider"
+
+TRACKER_DEFAULTS: dict[str, Any] = {
+    "augmentation_factor": 50,
+    "remove_duplicates": True,
+    "use_story_concatenation": True,
+    "tracker_limit": None,
+    "random_seed": 42,
+}
+
+
+@dataclass
+class Recipe:
+    """The compiled result: train nodes plus what a loaded model needs to predict."""
+
+    nodes: list[Node]
+    # pipeline/policy items in order: {"name", "component", "config", "node" (artifact or None)}
+    nlu_pipeline: list[dict[str, Any]] = field(default_factory=list)
+    policies: list[dict[str, Any]] = field(default_factory=list)
+
+    def predict_schema(self) -> dict[str, Any]:
+        """What metadata.json records so a loaded model can rebuild the prediction path."""
+        return {"pipeline": self.nlu_pipeline, "policies": self.policies}
+
+
+def _where(config: TrainingConfig, section: str, index: int) -> str:
+    line = config.line_of_item(section, index)
+    if config.path is None:
+        return ""
+    return f"{config.path}:{line}: " if line else f"{config.path}: "
+
+
+def _resolve(config: TrainingConfig, section: str, index: int, item: dict[str, Any]) -> type[Component]:
+    try:
+        return get_component(item["name"])
+    except GraphError as exc:
+        raise ConfigError(f"{section} item {index + 1}: {exc}", config.path, config.line_of_item(section, index)) from None
+
+
+def _nlu_nodes(config: TrainingConfig, recipe: Recipe) -> None:
+    recipe.nodes.append(Node(NLU_DATA, "NLUDataProvider", PROVIDE, {"language": config.language}, {}, "data"))
+    tokens: str | None = None
+    features: list[str] = []
+    seen_roles: set[str] = set()
+    for index, item in enumerate(config.pipeline):
+        cls = _resolve(config, "pipeline", index, item)
+        where = _where(config, "pipeline", index)
+        node_base = f"{cls.name}{index}"
+        if POLICY in cls.roles:
+            raise ConfigError(
+                f"'{cls.name}' is a policy; list it under 'policies', not 'pipeline'",
+                config.path,
+                config.line_of_item("pipeline", index),
+            )
+        for role in cls.requires:
+            if role not in seen_roles:
+                raise GraphError(
+                    f"{where}node '{node_base}': {cls.name} needs a {role} earlier in the pipeline"
+                )
+        merged = component_config(cls, item, where)
+        cls(merged)  # components check their config (and missing packages) up front
+        model_node: str | None = None
+        base_needs: dict[str, str | list[str]] = {"training_data": NLU_DATA}
+        if tokens is not None and TOKENIZER not in cls.roles:
+            base_needs["tokens"] = tokens
+        if TOKENIZER in cls.roles:
+            run = Node(f"run_{node_base}", cls.name, PROCESS, merged, dict(base_needs), "nlu")
+            recipe.nodes.append(run)
+            tokens = run.name
+        elif FEATURIZER in cls.roles:
+            run_needs = dict(base_needs)
+            if cls.trainable:
+                train = Node(f"train_{node_base}", cls.name, TRAIN, merged, dict(base_needs), "nlu", True)
+                recipe.nodes.append(train)
+                model_node = train.name
+                run_needs["model"] = train.name
+            run = Node(f"run_{node_base}", cls.name, PROCESS, merged, run_needs, "nlu")
+            recipe.nodes.append(run)
+            features.append(run.name)
+        elif cls.trainable:
+            needs = dict(base_needs)
+            needs["features"] = list(features)
+            train = Node(f"train_{node_base}", cls.name, TRAIN, merged, needs, "nlu", True)
+            recipe.nodes.append(train)
+            model_node = train.name
+        seen_roles.update(cls.roles)
+        recipe.nlu_pipeline.append(
+            {"name": node_base, "component": cls.name, "config": merged, "node": model_node}
+        )
+
+
+def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str, Any]) -> None:
+    recipe.nodes.append(Node(CORE_DOMAIN, "CoreDomainProvider", DERIVE, {}, {"domain": DOMAIN}, "core"))
+    recipe.nodes.append(Node(STORIES, "StoryGraphProvider", PROVIDE, {}, {}, "data"))
+    recipe.nodes.append(
+        Node(TRACKERS, "TrackerProvider", DERIVE, tracker_config, {"story_graph": STORIES, "domain": CORE_DOMAIN}, "core")
+    )
+    for index, item in enumerate(config.policies):
+        cls = _resolve(config, "policies", index, item)
+        where = _where(config, "policies", index)
+        if POLICY not in cls.roles:
+            raise ConfigError(
+                f"'{cls.name}' is an NLU component; list it under 'pipeline', not 'policies'",
+                config.path,
+                config.line_of_item("policies", index),
+            )
+        merged = component_config(cls, item, where)
+        cls(merged)
+        name = f"train_{cls.name}{index}"
+        needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
+        recipe.nodes.append(Node(name, cls.name, TRAIN, merged, needs, "core", True))
+        recipe.policies.append(
+            {"name": f"{cls.name}{index}", "component": cls.name, "config": merged, "node": name,
+             "priority": cls.priority}
+        )
+
+
+def compile_recipe(
+    config: TrainingConfig,
+    use_nlu: bool,
+    use_core: bool,
+    tracker_arguments: dict[str, Any] | None = None,
+) -> Recipe:
+    """Turn the config into graph nodes for the halves being trained."""
+    recipe = Recipe(nodes=[Node(DOMAIN, "DomainProvider", PROVIDE, {}, {}, "data", True)])
+    if use_nlu:
+        _nlu_nodes(config, recipe)
+    if use_core:
+        tracker_config = dict(TRACKER_DEFAULTS)
+        for key, value in (tracker_arguments or {}).items():
+            if key in tracker_config:
+                tracker_config[key] = value
+        _core_nodes(config, recipe, tracker_config)
+    return recipe

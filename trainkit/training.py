@@ -1,0 +1,315 @@
+"""The model-training entry points: `train`, `train_core`, `train_nlu`.
+
+They mirror Rasa 3.x's functions and result codes so scripts written for `rasa train`
+keep working, and add what a build tool should have: dry runs and forced runs for every
+entry point, parallel jobs, and per-node reasons for retraining.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import trainkit
+from trainkit.data.importer import Project, ProjectPaths, load_project_paths
+from trainkit.engine.cache import Cache
+from trainkit.engine.package import package_model
+from trainkit.engine.recipe import Recipe, compile_recipe
+from trainkit.engine.runner import (
+    DATA_FUNCTIONS,
+    BuildReport,
+    BuildSpec,
+    build,
+    default_state_dir,
+    dry_run,
+    paths_as_dict,
+    temporary_cache_root,
+)
+from trainkit.errors import ConfigError, TrainkitError
+
+logger = logging.getLogger(__name__)
+
+CODE_NEEDS_TO_BE_RETRAINED = 0b0001
+CODE_FORCED_TRAINING = 0b1000
+
+
+class TrainingType(IntEnum):
+    """Which halves of a model a training run produces (values as in Rasa's metadata)."""
+
+    NLU = 1
+    CORE = 2
+    BOTH = 3
+    END_TO_END = 4
+
+    @property
+    def model_type(self) -> str:
+        """"nlu", "core", or "rasa" for a full model."""
+        return {1: "nlu", 2: "core"}.get(int(self), "rasa")
+
+
+class TrainingResult(NamedTuple):
+    """What a training call returns (Rasa's shape)."""
+
+    model: str | None = None
+    code: int = 0
+    dry_run_results: dict[str, Any] | None = None
+
+
+class NoTrainingData(TrainkitError):
+    """Neither stories nor NLU data were found."""
+
+
+class UnresolvedSlots(TrainkitError):
+    """Stories set slots the domain does not declare."""
+
+    def __init__(self, slots: list[str]) -> None:
+        self.slots = slots
+        listed = ", ".join(f"'{s}'" for s in slots)
+        super().__init__(
+            f"Unresolved slots found in stories/rules: {listed} are set but not declared in the "
+            "domain. Add them to the domain's 'slots' or fix their spelling."
+        )
+
+
+def detect_training_type(project: Project) -> TrainingType:
+    """Rasa's rules: e2e if stories hold texts, NLU without domain or stories, Core without NLU."""
+    nlu_data = project.training_data()
+    training_type = TrainingType.BOTH
+    if nlu_data.has_e2e_examples() or project.stories.has_e2e_steps():
+        training_type = TrainingType.END_TO_END
+    if project.stories.is_empty() and nlu_data.contains_no_pure_nlu_data():
+        raise NoTrainingData(
+            "No training data given. Provide stories and NLU data with --data (no NLU examples, "
+            "stories or rules were found)."
+        )
+    if project.domain.is_empty():
+        logger.warning("No domain found: only an NLU model is trained.")
+        return TrainingType.NLU
+    if project.stories.is_empty():
+        logger.warning("No stories or rules found: only an NLU model is trained.")
+        return TrainingType.NLU
+    if nlu_data.contains_no_pure_nlu_data() and not nlu_data.has_e2e_examples():
+        logger.warning("No NLU data found: only a Core model is trained.")
+        return TrainingType.CORE
+    return training_type
+
+
+def unresolved_slots(project: Project) -> list[str]:
+    """Slots set in stories or rules that the domain does not declare, sorted."""
+    return sorted(project.stories.slot_names_set() - set(project.domain.slot_names))
+
+
+@dataclass
+class TrainingPlan:
+    """Everything decided before any node runs: the graph, where state lives, the output."""
+
+    project: Project
+    training_type: TrainingType
+    recipe: Recipe
+    spec: BuildSpec
+    output: Path
+    fixed_model_name: str | None
+
+    def cache(self) -> Cache:
+        """The cache of this plan."""
+        return self.spec.cache()
+
+
+def prepare(
+    domain: str | Path | None,
+    config: str | Path | None,
+    training_files: str | Path | list[str | Path] | None,
+    output: str | Path = "models",
+    fixed_model_name: str | None = None,
+    core_additional_arguments: dict[str, Any] | None = None,
+    only: TrainingType | None = None,
+    project_dir: str | Path | None = None,
+) -> TrainingPlan:
+    """Load the project and compile its graph; nothing trains yet."""
+    paths = ProjectPaths.create(config, domain, training_files)
+    project = load_project_paths(paths)
+    if only == TrainingType.NLU:
+        if project.training_data().contains_no_pure_nlu_data():
+            raise NoTrainingData("No NLU data given: the data paths hold no NLU examples.")
+        training_type = TrainingType.NLU
+    else:
+        training_type = detect_training_type(project)
+        if only == TrainingType.CORE:
+            if project.domain.is_empty():
+                raise NoTrainingData("Core training needs a domain, and none was found.")
+            if project.stories.is_empty():
+                raise NoTrainingData("No stories or rules given: Core training needs them.")
+            training_type = TrainingType.CORE
+    if training_type != TrainingType.NLU:
+        missing = unresolved_slots(project)
+        if missing:
+            raise UnresolvedSlots(missing)
+    use_nlu = bool(project.config.pipeline) and training_type != TrainingType.CORE
+    use_core = bool(project.config.policies) and training_type != TrainingType.NLU
+    if training_type == TrainingType.NLU and not use_nlu:
+        raise ConfigError("Can't train an NLU model without a pipeline in the config.", paths.config)
+    if training_type == TrainingType.CORE and not use_core:
+        raise ConfigError("Can't train a Core model without policies in the config.", paths.config)
+    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments)
+    base = Path(project_dir) if project_dir is not None else Path.cwd()
+    cache = Cache.for_project(base)
+    root = str(cache.root) if cache.enabled else temporary_cache_root()
+    spec = BuildSpec(
+        nodes=[node.as_dict() for node in recipe.nodes],
+        paths=paths_as_dict(paths),
+        cache_root=root,
+        cache_max_size=cache.max_size_bytes if cache.enabled else None,
+        state_dir=str(default_state_dir(base)),
+    )
+    return TrainingPlan(project, training_type, recipe, spec, Path(output), fixed_model_name)
+
+
+def dry_run_results(report: BuildReport) -> dict[str, Any]:
+    """Node name -> {status, reason, fingerprint}."""
+    return {name: status.as_dict() for name, status in sorted(report.statuses.items())}
+
+
+def dry_run_code(report: BuildReport, force: bool) -> int:
+    """0 if nothing needs training, 1 if something does, 8 when training is forced."""
+    if force:
+        return CODE_FORCED_TRAINING
+    stale = [s for s in report.statuses.values() if not s.up_to_date]
+    return CODE_NEEDS_TO_BE_RETRAINED if stale else 0
+
+
+def package(plan: TrainingPlan, report: BuildReport) -> tuple[Path, bool]:
+    """Write the model archive from a finished build."""
+    fingerprints = {
+        name: {"fingerprint": s.fingerprint or "", "digest": s.digest or ""}
+        for name, s in sorted(report.statuses.items())
+    }
+    return package_model(
+        cache=plan.cache(),
+        nodes=plan.spec.nodes,
+        predict_schema=plan.recipe.predict_schema(),
+        fingerprints=fingerprints,
+        training_type=int(plan.training_type),
+        model_type=plan.training_type.model_type,
+        assistant_id=plan.project.config.assistant_id,
+        language=plan.project.config.language,
+        output=plan.output,
+        fixed_model_name=plan.fixed_model_name,
+        trainkit_version=trainkit.__version__,
+    )
+
+
+def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingResult:
+    if dry:
+        report = dry_run(plan.spec)
+        code = dry_run_code(report, force)
+        if code == CODE_FORCED_TRAINING:
+            logger.warning("The training was forced.")
+        elif code:
+            logger.warning("The model needs to be retrained.")
+        else:
+            logger.info("No training of components required.")
+        return TrainingResult(code=code, dry_run_results=dry_run_results(report))
+    report = build(plan.spec, force=force, n_jobs=n_jobs)
+    trained = [n for n in report.trained]
+    if trained:
+        logger.info("Trained %d node(s): %s", len(trained), ", ".join(trained))
+    else:
+        logger.info("Nothing to train: every component was restored from the cache.")
+    path, written = package(plan, report)
+    logger.info("Model %s at '%s'.", "saved" if written else "unchanged", path)
+    return TrainingResult(model=str(path), code=0)
+
+
+def _reject_finetuning(model_to_finetune: str | None) -> None:
+    if model_to_finetune is not None:
+        raise TrainkitError("Finetuning an existing model is not supported by this version of trainkit.")
+
+
+def train(
+    domain: str | Path | None,
+    config: str | Path | None,
+    training_files: str | Path | list[str | Path] | None,
+    output: str | Path = "models",
+    dry_run: bool = False,
+    force_training: bool = False,
+    fixed_model_name: str | None = None,
+    persist_nlu_training_data: bool = False,
+    core_additional_arguments: dict[str, Any] | None = None,
+    nlu_additional_arguments: dict[str, Any] | None = None,
+    model_to_finetune: str | None = None,
+    finetuning_epoch_fraction: float = 1.0,
+    n_jobs: int = 1,
+) -> TrainingResult:
+    """Train an NLU and/or Core model from an assistant's files (Rasa's `train`)."""
+    _reject_finetuning(model_to_finetune)
+    try:
+        plan = prepare(domain, config, training_files, output, fixed_model_name, core_additional_arguments)
+    except NoTrainingData as exc:
+        logger.error("%s", exc)
+        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
+    return _run(plan, dry_run, force_training, n_jobs)
+
+
+def train_core(
+    domain: str | Path | None,
+    config: str | Path | None,
+    stories: str | Path | list[str | Path] | None,
+    output: str | Path = "models",
+    fixed_model_name: str | None = None,
+    additional_arguments: dict[str, Any] | None = None,
+    model_to_finetune: str | None = None,
+    finetuning_epoch_fraction: float = 1.0,
+    dry_run: bool = False,
+    force_training: bool = False,
+    n_jobs: int = 1,
+) -> TrainingResult:
+    """Train only the dialogue policies."""
+    _reject_finetuning(model_to_finetune)
+    try:
+        plan = prepare(domain, config, stories, output, fixed_model_name, additional_arguments, TrainingType.CORE)
+    except NoTrainingData as exc:
+        logger.error("%s", exc)
+        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
+    return _run(plan, dry_run, force_training, n_jobs)
+
+
+def train_nlu(
+    config: str | Path | None,
+    nlu_data: str | Path | list[str | Path] | None,
+    output: str | Path = "models",
+    fixed_model_name: str | None = None,
+    persist_nlu_training_data: bool = False,
+    additional_arguments: dict[str, Any] | None = None,
+    domain: str | Path | None = None,
+    model_to_finetune: str | None = None,
+    finetuning_epoch_fraction: float = 1.0,
+    dry_run: bool = False,
+    force_training: bool = False,
+    n_jobs: int = 1,
+) -> TrainingResult:
+    """Train only the NLU pipeline."""
+    _reject_finetuning(model_to_finetune)
+    try:
+        plan = prepare(domain, config, nlu_data, output, fixed_model_name, None, TrainingType.NLU)
+    except NoTrainingData as exc:
+        logger.error("%s", exc)
+        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
+    return _run(plan, dry_run, force_training, n_jobs)
+
+
+__all__ = [
+    "CODE_FORCED_TRAINING",
+    "CODE_NEEDS_TO_BE_RETRAINED",
+    "DATA_FUNCTIONS",
+    "TrainingPlan",
+    "TrainingResult",
+    "TrainingType",
+    "detect_training_type",
+    "prepare",
+    "train",
+    "train_core",
+    "train_nlu",
+]
