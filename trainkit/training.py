@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import trainkit
 from trainkit.data.importer import Project, ProjectPaths, load_project_paths
 from trainkit.engine.cache import Cache
+from trainkit.engine.lock import project_lock
 from trainkit.engine.package import package_model
 from trainkit.engine.recipe import Recipe, compile_recipe
 from trainkit.engine.runner import (
@@ -99,7 +100,7 @@ def detect_training_type(project: Project) -> TrainingType:
 
 def unresolved_slots(project: Project) -> list[str]:
     """Slots set in stories or rules that the domain does not declare, sorted."""
-    return sorted(project.stories.slot_names_set() - set(project.domain.slot_names))
+    return sorted(project.stories.slot_names_set() - set(project.domain.all_slot_names))
 
 
 @dataclass
@@ -180,25 +181,43 @@ def dry_run_code(report: BuildReport, force: bool) -> int:
     return CODE_NEEDS_TO_BE_RETRAINED if stale else 0
 
 
-def package(plan: TrainingPlan, report: BuildReport) -> tuple[Path, bool]:
-    """Write the model archive from a finished build."""
+def package_settings(plan: TrainingPlan) -> dict[str, Any]:
+    """What the packaging step needs besides the node outputs (plain data, for doit too)."""
+    return {
+        "training_type": int(plan.training_type),
+        "model_type": plan.training_type.model_type,
+        "predict_schema": plan.recipe.predict_schema(),
+        "assistant_id": plan.project.config.assistant_id,
+        "language": plan.project.config.language,
+        "output": str(plan.output),
+        "fixed_model_name": plan.fixed_model_name,
+    }
+
+
+def _package(spec: BuildSpec, settings: dict[str, Any], report: BuildReport) -> tuple[Path, bool]:
+    stale = sorted(name for name, s in report.statuses.items() if not s.digest)
+    if stale:
+        raise TrainkitError(f"cannot package: not built yet: {', '.join(stale)}")
     fingerprints = {
         name: {"fingerprint": s.fingerprint or "", "digest": s.digest or ""}
         for name, s in sorted(report.statuses.items())
     }
+    options = dict(settings)
+    output = Path(options.pop("output"))
     return package_model(
-        cache=plan.cache(),
-        nodes=plan.spec.nodes,
-        predict_schema=plan.recipe.predict_schema(),
-        fingerprints=fingerprints,
-        training_type=int(plan.training_type),
-        model_type=plan.training_type.model_type,
-        assistant_id=plan.project.config.assistant_id,
-        language=plan.project.config.language,
-        output=plan.output,
-        fixed_model_name=plan.fixed_model_name,
-        trainkit_version=trainkit.__version__,
+        cache=spec.cache(), nodes=spec.nodes, fingerprints=fingerprints, output=output,
+        trainkit_version=trainkit.__version__, **options,
     )
+
+
+def package(plan: TrainingPlan, report: BuildReport) -> tuple[Path, bool]:
+    """Write the model archive from a finished build."""
+    return _package(plan.spec, package_settings(plan), report)
+
+
+def package_from_cache(spec: BuildSpec, settings: dict[str, Any]) -> Path:
+    """Write the model archive when every node is already in the cache (doit's last task)."""
+    return _package(spec, settings, dry_run(spec))[0]
 
 
 def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingResult:
@@ -212,13 +231,14 @@ def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingRes
         else:
             logger.info("No training of components required.")
         return TrainingResult(code=code, dry_run_results=dry_run_results(report))
-    report = build(plan.spec, force=force, n_jobs=n_jobs)
+    with project_lock(Path(plan.spec.state_dir)):
+        report = build(plan.spec, force=force, n_jobs=n_jobs)
+        path, written = package(plan, report)
     trained = [n for n in report.trained]
     if trained:
         logger.info("Trained %d node(s): %s", len(trained), ", ".join(trained))
     else:
         logger.info("Nothing to train: every component was restored from the cache.")
-    path, written = package(plan, report)
     logger.info("Model %s at '%s'.", "saved" if written else "unchanged", path)
     return TrainingResult(model=str(path), code=0)
 

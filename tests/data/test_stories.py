@@ -241,6 +241,14 @@ def test_or_of_slots(tmp_path):
     assert graph.slot_names_set() == {"a", "b"}
 
 
+def test_numeric_entity_group_becomes_text(tmp_path):
+    graph = read(
+        tmp_path,
+        "stories:\n- story: s\n  steps:\n  - intent: a\n    entities:\n    - entity: e\n      group: 1\n",
+    )
+    assert graph.story_steps[0].events[0].entities == (StoryEntity("e", None, group="1"),)
+
+
 def test_annotation_forms():
     text, entities = parse_annotated_text(
         'fly [NYC](city:New York) to [LA][{"entity": "city", "role": "to"}, '
@@ -600,6 +608,8 @@ def test_story_step_from_dict_defaults():
         ("stories:\n- story: s\n  steps:\n  - intent: a\n    entities: x\n", 5, "'entities' must be a list"),
         ("stories:\n- story: s\n  steps:\n  - intent: a\n    entities:\n    - [x]\n", 6, "each entity"),
         ("stories:\n- story: s\n  steps:\n  - action: a\n    entities: []\n", 5, "'entities' belongs"),
+        ("stories:\n- story: s\n  steps:\n  - intent: a\n    entities:\n    - entity: e\n      role: [r]\n", 6, "'role' must be"),
+        ("stories:\n- story: s\n  steps:\n  - intent: a\n    entities:\n    - entity: e\n      rol: r\n", 7, "unknown entity key 'rol'"),
         ("stories:\n- story: s\n  steps:\n  - or: []\n", 4, "'or' must be"),
         ("stories:\n- story: s\n  steps:\n  - or:\n    - action: a\n", 5, "not allowed in an 'or'"),
         (

@@ -170,6 +170,10 @@ class Slot:
         )
 
 
+REQUESTED_SLOT = "requested_slot"
+SESSION_STARTED_METADATA_SLOT = "session_started_metadata"
+
+
 @dataclass
 class Domain:
     """Everything the user declared in their domain file(s), in the order written."""
@@ -200,6 +204,12 @@ class Domain:
     @property
     def slot_names(self) -> list[str]:
         return [slot.name for slot in self.slots]
+
+    @property
+    def all_slot_names(self) -> list[str]:
+        """Declared slots plus the ones Rasa adds itself (`requested_slot` with forms)."""
+        builtin = [REQUESTED_SLOT] if self.forms else []
+        return _unique([*self.slot_names, *builtin, SESSION_STARTED_METADATA_SLOT])
 
     @property
     def form_names(self) -> list[str]:

@@ -686,14 +686,18 @@ class _BlockReader:
         name = item["entity"]
         if not isinstance(name, str) or not name.strip():
             raise self.error(f"'entity' must be a non-empty name, got {type_name(name)}", line)
+        labels: dict[str, str | None] = {}
         for key in ("role", "group"):
-            if item.get(key) is not None and not isinstance(item[key], str):
-                raise self.error(f"entity '{key}' must be a string, got {type_name(item[key])}", line)
+            label = item.get(key)
+            if isinstance(label, (dict, list)):
+                raise self.error(f"entity '{key}' must be a string, got {type_name(label)}", line)
+            # `group: 1` is common; roles and groups are labels, so numbers become text.
+            labels[key] = None if label is None else str(to_plain(label))
         return StoryEntity(
             entity=name.strip(),
             value=to_plain(item.get("value")),
-            role=item.get("role"),
-            group=item.get("group"),
+            role=labels["role"],
+            group=labels["group"],
         )
 
     def _slots(self, step: dict, line: int | None) -> list[SlotSet]:

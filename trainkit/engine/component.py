@@ -9,6 +9,7 @@ fingerprint, the trainer and the loaded model all see the same merged config.
 from __future__ import annotations
 
 import copy
+import importlib
 import warnings
 from typing import Any, ClassVar
 
@@ -102,26 +103,50 @@ def register(cls: type[Component]) -> type[Component]:
     return cls
 
 
+_BUILTIN_MODULES = ("trainkit.engine.providers", "trainkit.nlu.components", "trainkit.core.policies")
+_builtins_loaded = False
+
+
 def _load_builtin_components() -> None:
-    # Importing the packages registers their components.
-    import trainkit.core.policies  # noqa: F401
-    import trainkit.engine.providers  # noqa: F401
-    import trainkit.nlu.components  # noqa: F401
+    """Import the modules whose import registers trainkit's own components."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # TEMPORARY while modules land
+            if exc.name != module:
+                raise
 
 
 def get_component(name: str) -> type[Component]:
-    """The registered class for a config.yml name (a dotted path uses its last part)."""
-    if not _REGISTRY:
-        _load_builtin_components()
+    """The registered class for a config.yml name.
+
+    A dotted name (`my_package.components.MyTokenizer`) is imported, as Rasa imports
+    custom components: the class must subclass Component, and importing it registers it.
+    A dotted name whose last part is a built-in component resolves to the built-in.
+    """
+    _load_builtin_components()
     short = name.rsplit(".", 1)[-1]
-    try:
+    if short in _REGISTRY:
         return _REGISTRY[short]
-    except KeyError:
-        raise GraphError(f"unknown component '{name}'") from None
+    if "." in name:
+        module_name, _, class_name = name.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise GraphError(f"cannot import component module '{module_name}': {exc}") from None
+        cls = getattr(module, class_name, None)
+        if isinstance(cls, type) and issubclass(cls, Component):
+            return register(cls) if cls.name else cls
+        raise GraphError(f"'{name}' is not a trainkit component class")
+    raise GraphError(f"unknown component '{name}'")
 
 
 def registered_components() -> dict[str, type[Component]]:
     """All registered components by name."""
-    if not _REGISTRY:
-        _load_builtin_components()
+    _load_builtin_components()
     return dict(_REGISTRY)

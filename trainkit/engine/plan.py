@@ -143,12 +143,15 @@ def plan(
     records: RunRecords,
     run: Runner | None = None,
     force: bool = False,
+    verify: bool | set[str] = False,
 ) -> dict[str, NodeStatus]:
     """Status of every node in topological order.
 
     With `run`, a node that misses is executed on the spot (`run(node, inputs, fp)` returns
     its output digest), so its dependants can be fingerprinted: a real build passes a
     runner for every node, a dry run passes one that runs only the cheap data providers.
+    `verify` (all nodes, or a set of names) rehashes cached outputs before trusting them,
+    so a damaged entry becomes a miss.
     """
     digests: dict[str, str] = {}
     statuses: dict[str, NodeStatus] = {}
@@ -161,6 +164,9 @@ def plan(
             continue
         fp = fingerprint_of(node, inputs)
         digest = None if force else cache.lookup(fp)
+        if digest is not None and (verify is True or (verify and name in verify)):
+            if cache.path_of(digest, verify=True) is None:
+                digest = None
         if digest is not None:
             digests[name] = digest
             statuses[name] = NodeStatus(name, True, "cached", fp, digest)

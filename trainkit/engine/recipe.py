@@ -88,33 +88,34 @@ def _nlu_nodes(config: TrainingConfig, recipe: Recipe) -> None:
                 )
         merged = component_config(cls, item, where)
         cls(merged)  # components check their config (and missing packages) up front
+        ref = item["name"]  # as written, so worker processes can import custom components
         model_node: str | None = None
         base_needs: dict[str, str | list[str]] = {"training_data": NLU_DATA}
         if tokens is not None and TOKENIZER not in cls.roles:
             base_needs["tokens"] = tokens
         if TOKENIZER in cls.roles:
-            run = Node(f"run_{node_base}", cls.name, PROCESS, merged, dict(base_needs), "nlu")
+            run = Node(f"run_{node_base}", ref, PROCESS, merged, dict(base_needs), "nlu")
             recipe.nodes.append(run)
             tokens = run.name
         elif FEATURIZER in cls.roles:
             run_needs = dict(base_needs)
             if cls.trainable:
-                train = Node(f"train_{node_base}", cls.name, TRAIN, merged, dict(base_needs), "nlu", True)
+                train = Node(f"train_{node_base}", ref, TRAIN, merged, dict(base_needs), "nlu", True)
                 recipe.nodes.append(train)
                 model_node = train.name
                 run_needs["model"] = train.name
-            run = Node(f"run_{node_base}", cls.name, PROCESS, merged, run_needs, "nlu")
+            run = Node(f"run_{node_base}", ref, PROCESS, merged, run_needs, "nlu")
             recipe.nodes.append(run)
             features.append(run.name)
         elif cls.trainable:
             needs = dict(base_needs)
             needs["features"] = list(features)
-            train = Node(f"train_{node_base}", cls.name, TRAIN, merged, needs, "nlu", True)
+            train = Node(f"train_{node_base}", ref, TRAIN, merged, needs, "nlu", True)
             recipe.nodes.append(train)
             model_node = train.name
         seen_roles.update(cls.roles)
         recipe.nlu_pipeline.append(
-            {"name": node_base, "component": cls.name, "config": merged, "node": model_node}
+            {"name": node_base, "component": ref, "config": merged, "node": model_node}
         )
 
 
@@ -137,9 +138,10 @@ def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str
         cls(merged)
         name = f"train_{cls.name}{index}"
         needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
-        recipe.nodes.append(Node(name, cls.name, TRAIN, merged, needs, "core", True))
+        ref = item["name"]
+        recipe.nodes.append(Node(name, ref, TRAIN, merged, needs, "core", True))
         recipe.policies.append(
-            {"name": f"{cls.name}{index}", "component": cls.name, "config": merged, "node": name,
+            {"name": f"{cls.name}{index}", "component": ref, "config": merged, "node": name,
              "priority": cls.priority}
         )
 

@@ -163,7 +163,7 @@ def run_node_by_name(spec: BuildSpec, name: str, force: bool = False) -> str | N
         result[name] = execute_node(spec, node, inputs, fp, file_digests)
         return result[name]
 
-    statuses = plan(sub, spec.cache(), file_digests, spec.records(), runner, force=False)
+    statuses = plan(sub, spec.cache(), file_digests, spec.records(), runner, verify={name})
     status = statuses[name]
     if status.up_to_date and force:
         node = node_of(graph, name)
@@ -189,22 +189,30 @@ class BuildReport:
         return {name: s.digest for name, s in self.statuses.items() if s.digest}
 
 
-def dry_run(spec: BuildSpec) -> BuildReport:
-    """Status of every node; data providers run for real, nothing trains."""
+def dry_run(spec: BuildSpec, only: str | None = None) -> BuildReport:
+    """Status of every node (or of `only` and its ancestors); data nodes run, nothing trains."""
     cache = spec.cache()
     file_digests = project_file_digests(spec.project_paths.all_files())
+    graph = spec.graph()
+    if only is not None:
+        graph = graph.subgraph(nx.ancestors(graph, only) | {only})
 
     def data_only(node: Node, inputs: dict[str, Any], fp: str) -> str:
         if node.fn not in DATA_FUNCTIONS:
             return ""
         return execute_node(spec, node, inputs, fp, file_digests)
 
-    statuses = plan(spec.graph(), cache, file_digests, spec.records(), data_only)
+    statuses = plan(graph, cache, file_digests, spec.records(), data_only, verify={only} if only else False)
     for status in statuses.values():
         if status.ran:
             status.up_to_date = True
             status.reason = f"data re-read ({status.reason})"
     return BuildReport(statuses)
+
+
+def dry_run_node(spec: BuildSpec, name: str) -> bool:
+    """Whether one node is up to date (what doit's `uptodate` asks)."""
+    return dry_run(spec, only=name).statuses[name].up_to_date
 
 
 def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = "loky") -> BuildReport:
@@ -226,6 +234,8 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
             assert inputs is not None, name
             fp = fingerprint_of(node, inputs)
             digest = None if force else cache.lookup(fp)
+            if digest is not None and cache.path_of(digest, verify=True) is None:
+                digest = None  # damaged: rebuild it
             if digest is not None:
                 digests[name] = digest
                 statuses[name] = NodeStatus(name, True, "cached", fp, digest)
@@ -270,6 +280,7 @@ __all__ = [
     "build",
     "default_state_dir",
     "dry_run",
+    "dry_run_node",
     "execute_node",
     "paths_as_dict",
     "run_node_by_name",

@@ -1,0 +1,73 @@
+"""Small but real components for engine tests: they compute their outputs from the data,
+so changes to the data really change (or really do not change) their artifacts."""
+
+from __future__ import annotations
+
+from trainkit.data.training_data import TrainingData
+from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, TOKENIZER, Component, register
+
+
+def _examples(inputs):
+    data = TrainingData.from_dict(inputs["training_data"].json("training_data.json"))
+    return [m for m in data.training_examples if m.text]
+
+
+@register
+class FakeTokenizer(Component):
+    name = "FakeTokenizer"
+    roles = frozenset({TOKENIZER})
+
+    def process_training_data(self, inputs, out):
+        out.json("tokens.json", [m.text.lower().split() for m in _examples(inputs)])
+
+
+@register
+class FakeFeaturizer(Component):
+    name = "FakeFeaturizer"
+    roles = frozenset({FEATURIZER})
+    trainable = True
+    requires = (TOKENIZER,)
+    defaults = {"lowercase": True}
+
+    def train(self, inputs, out):
+        tokens = inputs["tokens"].json("tokens.json")
+        out.json("vocab.json", sorted({t for ts in tokens for t in ts}))
+
+    def process_training_data(self, inputs, out):
+        vocab = inputs["model"].json("vocab.json")
+        tokens = inputs["tokens"].json("tokens.json")
+        out.json("features.json", [sorted(vocab.index(t) for t in ts if t in vocab) for ts in tokens])
+
+
+@register
+class FakeClassifier(Component):
+    name = "FakeClassifier"
+    roles = frozenset({INTENT_CLASSIFIER})
+    trainable = True
+    defaults = {"epochs": 1, "layers": {"text": [8], "label": [4]}}
+
+    def train(self, inputs, out):
+        examples = _examples(inputs)
+        features = inputs["features"][0].json("features.json")
+        table: dict[str, list[str]] = {}
+        for message, row in zip(examples, features, strict=True):
+            if message.intent:
+                table.setdefault(message.intent, []).extend(str(i) for i in row)
+        out.json("model.json", {"centroids": table, "epochs": self.config["epochs"]})
+
+
+class Failing(Exception):
+    pass
+
+
+@register
+class ExplodingClassifier(Component):
+    """Writes part of its output, then fails: nothing of it may reach the cache."""
+
+    name = "ExplodingClassifier"
+    roles = frozenset({INTENT_CLASSIFIER})
+    trainable = True
+
+    def train(self, inputs, out):
+        out.json("partial.json", {"half": True})
+        raise Failing("boom")

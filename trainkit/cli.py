@@ -1,0 +1,251 @@
+"""The `trainkit` command line: a thin layer over the Python API.
+
+Every command maps to a function in `trainkit`; the CLI only parses options, prints, and
+turns errors into one line per problem with exit code 1 (never a traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+import trainkit
+from trainkit.errors import DataErrors, TrainkitError
+
+DEFAULT_CONFIG = "config.yml"
+DEFAULT_DOMAIN = "domain.yml"
+DEFAULT_DATA = "data"
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+def _setup_output(verbose: bool = False) -> None:
+    warnings.showwarning = _show_warning
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("trainkit").setLevel(logging.INFO)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Report trainkit errors as clean lines and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _setup_output()
+        try:
+            return func(*args, **kwargs)
+        except DataErrors as exc:
+            for problem in exc.problems:
+                click.echo(f"Error: {problem}", err=True)
+            sys.exit(1)
+        except TrainkitError as exc:
+            for line in str(exc).splitlines():
+                click.echo(f"Error: {line}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def resolve_default(value: str | None, default: str) -> str | None:
+    """A path the user gave must exist; the default is used only if it exists."""
+    if value is not None:
+        return value
+    return default if Path(default).exists() else None
+
+
+def resolve_data(values: tuple[str, ...]) -> list[str]:
+    """Data paths given, or `data/` when it exists."""
+    if values:
+        return list(values)
+    return [DEFAULT_DATA] if Path(DEFAULT_DATA).exists() else []
+
+
+config_option = click.option("-c", "--config", default=None, help="Config file [default: config.yml].")
+domain_option = click.option("-d", "--domain", default=None, help="Domain file or directory [default: domain.yml].")
+data_option = click.option("--data", multiple=True, help="Data files or directories [default: data]. Repeatable.")
+out_option = click.option("--out", default="models", show_default=True, help="Where to write the model.")
+name_option = click.option("--fixed-model-name", default=None, help="Model file name instead of a timestamped one.")
+force_option = click.option("--force", is_flag=True, help="Retrain every component, ignoring the cache.")
+dry_option = click.option("--dry-run", is_flag=True, help="Only report what would train; exit 0, 1 or 8.")
+jobs_option = click.option("-j", "--jobs", default=1, show_default=True, help="Independent nodes to train at once (-1: all cores).")
+
+
+@click.group()
+@click.version_option(trainkit.__version__, prog_name="trainkit")
+def main() -> None:
+    """Train conversational-assistant models from Rasa 3.x projects, as a cached build."""
+
+
+def _print_statuses(results: dict[str, Any]) -> None:
+    for name, status in results.items():
+        mark = "U" if status["status"] == "up to date" else "R"
+        click.echo(f"{mark} {name:<45} {status['reason']}")
+
+
+def _finish_training(result: Any, dry_run: bool) -> None:
+    if dry_run:
+        _print_statuses(result.dry_run_results or {})
+        messages = {0: "No training required.", 1: "The model needs to be retrained.", 8: "The training was forced."}
+        click.echo(messages.get(result.code, ""))
+    elif result.model:
+        click.echo(f"Model: {result.model}")
+    sys.exit(result.code)
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@domain_option
+@data_option
+@out_option
+@name_option
+@force_option
+@dry_option
+@jobs_option
+@click.option("--augmentation", default=None, type=int, help="Story augmentation factor [default: 50].")
+@click.pass_context
+@handle_errors
+def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
+          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, augmentation: int | None) -> None:
+    """Train a model (NLU and dialogue) from the project in the current directory."""
+    if ctx.invoked_subcommand is not None:
+        return
+    core_args = {} if augmentation is None else {"augmentation_factor": augmentation}
+    result = trainkit.train(
+        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
+        output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
+        core_additional_arguments=core_args, n_jobs=jobs,
+    )
+    _finish_training(result, dry_run)
+
+
+@train.command("nlu")
+@config_option
+@domain_option
+@click.option("-u", "--nlu", multiple=True, help="NLU files or directories [default: data]. Repeatable.")
+@out_option
+@name_option
+@force_option
+@dry_option
+@jobs_option
+@handle_errors
+def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ...], out: str,
+                      fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int) -> None:
+    """Train only the NLU pipeline."""
+    result = trainkit.train_nlu(
+        resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out, fixed_model_name=fixed_model_name,
+        domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs,
+    )
+    _finish_training(result, dry_run)
+
+
+@train.command("core")
+@config_option
+@domain_option
+@click.option("-s", "--stories", multiple=True, help="Story/rule files or directories [default: data]. Repeatable.")
+@out_option
+@name_option
+@force_option
+@dry_option
+@jobs_option
+@handle_errors
+def train_core_command(config: str | None, domain: str | None, stories: tuple[str, ...], out: str,
+                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int) -> None:
+    """Train only the dialogue policies."""
+    result = trainkit.train_core(
+        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(stories),
+        output=out, fixed_model_name=fixed_model_name, dry_run=dry_run, force_training=force, n_jobs=jobs,
+    )
+    _finish_training(result, dry_run)
+
+
+@main.command()
+@config_option
+@domain_option
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def status(config: str | None, domain: str | None, data: tuple[str, ...], as_json: bool) -> None:
+    """Show each node as up to date or stale, with the reason. Exit 0 if nothing would train."""
+    result = trainkit.train(
+        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
+        dry_run=True,
+    )
+    if as_json:
+        click.echo(json.dumps(result.dry_run_results or {}, indent=2))
+    else:
+        _print_statuses(result.dry_run_results or {})
+    sys.exit(result.code)
+
+
+@main.command()
+@config_option
+@domain_option
+@data_option
+@click.option("--fail-on-warnings", is_flag=True, help="Exit 1 on warnings too.")
+@handle_errors
+def validate(config: str | None, domain: str | None, data: tuple[str, ...], fail_on_warnings: bool) -> None:
+    """Check the domain and training data for mistakes, without training."""
+    from trainkit.data.importer import load_project
+    from trainkit.data.validation import validate_project
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        project = load_project(resolve_default(config, DEFAULT_CONFIG), resolve_default(domain, DEFAULT_DOMAIN),
+                               resolve_data(data))
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+    problems = validate_project(project)
+    errors = [p for p in problems if p.level == "error"]
+    warned = [p for p in problems if p.level != "error"]
+    for problem in errors:
+        click.echo(f"Error: {problem}", err=True)
+    for problem in warned:
+        click.echo(f"Warning: {problem}", err=True)
+    failed = bool(errors) or (fail_on_warnings and (warned or caught))
+    click.echo(f"Validation {'failed' if failed else 'passed'}: {len(errors)} error(s), "
+               f"{len(warned) + len(caught)} warning(s).")
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
+def data() -> None:
+    """Inspect training data."""
+
+
+@data.command("summary")
+@config_option
+@domain_option
+@data_option
+@click.option("--nlu", "nlu_file", default=None, help="Summarise a lone NLU file instead of a project.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], nlu_file: str | None,
+                 as_json: bool) -> None:
+    """Count examples, intents, entities, slots, responses, stories and rules."""
+    from trainkit.data.importer import load_project
+    from trainkit.data.summary import nlu_file_summary, project_summary
+
+    if nlu_file is not None:
+        counts = nlu_file_summary(nlu_file)
+    else:
+        counts = project_summary(load_project(resolve_default(config, DEFAULT_CONFIG),
+                                              resolve_default(domain, DEFAULT_DOMAIN), resolve_data(data)))
+    if as_json:
+        click.echo(json.dumps(counts, sort_keys=True))
+    else:
+        for key, value in counts.items():
+            click.echo(f"{key:<16} {value}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

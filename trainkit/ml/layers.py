@@ -1,0 +1,453 @@
+"""Neural-network building blocks in numpy, each forward pass beside its backward pass.
+
+There is no autodiff here, so every layer is a pair of functions: the forward pass
+returns what the backward pass needs, and the backward pass returns the gradients of the
+layer's inputs and parameters. Keeping the two side by side makes each derivation easy to
+check against the other, and the tests compare every backward pass with finite
+differences.
+
+Sparse inputs stay sparse: the first layer of a text model multiplies a CSR matrix by its
+weights, and its weight gradient only touches the rows (features) that occur in the
+batch. `SparseBatch` captures that restriction once per batch so both the product and the
+gradient work on the few hundred active rows instead of the whole vocabulary, and `Adam`
+can update just those rows (the "lazy" variant of Adam used for embeddings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainkit.ml.sparse import CSR
+
+# --------------------------------------------------------------------------- init
+
+
+def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
+    """Weights scaled so activations keep their variance through the layer (Glorot & Bengio 2010)."""
+    limit = np.sqrt(6.0 / max(fan_in + fan_out, 1))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+
+
+def connection_mask(
+    rng: np.random.Generator, fan_in: int, fan_out: int, density: float
+) -> np.ndarray | None:
+    """A fixed random pattern of kept weights, Rasa's `connection_density` for sparse layers.
+
+    Every output unit keeps at least one input, so no unit is dead from the start. Returns
+    None when all connections are kept.
+    """
+    if density >= 1.0:
+        return None
+    mask = rng.random((fan_in, fan_out)) < density
+    dead = ~mask.any(axis=0)
+    if dead.any() and fan_in:
+        mask[rng.integers(0, fan_in, size=int(dead.sum())), np.flatnonzero(dead)] = True
+    return mask
+
+
+# ------------------------------------------------------------------ sparse input
+
+
+@dataclass
+class SparseBatch:
+    """A CSR batch restricted to the columns it uses.
+
+    `local` has the same rows as the batch but only `columns.size` columns, renumbered;
+    multiplying it with `W[columns]` equals multiplying the full batch with `W`.
+    """
+
+    local: CSR
+    columns: np.ndarray
+
+    @classmethod
+    def from_csr(cls, matrix: CSR) -> SparseBatch:
+        """Find the active columns of `matrix` and renumber them 0..k-1."""
+        columns, inverse = np.unique(matrix.indices, return_inverse=True)
+        local = CSR(matrix.data, inverse.astype(np.int64), matrix.indptr, (matrix.shape[0], columns.size))
+        return cls(local, columns)
+
+
+def sparse_dense_forward(batch: SparseBatch, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """`X @ W + b` for a sparse batch, reading only the weight rows the batch uses."""
+    return batch.local.matmul(weight[batch.columns]) + bias
+
+
+def sparse_dense_backward(
+    batch: SparseBatch, grad_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (rows of dW for `batch.columns`, db); the input is data, so it gets none."""
+    return batch.local.tmatmul(grad_out), grad_out.sum(axis=0)
+
+
+def sparse_dropout(
+    matrix: CSR, rate: float, rng: np.random.Generator
+) -> CSR:
+    """Drop stored entries with probability `rate` and rescale the rest (inverted dropout).
+
+    This is dropout on the input of a sparse layer, as Rasa's `use_sparse_input_dropout`
+    does it: only non-zero features can be dropped, so the cost is O(nnz).
+    """
+    if rate <= 0.0 or matrix.nnz == 0:
+        return matrix
+    keep = rng.random(matrix.nnz) >= rate
+    return matrix.map_data(matrix.data * keep / (1.0 - rate))
+
+
+# ------------------------------------------------------------------------- dense
+
+
+def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """`x @ W + b` over the last axis (so it works per token of a padded batch too)."""
+    return x @ weight + bias
+
+
+def dense_backward(
+    x: np.ndarray, weight: np.ndarray, grad_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dW, db) of `x @ W + b`; leading axes of `x` are treated as a batch."""
+    flat_x = x.reshape(-1, x.shape[-1])
+    flat_g = grad_out.reshape(-1, grad_out.shape[-1])
+    return grad_out @ weight.T, flat_x.T @ flat_g, flat_g.sum(axis=0)
+
+
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """max(x, 0)."""
+    return np.maximum(x, 0.0)
+
+
+def relu_backward(out: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
+    """Pass the gradient where the unit was active; `out` is the forward output."""
+    return grad_out * (out > 0.0)
+
+
+def dropout_forward(
+    x: np.ndarray, rate: float, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverted dropout; returns the output and the scaled mask the backward pass needs.
+
+    With no generator (prediction) or a zero rate this is the identity, so the same code
+    path serves training and inference.
+    """
+    if rng is None or rate <= 0.0:
+        return x, None
+    mask = (rng.random(x.shape) >= rate) / (1.0 - rate)
+    return x * mask, mask
+
+
+def dropout_backward(mask: np.ndarray | None, grad_out: np.ndarray) -> np.ndarray:
+    """The gradient through the dropout mask."""
+    return grad_out if mask is None else grad_out * mask
+
+
+@dataclass
+class LayerNormCache:
+    """What the layer-norm backward pass needs from the forward pass."""
+
+    normed: np.ndarray
+    inv_std: np.ndarray
+    gamma: np.ndarray
+
+
+def layer_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-6
+) -> tuple[np.ndarray, LayerNormCache]:
+    """Normalise the last axis to zero mean and unit variance, then scale and shift."""
+    mean = x.mean(axis=-1, keepdims=True)
+    centered = x - mean
+    inv_std = 1.0 / np.sqrt((centered**2).mean(axis=-1, keepdims=True) + eps)
+    normed = centered * inv_std
+    return normed * gamma + beta, LayerNormCache(normed, inv_std, gamma)
+
+
+def layer_norm_backward(
+    cache: LayerNormCache, grad_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dgamma, dbeta) of layer normalisation."""
+    n = grad_out.shape[-1]
+    flat_g = grad_out.reshape(-1, n)
+    flat_normed = cache.normed.reshape(-1, n)
+    d_gamma = (flat_g * flat_normed).sum(axis=0)
+    d_beta = flat_g.sum(axis=0)
+    d_normed = grad_out * cache.gamma
+    dx = cache.inv_std * (
+        d_normed
+        - d_normed.mean(axis=-1, keepdims=True)
+        - cache.normed * (d_normed * cache.normed).mean(axis=-1, keepdims=True)
+    )
+    return dx, d_gamma, d_beta
+
+
+def l2_normalize_forward(x: np.ndarray, eps: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length rows (for cosine similarity); returns the output and the row norms."""
+    norms = np.sqrt((x * x).sum(axis=-1, keepdims=True)) + eps
+    return x / norms, norms
+
+
+def l2_normalize_backward(
+    out: np.ndarray, norms: np.ndarray, grad_out: np.ndarray
+) -> np.ndarray:
+    """Gradient of x / |x|: the component of the incoming gradient orthogonal to the output."""
+    return (grad_out - out * (grad_out * out).sum(axis=-1, keepdims=True)) / norms
+
+
+# ------------------------------------------------------------- sequence context
+
+
+def shift_forward(h: np.ndarray, offset: int) -> np.ndarray:
+    """`out[:, t] = h[:, t + offset]`, zero where that position falls outside the sequence.
+
+    Concatenating a few shifted copies gives each token a view of its neighbours (a
+    one-dimensional convolution), the cheap stand-in for the transformer Rasa uses.
+    Padding positions must already be zero in `h`.
+    """
+    out = np.zeros_like(h)
+    steps = h.shape[1]
+    if offset > 0 and offset < steps:
+        out[:, : steps - offset] = h[:, offset:]
+    elif offset < 0 and -offset < steps:
+        out[:, -offset:] = h[:, : steps + offset]
+    elif offset == 0:
+        out[:] = h
+    return out
+
+
+def shift_backward(grad_out: np.ndarray, offset: int) -> np.ndarray:
+    """The gradient of `shift_forward`, which is the opposite shift."""
+    return shift_forward(grad_out, -offset)
+
+
+# ---------------------------------------------------------------- softmax family
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log of the softmax over the last axis, computed without overflow."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    return np.exp(log_softmax(logits))
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of integer `targets` under softmax(`logits`), and its gradient.
+
+    `weights` scale each row's contribution (the mean divides by their sum), which lets
+    masked-out rows take part with weight zero.
+    """
+    n = logits.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = max(float(w.sum()), 1e-12)
+    log_prob = log_softmax(logits)
+    loss = -float((w * log_prob[np.arange(n), targets]).sum()) / total
+    grad = np.exp(log_prob)
+    grad[np.arange(n), targets] -= 1.0
+    grad *= (w / total)[:, None]
+    return loss, grad
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, stable for large |x|."""
+    out = np.empty_like(x, dtype=np.float64)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+# ------------------------------------------------------ similarity (StarSpace) loss
+
+
+@dataclass
+class SimilarityLossConfig:
+    """The options of DIET's embedding loss, with Rasa's names and defaults."""
+
+    loss_type: str = "cross_entropy"  # or "margin"
+    maximum_positive_similarity: float = 0.8
+    maximum_negative_similarity: float = -0.4
+    use_maximum_negative_similarity: bool = True
+    constrain_similarities: bool = False
+    scale_loss: bool = False
+
+
+@dataclass
+class SimilarityLossResult:
+    """Loss value, gradients w.r.t. both embedding sets, and the similarities themselves."""
+
+    loss: float
+    grad_inputs: np.ndarray
+    grad_labels: np.ndarray
+    similarities: np.ndarray = field(repr=False)
+
+
+def similarity_loss(
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    positive: np.ndarray,
+    candidates: np.ndarray | None,
+    config: SimilarityLossConfig,
+) -> SimilarityLossResult:
+    """DIET's loss between input embeddings (n x e) and label embeddings (L x e).
+
+    Similarity is the dot product (normalise the embeddings first for cosine). Each row
+    is scored against `candidates[i]` (the positive label first, then sampled negatives)
+    or, when `candidates` is None, against every label, which is cheap when labels are
+    few and removes the sampling noise.
+
+    - "cross_entropy": softmax over the candidate similarities, the positive is the target;
+    - "margin": push the positive above `maximum_positive_similarity` and the negatives
+      (the hardest one, or all with `use_maximum_negative_similarity` False) below
+      `maximum_negative_similarity`.
+
+    `constrain_similarities` adds a sigmoid cross-entropy that pulls each positive
+    similarity towards 1 and each negative towards 0, which keeps the raw similarities
+    in a bounded range as Rasa's option of that name does.
+    """
+    n = inputs.shape[0]
+    positive = np.asarray(positive, dtype=np.int64)
+    if candidates is None:
+        cand = np.broadcast_to(np.arange(labels.shape[0]), (n, labels.shape[0]))
+        is_pos = cand == positive[:, None]
+    else:
+        cand = np.asarray(candidates, dtype=np.int64)
+        is_pos = np.zeros(cand.shape, dtype=bool)
+        is_pos[:, 0] = True
+    cand_emb = labels[cand]  # n x c x e
+    sims = np.einsum("ne,nce->nc", inputs, cand_emb)
+    grad_sims = np.zeros_like(sims)
+    loss = 0.0
+    if config.loss_type == "cross_entropy":
+        log_prob = log_softmax(sims)
+        loss = -float(log_prob[is_pos].sum()) / n
+        grad_sims = (np.exp(log_prob) - is_pos) / n
+        if config.scale_loss:
+            # down-weight examples that are already confidently right (Rasa's scale_loss)
+            prob_pos = np.exp(log_prob[is_pos])
+            scale = (1.0 - prob_pos) ** 4
+            scale = scale / max(float(scale.mean()), 1e-12)
+            loss = -float((scale * log_prob[is_pos]).sum()) / n
+            grad_sims = grad_sims * scale[:, None]  # scale treated as a constant weight
+    elif config.loss_type == "margin":
+        pos_sim = sims[is_pos]
+        pos_violation = config.maximum_positive_similarity - pos_sim
+        active = pos_violation > 0
+        loss += float(pos_violation[active].sum())
+        grad_pos = np.where(active, -1.0, 0.0)
+        neg_sims = np.where(is_pos, -np.inf, sims)
+        if config.use_maximum_negative_similarity:
+            hardest = np.argmax(neg_sims, axis=1)
+            neg_violation = config.maximum_negative_similarity + neg_sims[np.arange(n), hardest]
+            active_neg = neg_violation > 0
+            loss += float(neg_violation[active_neg].sum())
+            grad_sims[np.arange(n)[active_neg], hardest[active_neg]] += 1.0
+        else:
+            neg_violation = config.maximum_negative_similarity + neg_sims
+            active_neg = neg_violation > 0
+            loss += float(neg_violation[active_neg].sum())
+            grad_sims += active_neg
+        grad_sims[is_pos] += grad_pos
+        loss /= n
+        grad_sims /= n
+    else:
+        raise ValueError(f"unknown loss_type '{config.loss_type}'")
+    if config.constrain_similarities:
+        prob = sigmoid(sims)
+        target = is_pos.astype(np.float64)
+        count = sims.size
+        log_p = np.log(np.clip(prob, 1e-12, 1.0))
+        log_1p = np.log(np.clip(1.0 - prob, 1e-12, 1.0))
+        loss += -float((target * log_p + (1 - target) * log_1p).sum()) / count
+        grad_sims += (prob - target) / count
+    grad_inputs = np.einsum("nc,nce->ne", grad_sims, cand_emb)
+    grad_labels = np.zeros_like(labels)
+    np.add.at(grad_labels, cand.reshape(-1), (grad_sims[:, :, None] * inputs[:, None, :]).reshape(-1, labels.shape[1]))
+    return SimilarityLossResult(loss, grad_inputs, grad_labels, sims)
+
+
+def sample_negatives(
+    rng: np.random.Generator, positive: np.ndarray, n_labels: int, n_negatives: int
+) -> np.ndarray:
+    """Candidate label ids per row: the positive first, then distinct negatives.
+
+    Negatives are drawn without replacement among the other labels; with fewer labels
+    than requested every other label is used.
+    """
+    n = positive.size
+    k = min(n_negatives, n_labels - 1)
+    # random keys, with the positive pushed to the end so it is never drawn as a negative
+    keys = rng.random((n, n_labels))
+    keys[np.arange(n), positive] = 2.0
+    negatives = np.argsort(keys, axis=1)[:, :k]
+    return np.concatenate([positive[:, None], negatives], axis=1)
+
+
+# ----------------------------------------------------------------------- optimiser
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) over a dict of named parameters.
+
+    `step` accepts, per parameter, either a full gradient or a gradient for some rows
+    only (`rows[name]`). Row updates are "lazy": the moment estimates of rows absent from
+    the batch are left alone instead of decaying, which is what makes training on a
+    vocabulary of tens of thousands of features cost per batch only what the batch uses.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-7,
+    ) -> None:
+        self.learning_rate = learning_rate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.t = 0
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def step(
+        self,
+        params: dict[str, np.ndarray],
+        grads: dict[str, np.ndarray],
+        rows: dict[str, np.ndarray] | None = None,
+        masks: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Update `params` in place; `masks[name]` zeroes updates of pruned weights."""
+        self.t += 1
+        lr = self.learning_rate * np.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+        rows = rows or {}
+        masks = masks or {}
+        for name, grad in grads.items():
+            param = params[name]
+            if name not in self.m:
+                self.m[name] = np.zeros_like(param)
+                self.v[name] = np.zeros_like(param)
+            m, v = self.m[name], self.v[name]
+            idx = rows.get(name)
+            if idx is None:
+                m *= self.beta1
+                m += (1.0 - self.beta1) * grad
+                v *= self.beta2
+                v += (1.0 - self.beta2) * grad * grad
+                update = lr * m / (np.sqrt(v) + self.eps)
+                if name in masks:
+                    update *= masks[name]
+                param -= update
+            else:
+                m_rows = self.beta1 * m[idx] + (1.0 - self.beta1) * grad
+                v_rows = self.beta2 * v[idx] + (1.0 - self.beta2) * grad * grad
+                m[idx] = m_rows
+                v[idx] = v_rows
+                update = lr * m_rows / (np.sqrt(v_rows) + self.eps)
+                if name in masks:
+                    update *= masks[name][idx]
+                param[idx] -= update

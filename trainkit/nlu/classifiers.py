@@ -1,0 +1,234 @@
+"""Intent classifiers: logistic regression, keyword matching and the NLU fallback."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, Component, Inputs, register
+from trainkit.errors import ConfigError
+from trainkit.ml.linear import SoftmaxModel, balanced_class_weights, fit_softmax
+from trainkit.nlu.base import NLUComponent
+from trainkit.nlu.batch import (
+    MessageBatch,
+    load_training_data,
+    sentence_matrix,
+    training_batch,
+    training_labels,
+)
+
+FALLBACK_INTENT = "nlu_fallback"
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
+
+
+def ranked_intents(
+    probabilities: np.ndarray, classes: list[str], ranking_length: int
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(intent, ranking) per row, best first; ties keep the sorted class order."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    results = []
+    for row, idx in zip(probabilities, order, strict=True):
+        ranking = [{"name": classes[j], "confidence": float(row[j])} for j in idx]
+        top = dict(ranking[0])
+        if ranking_length > 0:
+            ranking = ranking[:ranking_length]
+        results.append((top, ranking))
+    return results
+
+
+@register
+class LogisticRegressionClassifier(NLUComponent):
+    """Multinomial logistic regression over all sparse (and dense) sentence features.
+
+    Mirrors Rasa's component, which fits scikit-learn's lbfgs LogisticRegression with
+    balanced class weights: same objective, same defaults. Weights start at zero and the
+    optimiser has no randomness, so `random_state` has nothing to seed; it is accepted
+    for compatibility.
+    """
+
+    name = "LogisticRegressionClassifier"
+    version = "1"
+    roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER})
+    trainable = True
+    requires: ClassVar[tuple[str, ...]] = (FEATURIZER,)
+    defaults: ClassVar[dict[str, Any]] = {
+        "max_iter": 100,
+        "solver": "lbfgs",
+        "tol": 1e-4,
+        "random_state": 42,
+        "ranking_length": 10,
+        # inverse L2 strength, scikit-learn's default (Rasa does not expose it)
+        "C": 1.0,
+    }
+
+    def __init__(
+        self, config: dict[str, Any], model: SoftmaxModel | None = None, classes: list[str] | None = None
+    ) -> None:
+        super().__init__(config)
+        if config["solver"] != "lbfgs":
+            raise ConfigError(
+                f"LogisticRegressionClassifier: solver {config['solver']!r} is not available; "
+                "trainkit implements solver 'lbfgs' only"
+            )
+        if float(config["C"]) <= 0:
+            raise ConfigError("LogisticRegressionClassifier: C must be positive")
+        self.model = model
+        self.classes = list(classes or [])
+
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        training_data, batch = training_batch(inputs)
+        rows, labels = training_labels(training_data)
+        meta: dict[str, Any] = {"classes": [], "n_features": 0}
+        if rows.size == 0:
+            warnings.warn(f"{self.name}: no intent examples; the classifier predicts nothing", stacklevel=2)
+            out.json(MODEL_FILE, meta)
+            return
+        features = sentence_matrix(batch).take_rows(rows)
+        self.classes = sorted({str(label) for label in labels})
+        y = np.asarray([self.classes.index(str(label)) for label in labels], np.int64)
+        weights = balanced_class_weights(y, len(self.classes))
+        self.model, result = fit_softmax(
+            features,
+            y,
+            len(self.classes),
+            C=float(self.config["C"]),
+            sample_weight=weights,
+            max_iter=int(self.config["max_iter"]),
+            tol=float(self.config["tol"]),
+        )
+        meta = {
+            "classes": self.classes,
+            "n_features": int(features.shape[1]),
+            "n_iter": result.n_iter,
+            "converged": bool(result.converged),
+            "loss": result.fun,
+        }
+        out.json(MODEL_FILE, meta)
+        out.arrays(WEIGHTS_FILE, {"coef": self.model.coef, "intercept": self.model.intercept})
+
+    def process(self, batch: MessageBatch) -> None:
+        if self.model is None or not self.classes or not len(batch):
+            return
+        features = sentence_matrix(batch)
+        if features.shape[1] != self.model.coef.shape[0]:
+            raise ValueError(
+                f"{self.name}: got {features.shape[1]} sentence features, trained on {self.model.coef.shape[0]}"
+            )
+        probabilities = self.model.predict_proba(features)
+        ranked = ranked_intents(probabilities, self.classes, int(self.config["ranking_length"]))
+        for i, (intent, ranking) in enumerate(ranked):
+            batch.intent[i] = intent
+            batch.intent_ranking[i] = ranking
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        if model is None or not model.has(WEIGHTS_FILE):
+            return cls(config)
+        meta = model.json(MODEL_FILE)
+        arrays = model.arrays(WEIGHTS_FILE)
+        return cls(config, SoftmaxModel(arrays["coef"], arrays["intercept"]), meta["classes"])
+
+
+@register
+class KeywordIntentClassifier(NLUComponent):
+    """Predicts the intent whose training example occurs verbatim (as whole words) in the text.
+
+    Keywords shared by several intents are dropped, since they cannot decide anything.
+    """
+
+    name = "KeywordIntentClassifier"
+    version = "1"
+    roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER})
+    trainable = True
+    defaults: ClassVar[dict[str, Any]] = {"case_sensitive": True}
+
+    def __init__(self, config: dict[str, Any], keywords: dict[str, str] | None = None) -> None:
+        super().__init__(config)
+        self.keywords: dict[str, str] = dict(keywords or {})
+        flags = 0 if config["case_sensitive"] else re.IGNORECASE
+        self._compiled = [(re.compile(rf"\b{re.escape(k)}\b", flags), i) for k, i in self.keywords.items()]
+
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        training_data = load_training_data(inputs["training_data"])  # type: ignore[arg-type]
+        keywords: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for example in training_data.nlu_examples:
+            text, intent = str(example.text), str(example.intent)
+            if text in keywords and keywords[text] != intent:
+                ambiguous.add(text)
+                warnings.warn(
+                    f"{self.name}: keyword '{text}' is an example of intents '{keywords[text]}' and "
+                    f"'{intent}'; it is removed",
+                    stacklevel=2,
+                )
+            else:
+                keywords[text] = intent
+        for text in ambiguous:
+            del keywords[text]
+        self._warn_overlaps(keywords)
+        out.json("keywords.json", {"keywords": [[k, v] for k, v in keywords.items()]})
+
+    def _warn_overlaps(self, keywords: dict[str, str]) -> None:
+        flags = 0 if self.config["case_sensitive"] else re.IGNORECASE
+        for keyword, intent in keywords.items():
+            pattern = re.compile(rf"\b{re.escape(keyword)}\b", flags)
+            for other, other_intent in keywords.items():
+                if other_intent != intent and pattern.search(other):
+                    warnings.warn(
+                        f"{self.name}: keyword '{keyword}' of intent '{intent}' also occurs in "
+                        f"'{other}' of intent '{other_intent}'; the first matching keyword wins",
+                        stacklevel=3,
+                    )
+
+    def process(self, batch: MessageBatch) -> None:
+        for i, text in enumerate(batch.texts):
+            found = next((intent for regex, intent in self._compiled if regex.search(text)), None)
+            if batch.intent[i] is None or found is not None:
+                batch.intent[i] = {"name": found, "confidence": 0.0 if found is None else 1.0}
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        if model is None or not model.has("keywords.json"):
+            return cls(config)
+        return cls(config, {k: v for k, v in model.json("keywords.json")["keywords"]})
+
+
+@register
+class FallbackClassifier(NLUComponent):
+    """Replaces an unconfident or ambiguous intent by `nlu_fallback`.
+
+    The fallback's confidence is the threshold itself (as in Rasa 3), and the original
+    ranking is kept below it so policies can still see what NLU guessed.
+    """
+
+    name = "FallbackClassifier"
+    version = "1"
+    roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER})
+    trainable = False
+    requires: ClassVar[tuple[str, ...]] = (INTENT_CLASSIFIER,)
+    defaults: ClassVar[dict[str, Any]] = {"threshold": 0.3, "ambiguity_threshold": 0.1}
+
+    def should_fallback(self, intent: dict[str, Any], ranking: list[dict[str, Any]]) -> bool:
+        """Whether the prediction is below `threshold` or its top two are too close."""
+        if intent.get("name") == FALLBACK_INTENT:
+            return False
+        if float(intent.get("confidence") or 0.0) < float(self.config["threshold"]):
+            return True
+        if len(ranking) >= 2:
+            gap = float(ranking[0].get("confidence", 1.0)) - float(ranking[1].get("confidence", 1.0))
+            return gap < float(self.config["ambiguity_threshold"])
+        return False
+
+    def process(self, batch: MessageBatch) -> None:
+        threshold = float(self.config["threshold"])
+        for i in range(len(batch)):
+            intent = batch.intent[i]
+            if intent is None or not self.should_fallback(intent, batch.intent_ranking[i]):
+                continue
+            batch.intent[i] = {"name": FALLBACK_INTENT, "confidence": threshold}
+            batch.intent_ranking[i] = [{"name": FALLBACK_INTENT, "confidence": threshold}, *batch.intent_ranking[i]]

@@ -1,0 +1,11 @@
+"""Importing this module registers every NLU component under its config.yml name."""
+
+from trainkit.nlu import (  # noqa: F401
+    classifiers,
+    count_vectors,
+    external,
+    extractors,
+    lexical_syntactic,
+    regex_featurizer,
+    tokenizers,
+)

@@ -1,0 +1,292 @@
+"""CountVectorsFeaturizer: bag-of-words / bag-of-character-n-gram counts.
+
+Options follow Rasa 3.6, whose featurizer wraps scikit-learn's CountVectorizer; the
+analyzers below reproduce that vectorizer's documented behaviour (word tokens matching
+`\\b\\w+\\b`, character n-grams over whitespace-normalised text, `char_wb` n-grams of each
+word padded with one space on either side, document-frequency pruning, a vocabulary in
+sorted order) so features mean the same thing as in a Rasa model.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import Component, Inputs, register
+from trainkit.errors import ConfigError
+from trainkit.ml.sparse import CSR
+from trainkit.nlu.base import Featurizer
+from trainkit.nlu.batch import FeatureSet, MessageBatch, Token, training_batch
+
+VOCABULARY_FILE = "vocabulary.json"
+ANALYZERS = ("word", "char", "char_wb")
+NUMBER_TOKEN = "__NUMBER__"
+_NUMBER = re.compile(r"\b[0-9]+\b")
+_WORD = re.compile(r"\b\w+\b")
+_MULTI_SPACE = re.compile(r"\s\s+")
+
+
+def strip_accents(text: str, mode: str | None) -> str:
+    """Remove accents the way the `strip_accents` option names: 'ascii' or 'unicode'."""
+    if not mode:
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    if mode == "ascii":
+        return decomposed.encode("ascii", "ignore").decode("ascii")
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def word_ngrams(words: Sequence[str], min_n: int, max_n: int) -> list[str]:
+    """Contiguous word n-grams joined by single spaces, shortest first."""
+    out: list[str] = []
+    for n in range(min_n, min(max_n, len(words)) + 1):
+        if n == 1:
+            out.extend(words)
+        else:
+            out.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    return out
+
+
+def char_ngrams(text: str, min_n: int, max_n: int) -> list[str]:
+    """Character n-grams over the text with whitespace runs collapsed to one space."""
+    text = _MULTI_SPACE.sub(" ", text)
+    out: list[str] = []
+    for n in range(min_n, min(max_n, len(text)) + 1):
+        out.extend(text[i : i + n] for i in range(len(text) - n + 1))
+    return out
+
+
+def char_wb_ngrams(text: str, min_n: int, max_n: int) -> list[str]:
+    """Character n-grams inside word boundaries: each word padded with a space each side.
+
+    A padded word shorter than n still yields itself once, as scikit-learn does.
+    """
+    out: list[str] = []
+    for word in text.split():
+        padded = f" {word} "
+        length = len(padded)
+        for n in range(min_n, max_n + 1):
+            if length <= n:
+                out.append(padded)
+                # longer n-grams would repeat the same padded word
+                break
+            out.extend(padded[i : i + n] for i in range(length - n + 1))
+    return out
+
+
+@register
+class CountVectorsFeaturizer(Featurizer):
+    """Sparse count features of a message (sentence) and of each of its tokens (sequence).
+
+    All-digit tokens are mapped to one `__NUMBER__` feature, like Rasa does.
+    """
+
+    name = "CountVectorsFeaturizer"
+    version = "1"
+    trainable = True
+    defaults: ClassVar[dict[str, Any]] = {
+        "analyzer": "word",
+        "min_ngram": 1,
+        "max_ngram": 1,
+        "min_df": 1,
+        "max_df": 1.0,
+        "max_features": None,
+        "lowercase": True,
+        "strip_accents": None,
+        "stop_words": None,
+        "OOV_token": None,
+        "OOV_words": [],
+        "use_lemma": True,
+        "use_shared_vocab": False,
+        "alias": None,
+    }
+    # Deprecated in Rasa 3 (no vocabulary buffer any more); Rasa ignores it as well.
+    unsupported_options: ClassVar[frozenset[str]] = frozenset({"additional_vocabulary_size"})
+
+    def __init__(self, config: dict[str, Any], vocabulary: Sequence[str] | None = None) -> None:
+        super().__init__(config)
+        self.analyzer = config["analyzer"]
+        if self.analyzer not in ANALYZERS:
+            raise ConfigError(f"CountVectorsFeaturizer: analyzer must be one of {', '.join(ANALYZERS)}, got {self.analyzer!r}")
+        self.min_n = int(config["min_ngram"])
+        self.max_n = int(config["max_ngram"])
+        if self.min_n < 1 or self.max_n < self.min_n:
+            raise ConfigError(f"CountVectorsFeaturizer: need 1 <= min_ngram <= max_ngram, got {self.min_n}, {self.max_n}")
+        for key in ("min_df", "max_df"):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"CountVectorsFeaturizer: {key} must be a non-negative int or float, got {value!r}")
+            if isinstance(value, float) and value > 1.0:
+                raise ConfigError(f"CountVectorsFeaturizer: {key} as a proportion must be <= 1.0, got {value}")
+        max_features = config["max_features"]
+        if max_features is not None and (not isinstance(max_features, int) or max_features < 1):
+            raise ConfigError(f"CountVectorsFeaturizer: max_features must be a positive int, got {max_features!r}")
+        if config["strip_accents"] not in (None, "ascii", "unicode"):
+            raise ConfigError("CountVectorsFeaturizer: strip_accents must be 'ascii', 'unicode' or null")
+        stop_words = config["stop_words"]
+        if isinstance(stop_words, str):
+            raise ConfigError(
+                f"CountVectorsFeaturizer: stop_words={stop_words!r} names a built-in list trainkit "
+                "does not ship; give the stop words as a list"
+            )
+        self.lowercase = bool(config["lowercase"])
+        self.stop_words = frozenset(stop_words or ())
+        self.oov_token: str | None = config["OOV_token"]
+        oov_words = config["OOV_words"] or []
+        if isinstance(oov_words, str):
+            oov_words = [oov_words]
+        if oov_words and not self.oov_token:
+            warnings.warn("CountVectorsFeaturizer: OOV_words given without OOV_token; they are ignored", stacklevel=2)
+            oov_words = []
+        if self.lowercase and self.oov_token:
+            self.oov_token = self.oov_token.lower()
+            oov_words = [w.lower() for w in oov_words]
+        self.oov_words = frozenset(oov_words)
+        if self.analyzer != "word":
+            if self.oov_token is not None:
+                warnings.warn("CountVectorsFeaturizer: OOV_token is ignored by character analyzers", stacklevel=2)
+            if self.stop_words:
+                warnings.warn("CountVectorsFeaturizer: stop_words are ignored by character analyzers", stacklevel=2)
+        self.vocabulary: list[str] = list(vocabulary or [])
+        self._index = {term: i for i, term in enumerate(self.vocabulary)}
+        self._term_cache: dict[str, list[int]] = {}
+
+    # -------------------------------------------------------------------- analysis
+    def _preprocess(self, text: str) -> str:
+        if self.lowercase:
+            text = text.lower()
+        return strip_accents(text, self.config["strip_accents"])
+
+    def analyze(self, document: str) -> list[str]:
+        """The terms (with repeats) a document contributes."""
+        document = self._preprocess(document)
+        if self.analyzer == "word":
+            words = _WORD.findall(document)
+            if self.stop_words:
+                words = [w for w in words if w not in self.stop_words]
+            return word_ngrams(words, self.min_n, self.max_n)
+        if self.analyzer == "char":
+            return char_ngrams(document, self.min_n, self.max_n)
+        return char_wb_ngrams(document, self.min_n, self.max_n)
+
+    def message_tokens(self, tokens: Iterable[Token], in_training: bool = False) -> list[str]:
+        """Token strings after number folding, lowercasing and out-of-vocabulary mapping."""
+        use_lemma = self.config["use_lemma"]
+        words = [(t.lemma if use_lemma and t.lemma else t.text) for t in tokens]
+        words = [_NUMBER.sub(NUMBER_TOKEN, w) for w in words]
+        if self.lowercase:
+            words = [w.lower() for w in words]
+        if self.oov_token and self.analyzer == "word":
+            if not in_training and self.oov_token in self._index:
+                words = [w if w in self._index else self.oov_token for w in words]
+            elif self.oov_words:
+                words = [self.oov_token if w in self.oov_words else w for w in words]
+        return words
+
+    # -------------------------------------------------------------------- training
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        training_data, batch = training_batch({k: v for k, v in inputs.items() if k != "features"})
+        documents = [" ".join(self.message_tokens(tokens, in_training=True)) for tokens in batch.tokens]
+        # Rasa counts every training example as a document, also those without text.
+        documents += [""] * (len(training_data.training_examples) - len(documents))
+        if self.config["use_shared_vocab"] and inputs.get("tokens") is not None:
+            tokens_json = inputs["tokens"].json("tokens.json")  # type: ignore[union-attr]
+            labels = {**tokens_json.get("intent_tokens", {}), **tokens_json.get("action_name_tokens", {})}
+            for example in training_data.training_examples:
+                for label in (example.intent, example.action_name):
+                    if label:
+                        documents.append(" ".join(labels.get(label, [label])))
+        self._check_oov_present(documents)
+        self.vocabulary = self._build_vocabulary(documents)
+        out.json(VOCABULARY_FILE, {"vocabulary": self.vocabulary})
+
+    def _check_oov_present(self, documents: list[str]) -> None:
+        if not self.oov_token or self.oov_words or self.analyzer != "word":
+            return
+        if any(documents) and not any(self.oov_token in d for d in documents):
+            warnings.warn(
+                f"CountVectorsFeaturizer: OOV_token '{self.oov_token}' does not occur in any training "
+                "example; unseen words will be ignored at prediction",
+                stacklevel=3,
+            )
+
+    def _build_vocabulary(self, documents: list[str]) -> list[str]:
+        """Terms kept after document-frequency and max_features pruning, sorted."""
+        term_ids: dict[str, int] = {}
+        doc_ids: list[int] = []
+        ids: list[int] = []
+        for d, document in enumerate(documents):
+            terms = self.analyze(document)
+            ids.extend(term_ids.setdefault(t, len(term_ids)) for t in terms)
+            doc_ids.extend([d] * len(terms))
+        n_docs = len(documents)
+        if not term_ids:
+            warnings.warn("CountVectorsFeaturizer: no terms in the training data; it produces no features", stacklevel=3)
+            return []
+        terms_arr = np.asarray(ids, np.int64)
+        docs_arr = np.asarray(doc_ids, np.int64)
+        n_terms = len(term_ids)
+        term_freq = np.bincount(terms_arr, minlength=n_terms)
+        pairs = np.unique(docs_arr * n_terms + terms_arr)
+        doc_freq = np.bincount(pairs % n_terms, minlength=n_terms)
+        min_df, max_df = self.config["min_df"], self.config["max_df"]
+        min_count = min_df if isinstance(min_df, int) else min_df * n_docs
+        max_count = max_df if isinstance(max_df, int) else max_df * n_docs
+        if max_count < min_count:
+            raise ConfigError("CountVectorsFeaturizer: max_df corresponds to fewer documents than min_df")
+        keep = (doc_freq >= min_count) & (doc_freq <= max_count)
+        names = np.array(list(term_ids), dtype=object)
+        kept = np.flatnonzero(keep)
+        max_features = self.config["max_features"]
+        if max_features is not None and kept.size > max_features:
+            # most frequent first; ties broken by the term itself so the choice is stable
+            order = sorted(kept.tolist(), key=lambda i: (-int(term_freq[i]), names[i]))
+            kept = np.asarray(order[:max_features], np.int64)
+        vocabulary = sorted(str(names[i]) for i in kept)
+        if not vocabulary:
+            warnings.warn(
+                "CountVectorsFeaturizer: no term survives min_df/max_df/max_features; it produces no features",
+                stacklevel=3,
+            )
+        return vocabulary
+
+    # ------------------------------------------------------------------ featurizing
+    def _term_ids(self, document: str) -> list[int]:
+        index = self._index
+        return [index[t] for t in self.analyze(document) if t in index]
+
+    def featurize(self, batch: MessageBatch) -> FeatureSet:
+        """Counts of the joined message (sentence) and of each token (sequence)."""
+        dim = len(self.vocabulary)
+        cache = self._term_cache
+        seq_rows: list[int] = []
+        seq_cols: list[int] = []
+        sent_rows: list[int] = []
+        sent_cols: list[int] = []
+        row = 0
+        for m, tokens in enumerate(batch.tokens):
+            words = self.message_tokens(tokens)
+            for word in words:
+                ids = cache.get(word)
+                if ids is None:
+                    ids = cache[word] = self._term_ids(word)
+                seq_cols.extend(ids)
+                seq_rows.extend([row] * len(ids))
+                row += 1
+            ids = self._term_ids(" ".join(words)) if words else []
+            sent_cols.extend(ids)
+            sent_rows.extend([m] * len(ids))
+        sequence = CSR.from_coo(seq_rows, seq_cols, None, (row, dim))
+        sentence = CSR.from_coo(sent_rows, sent_cols, None, (len(batch.tokens), dim))
+        return FeatureSet(self.origin, sentence, sequence, batch.token_offsets)
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        vocabulary = model.json(VOCABULARY_FILE)["vocabulary"] if model is not None and model.has(VOCABULARY_FILE) else []
+        return cls(config, vocabulary)
