@@ -86,7 +86,7 @@ def test_first_build_trains_everything_and_packages(project, caplog):
 
 
 def test_no_change_trains_nothing_but_still_produces_a_model(project, caplog):
-    first = train()
+    train()
     caplog.clear()
     caplog.set_level("INFO", logger="trainkit")
     second = train()
