@@ -247,5 +247,16 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
             click.echo(f"{key:<16} {value}")
 
 
+@main.command()
+@click.argument("directory", default=".")
+@handle_errors
+def init(directory: str) -> None:
+    """Create a new project (an example assistant, dodo.py and Makefile) in DIRECTORY."""
+    from trainkit.scaffold import init_project
+
+    path = init_project(directory)
+    click.echo(f"Created a new assistant in '{path}'. Train it with: cd {path} && doit train")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -115,7 +115,7 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
         raise SystemExit(f"Error: {exc}") from None
     _acquire_project_lock()
     spec = plan.spec.__dict__
-    files = [str(p) for p in plan.project.paths.all_files()]
+    files = [str(p) for p in plan.project.paths.input_files()]
     for node in plan.recipe.nodes:
         task: dict[str, Any] = {
             "name": node.name,

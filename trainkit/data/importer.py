@@ -73,9 +73,14 @@ class ProjectPaths:
         return list(seen)
 
     def all_files(self) -> list[Path]:
-        """Every input file: what a build must watch."""
+        """Every input file, config included."""
         files = [] if self.config is None else [self.config]
-        return files + self.domain_files() + self.data_files()
+        return files + self.input_files()
+
+    def input_files(self) -> list[Path]:
+        """The files data providers read: domain and data (the config reaches nodes as
+        their merged configs, so it is not a provider input)."""
+        return self.domain_files() + self.data_files()
 
 
 @dataclass

@@ -152,7 +152,7 @@ def execute_node(
 def run_node_by_name(spec: BuildSpec, name: str, force: bool = False) -> str | None:
     """Bring one node up to date (used by doit tasks); upstream nodes must be done."""
     graph = spec.graph()
-    file_digests = project_file_digests(spec.project_paths.all_files())
+    file_digests = project_file_digests(spec.project_paths.input_files())
     wanted = nx.ancestors(graph, name) | {name}
     sub = graph.subgraph(wanted)
     result: dict[str, str] = {}
@@ -192,7 +192,7 @@ class BuildReport:
 def dry_run(spec: BuildSpec, only: str | None = None) -> BuildReport:
     """Status of every node (or of `only` and its ancestors); data nodes run, nothing trains."""
     cache = spec.cache()
-    file_digests = project_file_digests(spec.project_paths.all_files())
+    file_digests = project_file_digests(spec.project_paths.input_files())
     graph = spec.graph()
     if only is not None:
         graph = graph.subgraph(nx.ancestors(graph, only) | {only})
@@ -220,7 +220,7 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
     started = time.perf_counter()
     graph = spec.graph()
     cache = spec.cache()
-    file_digests = project_file_digests(spec.project_paths.all_files())
+    file_digests = project_file_digests(spec.project_paths.input_files())
     records = spec.records()
     statuses: dict[str, NodeStatus] = {}
     digests: dict[str, str] = {}
