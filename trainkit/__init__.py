@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from trainkit.model import Model, load_model  # noqa: E402
 from trainkit.training import (  # noqa: E402
     TrainingResult,
     TrainingType,
@@ -10,4 +11,4 @@ from trainkit.training import (  # noqa: E402
     train_nlu,
 )
 
-__all__ = ["TrainingResult", "TrainingType", "__version__", "train", "train_core", "train_nlu"]
+__all__ = ["Model", "load_model", "TrainingResult", "TrainingType", "__version__", "train", "train_core", "train_nlu"]

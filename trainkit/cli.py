@@ -248,6 +248,20 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
 
 
 @main.command()
+@click.argument("text")
+@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
+@handle_errors
+def parse(text: str, model: str) -> None:
+    """Parse TEXT with a trained model and print Rasa's parse result as JSON."""
+    from trainkit.model import load_model
+
+    loaded = load_model(model)
+    if not loaded.has_nlu:
+        raise TrainkitError("the model has no NLU pipeline (it is a Core-only model)")
+    click.echo(json.dumps(loaded.parse(text), indent=2, ensure_ascii=False))
+
+
+@main.command()
 @click.argument("directory", default=".")
 @handle_errors
 def init(directory: str) -> None:

@@ -1,0 +1,126 @@
+"""A trained model loaded from its archive: parse messages, predict next actions.
+
+Loading reads everything into memory (JSON and `.npz` with `allow_pickle=False`) from a
+safely extracted copy of the archive, then drops the copy, so a loaded model holds no
+open files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trainkit.data.domain import Domain
+from trainkit.engine.archive import COMPONENTS_DIR, METADATA_NAME, extract_archive, latest_model
+from trainkit.engine.artifact import Artifact
+from trainkit.engine.component import get_component
+from trainkit.engine.package import FORMAT_VERSION
+from trainkit.errors import TrainkitError
+
+_INTENT_SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?P<entities>\{.*\})?\s*$", re.S)
+
+
+class ModelVersionError(TrainkitError):
+    """The archive was written by an incompatible trainkit version."""
+
+
+class Model:
+    """A loaded model: the NLU pipeline, the policies and the domain."""
+
+    def __init__(self, metadata: dict[str, Any], pipeline: list[Any], policies: list[Any]) -> None:
+        self.metadata = metadata
+        self.pipeline = pipeline
+        self.policies = policies
+        self.domain = Domain.from_dict(metadata.get("domain") or {})
+
+    @property
+    def training_type(self) -> int:
+        """1 NLU, 2 CORE, 3 BOTH, 4 END_TO_END."""
+        return int(self.metadata["training_type"])
+
+    @property
+    def has_nlu(self) -> bool:
+        """Whether the model can parse messages."""
+        return bool(self.pipeline)
+
+    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Rasa's parse result for each text (intent, ranking, entities, response selector)."""
+        from trainkit.nlu.batch import MessageBatch
+
+        shortcuts = {i: _shortcut(text) for i, text in enumerate(texts)}
+        regular = [i for i, parsed in shortcuts.items() if parsed is None]
+        results: list[dict[str, Any] | None] = [shortcuts[i] for i in range(len(texts))]
+        if regular:
+            batch = MessageBatch(texts=[texts[i] for i in regular])
+            for component in self.pipeline:
+                component.process(batch)
+            for i, parsed in zip(regular, batch.parse_results(), strict=True):
+                results[i] = parsed
+        return [r for r in results if r is not None]
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """Parse one message."""
+        return self.parse_batch([text])[0]
+
+
+def _shortcut(text: str) -> dict[str, Any] | None:
+    """`/intent{"entity": "value"}` messages bypass the pipeline, as in Rasa."""
+    match = _INTENT_SHORTCUT.match(text.strip())
+    if match is None:
+        return None
+    entities = []
+    if match.group("entities"):
+        try:
+            values = json.loads(match.group("entities"))
+        except ValueError:
+            values = {}
+        if isinstance(values, dict):
+            for entity, value in values.items():
+                for item in value if isinstance(value, list) else [value]:
+                    entities.append({"entity": entity, "value": item, "start": 0, "end": 0,
+                                     "confidence_entity": 1.0, "extractor": "RegexMessageHandler"})
+    intent = {"name": match.group("intent"), "confidence": 1.0}
+    return {"text": text, "intent": intent, "intent_ranking": [intent], "entities": entities}
+
+
+def _load_components(items: list[dict[str, Any]], components: Path) -> list[Any]:
+    loaded = []
+    for item in items:
+        cls = get_component(item["component"])
+        node = item.get("node")
+        artifact = Artifact(components / node) if node and (components / node).is_dir() else None
+        if node and artifact is None:
+            raise TrainkitError(f"the model has no files for '{node}'; it may be damaged")
+        loaded.append(cls.load(item["config"], artifact))
+    return loaded
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a model archive, or the newest archive in a directory."""
+    path = Path(path)
+    if path.is_dir():
+        newest = latest_model(path)
+        if newest is None:
+            raise TrainkitError(f"no model archive (*.tar.gz) found in '{path}'")
+        path = newest
+    if not path.is_file():
+        raise TrainkitError(f"model file '{path}' does not exist")
+    with tempfile.TemporaryDirectory(prefix="trainkit-model-") as tmp:
+        root = extract_archive(path, Path(tmp))
+        metadata_path = root / METADATA_NAME
+        if not metadata_path.is_file():
+            raise TrainkitError(f"'{path}' is not a trainkit model (no {METADATA_NAME})")
+        metadata = json.loads(metadata_path.read_text("utf-8"))
+        if metadata.get("format_version") != FORMAT_VERSION:
+            raise ModelVersionError(
+                f"'{path}' was written by trainkit {metadata.get('trainkit_version', '?')} in model format "
+                f"{metadata.get('format_version')!r}; this trainkit reads format {FORMAT_VERSION}. Retrain the model."
+            )
+        schema = metadata.get("predict_schema", {})
+        components = root / COMPONENTS_DIR
+        pipeline = _load_components(schema.get("pipeline", []), components)
+        policies = _load_components(schema.get("policies", []), components)
+    return Model(metadata, pipeline, policies)
