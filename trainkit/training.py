@@ -262,11 +262,16 @@ def train(
     model_to_finetune: str | None = None,
     finetuning_epoch_fraction: float = 1.0,
     n_jobs: int = 1,
+    project_dir: str | Path | None = None,
 ) -> TrainingResult:
-    """Train an NLU and/or Core model from an assistant's files (Rasa's `train`)."""
+    """Train an NLU and/or Core model from an assistant's files (Rasa's `train`).
+
+    `project_dir` (default: the current directory) holds the cache and build state.
+    """
     _reject_finetuning(model_to_finetune)
     try:
-        plan = prepare(domain, config, training_files, output, fixed_model_name, core_additional_arguments)
+        plan = prepare(domain, config, training_files, output, fixed_model_name, core_additional_arguments,
+                       project_dir=project_dir)
     except NoTrainingData as exc:
         logger.error("%s", exc)
         return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
@@ -285,11 +290,13 @@ def train_core(
     dry_run: bool = False,
     force_training: bool = False,
     n_jobs: int = 1,
+    project_dir: str | Path | None = None,
 ) -> TrainingResult:
     """Train only the dialogue policies."""
     _reject_finetuning(model_to_finetune)
     try:
-        plan = prepare(domain, config, stories, output, fixed_model_name, additional_arguments, TrainingType.CORE)
+        plan = prepare(domain, config, stories, output, fixed_model_name, additional_arguments, TrainingType.CORE,
+                       project_dir)
     except NoTrainingData as exc:
         logger.error("%s", exc)
         return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
@@ -309,11 +316,12 @@ def train_nlu(
     dry_run: bool = False,
     force_training: bool = False,
     n_jobs: int = 1,
+    project_dir: str | Path | None = None,
 ) -> TrainingResult:
     """Train only the NLU pipeline."""
     _reject_finetuning(model_to_finetune)
     try:
-        plan = prepare(domain, config, nlu_data, output, fixed_model_name, None, TrainingType.NLU)
+        plan = prepare(domain, config, nlu_data, output, fixed_model_name, None, TrainingType.NLU, project_dir)
     except NoTrainingData as exc:
         logger.error("%s", exc)
         return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)

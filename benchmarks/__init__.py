@@ -1,0 +1,1 @@
+"""Benchmarks: speed, memory, accuracy and cache behaviour, written as JSON results."""

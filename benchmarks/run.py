@@ -1,0 +1,17 @@
+"""`make bench`: run every benchmark, each writing JSON to benchmarks/results/."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import engine_bench, nlu_bench
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    engine_bench.main(["--config", "minimal"] if quick else [])
+    nlu_bench.main(["--quick"] if quick else [])
+
+
+if __name__ == "__main__":
+    main()
