@@ -64,7 +64,8 @@ def dry():
 
 
 def trained_nodes(caplog):
-    for record in caplog.records:
+    """Nodes the most recent training run trained (from its log line)."""
+    for record in reversed(caplog.records):
         if record.getMessage().startswith("Trained "):
             return record.getMessage().split(": ", 1)[1].split(", ")
     return []
@@ -120,6 +121,7 @@ def test_config_change_names_the_key_and_a_to_b_to_a_is_free(project, caplog):
     train()
     (project / "config.yml").write_text(CONFIG.format(epochs=1))
     caplog.set_level("INFO", logger="trainkit")
+    caplog.clear()
     train()
     assert trained_nodes(caplog) == []
 
@@ -150,6 +152,7 @@ def test_early_cutoff_after_version_bump_with_identical_output(project, monkeypa
     train()
     monkeypatch.setattr(fake_components.FakeTokenizer, "version", "2")
     caplog.set_level("INFO", logger="trainkit")
+    caplog.clear()
     train()
     # The tokenizer reran, produced the same tokens: nothing downstream retrains.
     assert trained_nodes(caplog) == ["run_FakeTokenizer0"]
@@ -159,6 +162,7 @@ def test_force_retrains_everything_and_dry_run_says_forced(project, caplog):
     train()
     assert train(dry_run=True, force_training=True).code == CODE_FORCED_TRAINING
     caplog.set_level("INFO", logger="trainkit")
+    caplog.clear()
     train(force_training=True)
     assert len(trained_nodes(caplog)) == 4
 

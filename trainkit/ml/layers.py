@@ -50,35 +50,55 @@ def connection_mask(
 # ------------------------------------------------------------------ sparse input
 
 
+# Batches whose active block has at most this many cells are multiplied densely.
+DENSE_BLOCK_CELLS = 4_000_000
+
+
 @dataclass
 class SparseBatch:
     """A CSR batch restricted to the columns it uses.
 
     `local` has the same rows as the batch but only `columns.size` columns, renumbered;
-    multiplying it with `W[columns]` equals multiplying the full batch with `W`.
+    multiplying it with `W[columns]` equals multiplying the full batch with `W`. When that
+    block is small enough it is also kept as a dense array (`dense`), because one BLAS
+    product beats gathering and segment-summing an (nnz x units) temporary by far: a
+    minibatch of short texts shares most of its columns.
     """
 
     local: CSR
     columns: np.ndarray
+    dense: np.ndarray | None = None
 
     @classmethod
-    def from_csr(cls, matrix: CSR) -> SparseBatch:
+    def from_csr(
+        cls, matrix: CSR, dtype: type = np.float64, dense_limit: int = DENSE_BLOCK_CELLS
+    ) -> SparseBatch:
         """Find the active columns of `matrix` and renumber them 0..k-1."""
         columns, inverse = np.unique(matrix.indices, return_inverse=True)
-        local = CSR(matrix.data, inverse.astype(np.int64), matrix.indptr, (matrix.shape[0], columns.size))
-        return cls(local, columns)
+        inverse = inverse.astype(np.int64).reshape(-1)
+        local = CSR(matrix.data, inverse, matrix.indptr, (matrix.shape[0], columns.size))
+        dense = None
+        if matrix.shape[0] * columns.size <= dense_limit:
+            dense = np.zeros(matrix.shape[0] * columns.size, dtype=dtype)
+            dense[local.row_ids() * columns.size + inverse] = matrix.data
+            dense = dense.reshape(matrix.shape[0], columns.size)
+        return cls(local, columns, dense)
 
 
 def sparse_dense_forward(batch: SparseBatch, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """`X @ W + b` for a sparse batch, reading only the weight rows the batch uses."""
-    return batch.local.matmul(weight[batch.columns]) + bias
+    if batch.dense is not None:
+        return batch.dense @ weight[batch.columns] + bias
+    return (batch.local.matmul(weight[batch.columns]) + bias).astype(weight.dtype, copy=False)
 
 
 def sparse_dense_backward(
     batch: SparseBatch, grad_out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradients (rows of dW for `batch.columns`, db); the input is data, so it gets none."""
-    return batch.local.tmatmul(grad_out), grad_out.sum(axis=0)
+    if batch.dense is not None:
+        return batch.dense.T @ grad_out, grad_out.sum(axis=0)
+    return batch.local.tmatmul(grad_out).astype(grad_out.dtype, copy=False), grad_out.sum(axis=0)
 
 
 def sparse_dropout(
@@ -423,7 +443,7 @@ class Adam:
     ) -> None:
         """Update `params` in place; `masks[name]` zeroes updates of pruned weights."""
         self.t += 1
-        lr = self.learning_rate * np.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+        lr = float(self.learning_rate * np.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t))
         rows = rows or {}
         masks = masks or {}
         for name, grad in grads.items():

@@ -1,0 +1,119 @@
+"""MemoizationPolicy and AugmentedMemoizationPolicy: exact recall of training histories.
+
+The lookup maps the last `max_history` states to the action the stories took there.
+A history that led to different actions in different stories is ambiguous and is not
+memorized at all, so the policy never guesses: it predicts with confidence 1 or not at
+all. Augmented trackers are skipped, as in Rasa: glued stories teach generalisation,
+which is the neural policy's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainkit.core.events import ActionExecuted, Event, UserUttered
+from trainkit.core.featurization import slice_history, state_key, states_for_events, training_examples
+from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
+from trainkit.core.tracker import DialogueStateTracker
+from trainkit.data.domain import Domain
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import Component, Inputs, register
+
+LOOKUP_FILE = "memorized_turns.json"
+
+
+@register
+class MemoizationPolicy(Policy):
+    """Predicts the action a training story took after exactly the same recent history."""
+
+    name = "MemoizationPolicy"
+    version = "1"
+    priority = 3
+    defaults = {"max_history": 5, "priority": 3}
+    unsupported_options = frozenset({"enable_feature_string_compression", "use_nlu_confidence_as_score"})
+
+    def __init__(self, config: dict[str, Any], lookup: dict[str, str] | None = None) -> None:
+        super().__init__(config)
+        self.lookup: dict[str, str] = dict(lookup or {})
+
+    @property
+    def max_history(self) -> int | None:
+        """States per key; None memorizes whole conversations."""
+        value = self.config.get("max_history")
+        return None if value is None else int(value)
+
+    def fit(self, trackers: list, domain: Domain) -> MemoizationPolicy:
+        """Build the lookup from non-augmented story trackers."""
+        lookup: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for tracker in trackers:
+            if tracker.is_rule or tracker.is_augmented:
+                continue
+            for example in training_examples(
+                tracker.events, domain, self.max_history, tracker.unpredictable
+            ):
+                key = state_key(example.states)
+                if key in ambiguous:
+                    continue
+                if key in lookup and lookup[key] != example.action:
+                    del lookup[key]
+                    ambiguous.add(key)
+                else:
+                    lookup[key] = example.action
+        self.lookup = dict(sorted(lookup.items()))
+        return self
+
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        """Memorize the training stories and persist the lookup."""
+        self.fit(read_trackers(inputs), read_domain(inputs))
+        out.json(LOOKUP_FILE, {"lookup": self.lookup, "max_history": self.max_history})
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        """Rebuild from the persisted lookup."""
+        lookup = model.json(LOOKUP_FILE)["lookup"] if model is not None and model.has(LOOKUP_FILE) else {}
+        return cls(config, lookup)
+
+    def recall(self, events: list[Event], domain: Domain) -> str | None:
+        """The memorized action for the current history, if any."""
+        states, _ = states_for_events(events, domain)
+        return self.lookup.get(state_key(slice_history(states, self.max_history)))
+
+    def predict_action_probabilities(self, events: list[Event], domain: Domain) -> PolicyPrediction:
+        """Confidence 1 for the memorized action, all zeros when nothing matches."""
+        action = self.recall(events, domain)
+        if action is None:
+            return self.prediction(domain)
+        return self.prediction(domain, {action: 1.0}, diagnostic={"memorized": action})
+
+
+@register
+class AugmentedMemoizationPolicy(MemoizationPolicy):
+    """Memoization that also tries forgetting the start of the conversation.
+
+    When the full recent history is unknown, it drops leading events up to successive
+    actions (slots set in the dropped part are forgotten too) and looks again, but never
+    past the latest user message, which the next action must answer.
+    """
+
+    name = "AugmentedMemoizationPolicy"
+
+    def recall(self, events: list[Event], domain: Domain) -> str | None:
+        """Exact recall first, then recall with ever shorter pasts."""
+        found = super().recall(events, domain)
+        if found is not None:
+            return found
+        applied = DialogueStateTracker(domain, events).applied_events
+        last_user = max((i for i, e in enumerate(applied) if isinstance(e, UserUttered)), default=len(applied))
+        tried = {state_key(slice_history(states_for_events(applied, domain)[0], self.max_history))}
+        for start, event in enumerate(applied):
+            if start == 0 or not isinstance(event, ActionExecuted) or start > last_user:
+                continue
+            states, _ = states_for_events(applied[start:], domain)
+            key = state_key(slice_history(states, self.max_history))
+            if key in tried:
+                continue
+            tried.add(key)
+            if key in self.lookup:
+                return self.lookup[key]
+        return None

@@ -1,0 +1,326 @@
+"""TEDPolicy: a small numpy network that generalises from the training stories.
+
+Rasa's TED runs a transformer over the dialogue and scores actions by the similarity of
+the dialogue embedding to learned action embeddings. trainkit keeps the embedding and
+similarity part and replaces the transformer with a feed-forward encoder over the last
+`max_history` states laid side by side (each state encoded by `StateEncoder`), which is
+enough to learn which features of the recent turns decide the next action and is cheap
+to train on a CPU. The transformer's options are accepted and reported as unsupported.
+
+Training is full-batch-vectorised Adam with softmax cross-entropy over all actions, L2
+regularisation and dropout on the hidden layers; every random draw comes from one
+generator seeded by `random_seed`, so the same data and config give the same weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trainkit.core.events import Event
+from trainkit.core.featurization import StateEncoder, state_key, states_for_events, training_examples
+from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
+from trainkit.core.trackers import TrainingTracker
+from trainkit.data.domain import Domain
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import Component, Inputs, register
+
+MODEL_FILE = "ted_policy.json"
+WEIGHTS_FILE = "ted_weights.npz"
+
+# Rasa TED options that shape the transformer, sampling or logging: accepted, ignored.
+_UNSUPPORTED = frozenset(
+    {
+        "number_of_transformer_layers",
+        "transformer_size",
+        "number_of_attention_heads",
+        "unidirectional_encoder",
+        "use_key_relative_attention",
+        "use_value_relative_attention",
+        "max_relative_position",
+        "encoding_dimension",
+        "dense_dimension",
+        "concat_dimension",
+        "batch_strategy",
+        "number_of_negative_examples",
+        "similarity_type",
+        "loss_type",
+        "ranking_length",
+        "renormalize_confidences",
+        "scale_loss",
+        "evaluate_every_number_of_epochs",
+        "evaluate_on_number_of_examples",
+        "drop_rate_label",
+        "drop_rate_attention",
+        "connection_density",
+        "use_sparse_input_dropout",
+        "use_dense_input_dropout",
+        "negative_margin_scale",
+        "use_maximum_negative_similarity",
+        "maximum_positive_similarity",
+        "maximum_negative_similarity",
+        "model_confidence",
+        "constrain_similarities",
+        "entity_recognition",
+        "BILOU_flag",
+        "split_entities_by_comma",
+        "tensorboard_log_directory",
+        "tensorboard_log_level",
+        "checkpoint_model",
+        "e2e_confidence_threshold",
+        "featurizers",
+    }
+)
+
+
+def _batch_sizes(setting: Any, epochs: int) -> list[int]:
+    """Rasa's linearly increasing batch size: `[low, high]` grows from low to high."""
+    if isinstance(setting, (list, tuple)):
+        low, high = int(setting[0]), int(setting[-1])
+    else:
+        low = high = int(setting)
+    if epochs <= 1:
+        return [low] * max(epochs, 0)
+    return [int(low + (high - low) * e / (epochs - 1)) for e in range(epochs)]
+
+
+def _dialogue_layers(setting: Any) -> list[int]:
+    """Hidden sizes of the dialogue encoder.
+
+    Rasa's `hidden_layers_sizes` maps attributes to sizes; only the dialogue entry
+    applies here because trainkit's policies featurize intents, not message texts.
+    A plain list is accepted as the dialogue sizes.
+    """
+    if isinstance(setting, dict):
+        return [int(x) for x in setting.get("dialogue", [])]
+    return [int(x) for x in setting or []]
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) over a dict of parameter arrays."""
+
+    def __init__(self, params: dict[str, np.ndarray], rate: float) -> None:
+        self.rate = rate
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        self.t += 1
+        b1, b2, eps = 0.9, 0.999, 1e-7
+        correction = np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        for name, grad in grads.items():
+            self.m[name] = b1 * self.m[name] + (1 - b1) * grad
+            self.v[name] = b2 * self.v[name] + (1 - b2) * grad * grad
+            params[name] -= (self.rate * correction * self.m[name] / (np.sqrt(self.v[name]) + eps)).astype(
+                params[name].dtype
+            )
+
+
+@register
+class TEDPolicy(Policy):
+    """Feed-forward dialogue encoder + action embeddings, trained on story trackers."""
+
+    name = "TEDPolicy"
+    version = "1"
+    priority = 1
+    defaults = {
+        "max_history": None,
+        "epochs": 1,
+        "batch_size": [64, 256],
+        "learning_rate": 0.001,
+        "hidden_layers_sizes": {"text": [], "action_text": [], "label_action_text": [], "dialogue": [128]},
+        "embedding_dimension": 20,
+        "drop_rate_dialogue": 0.1,
+        "regularization_constant": 0.001,
+        "random_seed": None,
+        "priority": 1,
+    }
+    unsupported_options = _UNSUPPORTED
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.params: dict[str, np.ndarray] = {}
+        self.actions: list[str] = []
+        self.encoder: StateEncoder | None = None
+        self.window = 0
+        self.n_layers = 0
+        self.losses: list[float] = []
+
+    # --- data ---------------------------------------------------------------------------
+
+    @property
+    def max_history(self) -> int | None:
+        """States the network sees; None uses the longest training history."""
+        value = self.config.get("max_history")
+        return None if value is None else int(value)
+
+    def _examples(self, trackers: list[TrainingTracker], domain: Domain) -> list[tuple[list, str]]:
+        """Unique (history, action) pairs of the story trackers, augmented ones included."""
+        seen: set[str] = set()
+        out = []
+        for tracker in trackers:
+            if tracker.is_rule:
+                continue
+            for example in training_examples(tracker.events, domain, self.max_history, tracker.unpredictable):
+                key = state_key(example.states) + "\n" + example.action
+                if key not in seen:
+                    seen.add(key)
+                    out.append((example.states, example.action))
+        return out
+
+    # --- network ------------------------------------------------------------------------
+
+    def _init_params(self, n_in: int, n_actions: int, rng: np.random.Generator) -> None:
+        sizes = [n_in, *_dialogue_layers(self.config.get("hidden_layers_sizes"))]
+        dim = int(self.config.get("embedding_dimension", 20))
+
+        def glorot(n: int, m: int) -> np.ndarray:
+            limit = np.sqrt(6.0 / (n + m))
+            return rng.uniform(-limit, limit, size=(n, m)).astype(np.float32)
+
+        self.params = {}
+        for i in range(len(sizes) - 1):
+            self.params[f"W{i}"] = glorot(sizes[i], sizes[i + 1])
+            self.params[f"b{i}"] = np.zeros(sizes[i + 1], dtype=np.float32)
+        self.n_layers = len(sizes) - 1
+        self.params["W_embed"] = glorot(sizes[-1], dim)
+        self.params["b_embed"] = np.zeros(dim, dtype=np.float32)
+        self.params["action_embeddings"] = glorot(n_actions, dim)
+
+    def _forward(
+        self, x: np.ndarray, rng: np.random.Generator | None = None, drop: float = 0.0
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """Logits (batch, actions) and, per hidden layer, (input, dropout-scaled mask)."""
+        cache = []
+        h = x
+        for i in range(self.n_layers):
+            z = h @ self.params[f"W{i}"] + self.params[f"b{i}"]
+            mask = (z > 0).astype(np.float32)
+            if rng is not None and drop > 0:
+                mask *= (rng.random(z.shape) >= drop).astype(np.float32) / (1.0 - drop)
+            cache.append((h, mask))
+            h = z * mask
+        cache.append((h, np.ones(1, dtype=np.float32)))
+        dialogue = h @ self.params["W_embed"] + self.params["b_embed"]  # (batch, dim)
+        cache.append((dialogue, np.ones(1, dtype=np.float32)))
+        return dialogue @ self.params["action_embeddings"].T, cache
+
+    def _gradients(
+        self, logits: np.ndarray, cache: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Cross-entropy loss and its gradients (L2 on weight matrices added)."""
+        batch = logits.shape[0]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=1, keepdims=True)
+        loss = float(-np.log(probs[np.arange(batch), targets] + 1e-12).mean())
+        d_logits = probs
+        d_logits[np.arange(batch), targets] -= 1.0
+        d_logits /= batch
+        dialogue = cache[-1][0]
+        top = cache[-2][0]
+        grads = {
+            "action_embeddings": d_logits.T @ dialogue,
+        }
+        d_dialogue = d_logits @ self.params["action_embeddings"]  # (batch, dim)
+        grads["W_embed"] = top.T @ d_dialogue
+        grads["b_embed"] = d_dialogue.sum(axis=0)
+        d_h = d_dialogue @ self.params["W_embed"].T
+        for i in range(self.n_layers - 1, -1, -1):
+            h_in, mask = cache[i]
+            d_z = d_h * mask
+            grads[f"W{i}"] = h_in.T @ d_z
+            grads[f"b{i}"] = d_z.sum(axis=0)
+            d_h = d_z @ self.params[f"W{i}"].T
+        reg = float(self.config.get("regularization_constant", 0.0) or 0.0)
+        if reg:
+            for name in grads:
+                if name.startswith("W") or name == "action_embeddings":
+                    grads[name] = grads[name] + reg * self.params[name]
+        return loss, grads
+
+    # --- training -----------------------------------------------------------------------
+
+    def fit(self, trackers: list[TrainingTracker], domain: Domain) -> TEDPolicy:
+        """Train on the story trackers; an empty model when there are none."""
+        self.actions = list(domain.action_names_or_texts)
+        self.encoder = StateEncoder.from_domain(domain)
+        examples = self._examples(trackers, domain)
+        if not examples:
+            self.params, self.window, self.n_layers = {}, 0, 0
+            return self
+        self.window = self.max_history or max(len(states) for states, _ in examples)
+        x = np.stack([self.encoder.encode(states, self.window).ravel() for states, _ in examples])
+        action_index = {a: i for i, a in enumerate(self.actions)}
+        y = np.array([action_index[a] for _, a in examples], dtype=np.int64)
+        seed = self.config.get("random_seed")
+        rng = np.random.default_rng(0 if seed is None else int(seed))
+        self._init_params(x.shape[1], len(self.actions), rng)
+        optimizer = _Adam(self.params, float(self.config.get("learning_rate", 0.001)))
+        drop = float(self.config.get("drop_rate_dialogue", 0.0) or 0.0)
+        epochs = int(self.config.get("epochs", 1))
+        self.losses = []
+        for batch_size in _batch_sizes(self.config.get("batch_size", 64), epochs):
+            order = rng.permutation(len(y))
+            total = 0.0
+            for start in range(0, len(y), max(batch_size, 1)):
+                batch = order[start : start + max(batch_size, 1)]
+                logits, cache = self._forward(x[batch], rng, drop)
+                loss, grads = self._gradients(logits, cache, y[batch])
+                optimizer.step(self.params, grads)
+                total += loss * len(batch)
+            self.losses.append(total / len(y))
+        return self
+
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        """Train and persist the weights (npz) and the layout they expect (JSON)."""
+        self.fit(read_trackers(inputs), read_domain(inputs))
+        assert self.encoder is not None
+        out.json(
+            MODEL_FILE,
+            {
+                "actions": self.actions,
+                "encoder": self.encoder.as_dict(),
+                "window": self.window,
+                "n_layers": self.n_layers,
+                "losses": [round(v, 6) for v in self.losses],
+            },
+        )
+        out.arrays(WEIGHTS_FILE, self.params)
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        """Rebuild the network from its artifact."""
+        policy = cls(config)
+        if model is None or not model.has(MODEL_FILE):
+            return policy
+        meta = model.json(MODEL_FILE)
+        policy.actions = list(meta["actions"])
+        policy.encoder = StateEncoder.from_dict(meta["encoder"])
+        policy.window = int(meta["window"])
+        policy.n_layers = int(meta["n_layers"])
+        policy.params = model.arrays(WEIGHTS_FILE) if model.has(WEIGHTS_FILE) else {}
+        return policy
+
+    # --- prediction ---------------------------------------------------------------------
+
+    def action_probabilities(self, states: list) -> np.ndarray:
+        """Softmax over the training domain's actions for one state history."""
+        assert self.encoder is not None
+        x = self.encoder.encode(states, self.window).reshape(1, -1)
+        logits, _ = self._forward(x)
+        shifted = logits[0] - logits[0].max()
+        probs = np.exp(shifted)
+        return probs / probs.sum()
+
+    def predict_action_probabilities(self, events: list[Event], domain: Domain) -> PolicyPrediction:
+        """The network's distribution, mapped onto the given domain's actions."""
+        if not self.params or self.encoder is None:
+            return self.prediction(domain)
+        states, _ = states_for_events(events, domain)
+        probs = self.action_probabilities(states)
+        scores = {action: float(p) for action, p in zip(self.actions, probs, strict=True)}
+        return self.prediction(domain, scores)
+
