@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.core.events import RULE_SNIPPET_ACTION, ActionExecuted, Event, UserUttered
+from trainkit.core.events import RULE_SNIPPET_ACTION, ActionExecuted, Event, SlotSet, UserUttered
 from trainkit.core.tracker import (
     ACTION_RESTART,
     ACTION_SESSION_START,
@@ -146,35 +146,42 @@ def message_entity_labels(message: UserUttered) -> set[str]:
 # --- states ---------------------------------------------------------------------------------
 
 
-def current_state(tracker: DialogueStateTracker, omit_unset_slots: bool = False) -> State:
-    """The tracker's state now.
+class DomainView:
+    """What state building needs from a domain, computed once per domain.
 
-    `omit_unset_slots` keeps only slots some event set, which is how rules are written:
-    a rule names the slots it cares about and says nothing about the others.
+    Building states is the hot loop of training (every action of every tracker), so
+    per-intent entity filters and the featurized slots are looked up, not recomputed.
     """
-    domain = tracker.domain
-    state: State = {}
-    message = tracker.latest_message
-    if message is not None and (message.intent is not None or message.text is not None):
-        user: dict[str, Any] = {}
-        if message.intent is not None:
-            user["intent"] = message.intent
-        else:
-            user["text"] = message.text
-        entities = message_entity_labels(message) & featurized_entity_labels(domain, message.intent)
-        if entities:
-            user["entities"] = sorted(entities)
-        state[USER] = user
-    action = tracker.latest_action
-    if action is not None:
-        if action.action_name is not None:
-            state[PREVIOUS_ACTION] = {"action_name": action.action_name}
-        elif action.action_text is not None:
-            state[PREVIOUS_ACTION] = {"action_text": action.action_text}
+
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.slots = [slot for slot in domain.slots if slot_is_featurized(slot)]
+        self._entity_labels: dict[str | None, set[str]] = {}
+
+    def entity_labels(self, intent: str | None) -> set[str]:
+        """Entity labels the intent lets influence the dialogue."""
+        if intent not in self._entity_labels:
+            self._entity_labels[intent] = featurized_entity_labels(self.domain, intent)
+        return self._entity_labels[intent]
+
+
+def _user_part(message: UserUttered | None, view: DomainView) -> dict[str, Any] | None:
+    if message is None or (message.intent is None and message.text is None):
+        return None
+    user: dict[str, Any] = {}
+    if message.intent is not None:
+        user["intent"] = message.intent
+    else:
+        user["text"] = message.text
+    entities = message_entity_labels(message) & view.entity_labels(message.intent)
+    if entities:
+        user["entities"] = sorted(entities)
+    return user
+
+
+def _slots_part(tracker: DialogueStateTracker, omit_unset_slots: bool, view: DomainView) -> dict[str, Any]:
     slots: dict[str, Any] = {}
-    for slot in domain.slots:
-        if not slot_is_featurized(slot):
-            continue
+    for slot in view.slots:
         if omit_unset_slots and slot.name not in tracker.set_slots:
             continue
         value = tracker.slots.get(slot.name)
@@ -184,34 +191,85 @@ def current_state(tracker: DialogueStateTracker, omit_unset_slots: bool = False)
         features = slot_features(slot, value)
         if any(features):
             slots[slot.name] = features
+    return slots
+
+
+def _assemble(
+    user: dict[str, Any] | None,
+    action: ActionExecuted | None,
+    slots: dict[str, Any],
+    active_loop: str | None,
+) -> State:
+    state: State = {}
+    if user:
+        state[USER] = user
+    if action is not None:
+        if action.action_name is not None:
+            state[PREVIOUS_ACTION] = {"action_name": action.action_name}
+        elif action.action_text is not None:
+            state[PREVIOUS_ACTION] = {"action_text": action.action_text}
     if slots:
         state[SLOTS] = slots
-    if tracker.active_loop is not None:
-        state[ACTIVE_LOOP] = {"name": tracker.active_loop}
+    if active_loop is not None:
+        state[ACTIVE_LOOP] = {"name": active_loop}
     return state
 
 
+def current_state(
+    tracker: DialogueStateTracker, omit_unset_slots: bool = False, view: DomainView | None = None
+) -> State:
+    """The tracker's state now.
+
+    `omit_unset_slots` keeps only slots some event set, which is how rules are written:
+    a rule names the slots it cares about and says nothing about the others.
+    """
+    view = view or DomainView(tracker.domain)
+    return _assemble(
+        _user_part(tracker.latest_message, view),
+        tracker.latest_action,
+        _slots_part(tracker, omit_unset_slots, view),
+        tracker.active_loop,
+    )
+
+
 def states_for_events(
-    events: Iterable[Event], domain: Domain, omit_unset_slots: bool = False
+    events: Iterable[Event],
+    domain: Domain,
+    omit_unset_slots: bool = False,
+    view: DomainView | None = None,
 ) -> tuple[list[State], list[int]]:
     """States before every action of the current session plus the final state.
 
     Returns the states and, for each state but the last, the position of the action that
     followed it in `events`. A session start or restart drops the history before it.
     """
+    view = view or DomainView(domain)
     tracker = DialogueStateTracker(domain)
     states: list[State] = []
     positions: list[int] = []
+    slots: dict[str, Any] | None = None
+    user_for: tuple[UserUttered | None, dict[str, Any] | None] = (None, None)
+
+    def snapshot() -> State:
+        nonlocal slots, user_for
+        if slots is None:
+            slots = _slots_part(tracker, omit_unset_slots, view)
+        if user_for[0] is not tracker.latest_message:
+            user_for = (tracker.latest_message, _user_part(tracker.latest_message, view))
+        return _assemble(user_for[1], tracker.latest_action, slots, tracker.active_loop)
+
     for position, event in enumerate(events):
         if isinstance(event, ActionExecuted):
             if event.action_name in (ACTION_SESSION_START, ACTION_RESTART):
                 tracker.update(event)
-                states, positions = [], []
+                states, positions, slots = [], [], None
                 continue
-            states.append(current_state(tracker, omit_unset_slots))
+            states.append(snapshot())
             positions.append(position)
+        elif isinstance(event, SlotSet):
+            slots = None
         tracker.update(event)
-    states.append(current_state(tracker, omit_unset_slots))
+    states.append(snapshot())
     return states, positions
 
 
@@ -222,10 +280,14 @@ def action_label(event: ActionExecuted) -> str:
 
 @dataclass
 class LabelledHistory:
-    """One training example: the states up to a decision and the action taken there."""
+    """One training example: the states up to a decision and the action taken there.
+
+    `key` is `state_key(states)`, built from per-state pieces computed once per tracker.
+    """
 
     states: list[State]
     action: str
+    key: str
 
 
 def training_examples(
@@ -234,6 +296,7 @@ def training_examples(
     max_history: int | None,
     unpredictable: Iterable[int] = (),
     omit_unset_slots: bool = False,
+    view: DomainView | None = None,
 ) -> list[LabelledHistory]:
     """Every (history, action) pair a tracker teaches.
 
@@ -241,14 +304,22 @@ def training_examples(
     predict it from) and rule snippet markers (`...`) are not labels.
     """
     skip = set(unpredictable)
-    states, positions = states_for_events(events, domain, omit_unset_slots)
+    states, positions = states_for_events(events, domain, omit_unset_slots, view)
+    pieces = [_state_json(state) for state in states]
     out = []
     for index, position in enumerate(positions):
         event = events[position]
         assert isinstance(event, ActionExecuted)
         if position in skip or event.action_name == RULE_SNIPPET_ACTION:
             continue
-        out.append(LabelledHistory(slice_history(states[: index + 1], max_history), action_label(event)))
+        start = 0 if not max_history else max(0, index + 1 - max_history)
+        out.append(
+            LabelledHistory(
+                states[start : index + 1],
+                action_label(event),
+                "[" + ",".join(pieces[start : index + 1]) + "]",
+            )
+        )
     return out
 
 
@@ -259,9 +330,13 @@ def slice_history(states: list[State], max_history: int | None) -> list[State]:
     return list(states[-max_history:])
 
 
+def _state_json(state: State) -> str:
+    return json.dumps(state, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def state_key(states: Sequence[State]) -> str:
     """Canonical JSON of a state history, the key of lookups and duplicate checks."""
-    return json.dumps(list(states), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "[" + ",".join(_state_json(state) for state in states) + "]"
 
 
 # --- numeric encoding -----------------------------------------------------------------------

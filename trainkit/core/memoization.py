@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from trainkit.core.events import ActionExecuted, Event, UserUttered
-from trainkit.core.featurization import slice_history, state_key, states_for_events, training_examples
+from trainkit.core.featurization import (
+    DomainView,
+    slice_history,
+    state_key,
+    states_for_events,
+    training_examples,
+)
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
 from trainkit.core.tracker import DialogueStateTracker
 from trainkit.data.domain import Domain
@@ -46,13 +52,14 @@ class MemoizationPolicy(Policy):
         """Build the lookup from non-augmented story trackers."""
         lookup: dict[str, str] = {}
         ambiguous: set[str] = set()
+        view = DomainView(domain)
         for tracker in trackers:
             if tracker.is_rule or tracker.is_augmented:
                 continue
             for example in training_examples(
-                tracker.events, domain, self.max_history, tracker.unpredictable
+                tracker.events, domain, self.max_history, tracker.unpredictable, view=view
             ):
-                key = state_key(example.states)
+                key = example.key
                 if key in ambiguous:
                     continue
                 if key in lookup and lookup[key] != example.action:

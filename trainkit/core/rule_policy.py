@@ -19,11 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trainkit.core.events import ACTION_LISTEN, RULE_SNIPPET_ACTION, ActionExecuted, Event, UserUttered
+from trainkit.core.events import (
+    ACTION_LISTEN,
+    RULE_SNIPPET_ACTION,
+    ActionExecuted,
+    Event,
+    UserUttered,
+)
 from trainkit.core.featurization import (
     ACTIVE_LOOP,
     PREVIOUS_ACTION,
     USER,
+    DomainView,
     State,
     state_key,
     states_for_events,
@@ -148,8 +155,9 @@ class RulePolicy(Policy):
         if self.config.get("restrict_rules", True):
             self._check_rule_restriction(rule_trackers)
         by_key: dict[str, Rule] = {}
+        view = DomainView(domain)
         for tracker in rule_trackers:
-            for example in training_examples(tracker.events, domain, None, tracker.unpredictable, True):
+            for example in training_examples(tracker.events, domain, None, tracker.unpredictable, True, view):
                 states = _strip_before_snippet(example.states)
                 if not states:
                     continue
@@ -186,8 +194,9 @@ class RulePolicy(Policy):
 
     def _check_contradictions(self, trackers: list[TrainingTracker], domain: Domain) -> None:
         problems: list[str] = []
+        view = DomainView(domain)
         for tracker in trackers:
-            states, positions = states_for_events(tracker.events, domain)
+            states, positions = states_for_events(tracker.events, domain, view=view)
             skip = set(tracker.unpredictable)
             for index, position in enumerate(positions):
                 event = tracker.events[position]

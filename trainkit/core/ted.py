@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 
 from trainkit.core.events import Event
-from trainkit.core.featurization import StateEncoder, state_key, states_for_events, training_examples
+from trainkit.core.featurization import (
+    DomainView,
+    StateEncoder,
+    states_for_events,
+    training_examples,
+)
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
 from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
@@ -160,11 +165,14 @@ class TEDPolicy(Policy):
         """Unique (history, action) pairs of the story trackers, augmented ones included."""
         seen: set[str] = set()
         out = []
+        view = DomainView(domain)
         for tracker in trackers:
             if tracker.is_rule:
                 continue
-            for example in training_examples(tracker.events, domain, self.max_history, tracker.unpredictable):
-                key = state_key(example.states) + "\n" + example.action
+            for example in training_examples(
+                tracker.events, domain, self.max_history, tracker.unpredictable, view=view
+            ):
+                key = example.key + "\n" + example.action
                 if key not in seen:
                     seen.add(key)
                     out.append((example.states, example.action))
@@ -233,7 +241,8 @@ class TEDPolicy(Policy):
             d_z = d_h * mask
             grads[f"W{i}"] = h_in.T @ d_z
             grads[f"b{i}"] = d_z.sum(axis=0)
-            d_h = d_z @ self.params[f"W{i}"].T
+            if i > 0:  # the input needs no gradient
+                d_h = d_z @ self.params[f"W{i}"].T
         reg = float(self.config.get("regularization_constant", 0.0) or 0.0)
         if reg:
             for name in grads:

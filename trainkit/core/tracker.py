@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from trainkit.core.events import (
-    ACTION_LISTEN,
     ActionExecuted,
     ActiveLoop,
     Event,
@@ -103,23 +102,6 @@ class DialogueStateTracker:
                 if name in self.set_slots
             )
 
-    @property
-    def latest_action_name(self) -> str | None:
-        """Name (or end-to-end text) of the last action, None before any action."""
-        if self.latest_action is None:
-            return None
-        return self.latest_action.action_name or self.latest_action.action_text
-
-    @property
-    def latest_intent(self) -> str | None:
-        """Intent of the latest user message."""
-        return None if self.latest_message is None else self.latest_message.intent
-
-    @property
-    def is_waiting_for_user(self) -> bool:
-        """True right after `action_listen`."""
-        return self.latest_action_name == ACTION_LISTEN
-
     def get_slot(self, name: str) -> Any:
         """Current value of a slot (None if unknown or unset)."""
         return self.slots.get(name)
@@ -131,6 +113,8 @@ class DialogueStateTracker:
         states, _ = states_for_events(self.applied_events, self.domain, omit_unset_slots)
         return states
 
-    def copy(self) -> DialogueStateTracker:
-        """An independent tracker with the same events."""
-        return DialogueStateTracker(self.domain, self.events)
+    def current_state(self, omit_unset_slots: bool = False) -> dict[str, Any]:
+        """The state a policy would decide the next action from."""
+        from trainkit.core.featurization import current_state
+
+        return current_state(self, omit_unset_slots)

@@ -33,7 +33,7 @@ from trainkit.core.events import (
     UserUttered,
     event_from_dict,
 )
-from trainkit.core.featurization import state_key, states_for_events
+from trainkit.core.featurization import DomainView, state_key, states_for_events
 from trainkit.core.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker
 from trainkit.data.domain import Domain
 from trainkit.data.stories import STORY_START, StoryGraph, StoryStep
@@ -170,6 +170,7 @@ def _extend(
     step_index: int,
     from_start: bool,
     final_listen: bool,
+    part: int = 0,
 ) -> _Partial:
     """Append a step's events, making implicit listens and entity slots explicit."""
     out = list(partial.events)
@@ -188,7 +189,9 @@ def _extend(
         out.append(event)
     if final_listen and (not out or not _is_listen(out[-1])):
         out.append(ActionExecuted(ACTION_LISTEN))
-    names = partial.names if partial.names and partial.names[-1] == name else partial.names + (name,)
+    # The pieces of a block split at a checkpoint keep the block's single name.
+    continued = part > 0 and bool(partial.names) and partial.names[-1] == name
+    names = partial.names if continued else partial.names + (name,)
     return _Partial(
         names, tuple(out), frozenset(unpredictable), partial.visited | {step_index}, partial.is_augmented
     )
@@ -306,7 +309,9 @@ class TrackerGenerator:
                 incoming = self.rng.sample(incoming, limit)
             from_start = not step.start_checkpoints
             outgoing = [
-                _extend(p, branch, self.domain, step.block_name, index, from_start, not step.end_checkpoints)
+                _extend(
+                    p, branch, self.domain, step.block_name, index, from_start, not step.end_checkpoints, step.part
+                )
                 for p in incoming
                 for branch in self._branches[index]
             ]
@@ -341,8 +346,9 @@ def _deduplicate(trackers: list[TrainingTracker], domain: Domain) -> list[Traini
     """Drop trackers whose states (and so everything a policy sees) repeat an earlier one."""
     seen: set[str] = set()
     out = []
+    view = DomainView(domain)
     for tracker in trackers:
-        states, _ = states_for_events(tracker.events, domain, omit_unset_slots=tracker.is_rule)
+        states, _ = states_for_events(tracker.events, domain, tracker.is_rule, view)
         key = state_key(states) + repr(sorted(tracker.unpredictable)) + str(tracker.is_rule)
         if key not in seen:
             seen.add(key)

@@ -338,8 +338,11 @@ def similarity_loss(
         cand = np.asarray(candidates, dtype=np.int64)
         is_pos = np.zeros(cand.shape, dtype=bool)
         is_pos[:, 0] = True
-    cand_emb = labels[cand]  # n x c x e
-    sims = np.einsum("ne,nce->nc", inputs, cand_emb)
+    if candidates is None:
+        sims = inputs @ labels.T
+    else:
+        cand_emb = labels[cand]  # n x c x e
+        sims = np.einsum("ne,nce->nc", inputs, cand_emb)
     grad_sims = np.zeros_like(sims)
     loss = 0.0
     if config.loss_type == "cross_entropy":
@@ -384,9 +387,15 @@ def similarity_loss(
         log_1p = np.log(np.clip(1.0 - prob, 1e-12, 1.0))
         loss += -float((target * log_p + (1 - target) * log_1p).sum()) / count
         grad_sims += (prob - target) / count
-    grad_inputs = np.einsum("nc,nce->ne", grad_sims, cand_emb)
-    grad_labels = np.zeros_like(labels)
-    np.add.at(grad_labels, cand.reshape(-1), (grad_sims[:, :, None] * inputs[:, None, :]).reshape(-1, labels.shape[1]))
+    if candidates is None:
+        grad_inputs = grad_sims @ labels
+    else:
+        grad_inputs = np.einsum("nc,nce->ne", grad_sims, cand_emb)
+    if candidates is None:
+        grad_labels = grad_sims.T @ inputs
+    else:
+        grad_labels = np.zeros_like(labels)
+        np.add.at(grad_labels, cand.reshape(-1), (grad_sims[:, :, None] * inputs[:, None, :]).reshape(-1, labels.shape[1]))
     return SimilarityLossResult(loss, grad_inputs, grad_labels, sims)
 
 
@@ -453,21 +462,32 @@ class Adam:
                 self.v[name] = np.zeros_like(param)
             m, v = self.m[name], self.v[name]
             idx = rows.get(name)
+            mask = masks.get(name)
             if idx is None:
                 m *= self.beta1
                 m += (1.0 - self.beta1) * grad
                 v *= self.beta2
-                v += (1.0 - self.beta2) * grad * grad
-                update = lr * m / (np.sqrt(v) + self.eps)
-                if name in masks:
-                    update *= masks[name]
+                v += (1.0 - self.beta2) * (grad * grad)
+                update = np.sqrt(v)
+                update += self.eps
+                np.divide(m, update, out=update)
+                update *= lr
+                if mask is not None:
+                    update *= mask
                 param -= update
             else:
-                m_rows = self.beta1 * m[idx] + (1.0 - self.beta1) * grad
-                v_rows = self.beta2 * v[idx] + (1.0 - self.beta2) * grad * grad
+                m_rows = m[idx]
+                m_rows *= self.beta1
+                m_rows += (1.0 - self.beta1) * grad
+                v_rows = v[idx]
+                v_rows *= self.beta2
+                v_rows += (1.0 - self.beta2) * (grad * grad)
                 m[idx] = m_rows
                 v[idx] = v_rows
-                update = lr * m_rows / (np.sqrt(v_rows) + self.eps)
-                if name in masks:
-                    update *= masks[name][idx]
+                update = np.sqrt(v_rows)
+                update += self.eps
+                np.divide(m_rows, update, out=update)
+                update *= lr
+                if mask is not None:
+                    update *= mask[idx]
                 param[idx] -= update

@@ -116,6 +116,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # tokens on each side a token sees when tagging entities (not a Rasa option: it
     # replaces the transformer's context)
     "entity_context_window": 2,
+    # feed the max-pooled token context into the sentence embedding, so intents see
+    # word order (not a Rasa option: Rasa's transformer plays this part)
+    "use_token_context": True,
     "entity_hidden_size": 128,
 }
 
@@ -294,6 +297,7 @@ class NetworkSpec:
     context_window: int = 2
     similarity: str = "inner"  # or "cosine"
     intent_classification: bool = True
+    token_pooling: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the model file."""
@@ -310,6 +314,7 @@ class NetworkSpec:
             "context_window": self.context_window,
             "similarity": self.similarity,
             "intent_classification": self.intent_classification,
+            "token_pooling": self.token_pooling,
         }
 
     @classmethod
@@ -400,6 +405,11 @@ class Network:
         """Whether any CRF head is trained."""
         return bool(self.spec.heads)
 
+    @property
+    def uses_tokens(self) -> bool:
+        """Whether the token layers run (for entities or for pooled intent context)."""
+        return bool(self.spec.heads) or self.spec.token_pooling
+
     def initialise(self, rng: np.random.Generator, connection_density: float) -> None:
         """Glorot-initialised weights; sparse layers get Rasa's fixed connection mask."""
         s = self.spec
@@ -416,6 +426,8 @@ class Network:
                 p[f"hid{i}.W"] = nn.glorot_uniform(rng, width, size)
                 p[f"hid{i}.b"] = np.zeros(size)
                 width = size
+            if s.token_pooling:
+                width += s.entity_hidden_size
             p["emb.W"] = nn.glorot_uniform(rng, width, s.embedding_dimension)
             p["emb.b"] = np.zeros(s.embedding_dimension)
             label_width = s.label_hidden_sizes[0] if s.label_hidden_sizes else s.embedding_dimension
@@ -424,7 +436,7 @@ class Network:
                 p[f"labhid{i}.W"] = nn.glorot_uniform(rng, label_width, size)
                 p[f"labhid{i}.b"] = np.zeros(size)
                 label_width = size
-        if self.uses_entities:
+        if self.uses_tokens:
             p["tok.W"] = nn.glorot_uniform(rng, s.sequence_dim, s.entity_hidden_size)
             p["tok.b"] = np.zeros(s.entity_hidden_size)
             mask = nn.connection_mask(rng, s.sequence_dim, s.entity_hidden_size, connection_density)
@@ -466,7 +478,7 @@ class Network:
 
         With a generator, `input_drop` of the stored sparse inputs are dropped first.
         """
-        sentence, sequence, lengths, token_rows = _gather(data, rows, self.uses_entities)
+        sentence, sequence, lengths, token_rows = _gather(data, rows, self.uses_tokens)
         if rng is not None and input_drop > 0:
             sentence = nn.sparse_dropout(sentence, input_drop, rng)
             if sequence is not None:
@@ -502,7 +514,11 @@ class Network:
     def forward(
         self, batch: _Batch, rng: np.random.Generator | None, options: TrainingOptions | None
     ) -> dict[str, Any]:
-        """All intermediate values of one pass; dropout only when `rng` is given."""
+        """All intermediate values of one pass; dropout only when `rng` is given.
+
+        Order: sentence layer, then the token layers (which see the sentence vector),
+        then the sentence embedding (which sees the max-pooled token context).
+        """
         s, p = self.spec, self.params
         rate = options.drop_rate if options is not None else 0.0
         c: dict[str, Any] = {}
@@ -512,26 +528,11 @@ class Network:
             c["sent.h"] = h
             h, c["sent.mask"] = nn.dropout_forward(h, rate, rng)
             c["sent.out"] = h
-            for i in range(len(s.hidden_sizes)):
-                pre_in = h
-                h = nn.relu_forward(nn.dense_forward(h, p[f"hid{i}.W"], p[f"hid{i}.b"]))
-                c[f"hid{i}.in"], c[f"hid{i}.h"] = pre_in, h
-                h, c[f"hid{i}.mask"] = nn.dropout_forward(h, rate, rng)
-            c["emb.in"] = h
-            emb = nn.dense_forward(h, p["emb.W"], p["emb.b"])
-            labels, c["lab.caches"] = self.label_embeddings()
-            c["lab.raw"] = labels
-            if s.similarity == "cosine":
-                emb_n, c["emb.norms"] = nn.l2_normalize_forward(emb)
-                lab_n, c["lab.norms"] = nn.l2_normalize_forward(labels)
-                c["emb.normed"], c["lab.normed"] = emb_n, lab_n
-                emb, labels = emb_n, lab_n
-            c["emb"], c["labels"] = emb, labels
-        if self.uses_entities and batch.sequence is not None:
+        if self.uses_tokens and batch.sequence is not None:
             g = nn.relu_forward(nn.sparse_dense_forward(batch.sequence, p["tok.W"], p["tok.b"]))
             c["tok.h"] = g
             g, c["tok.mask"] = nn.dropout_forward(g, rate, rng)
-            grid = np.zeros((n, batch.steps, s.entity_hidden_size))
+            grid = np.zeros((n, batch.steps, s.entity_hidden_size), dtype=g.dtype)
             grid[batch.token_b, batch.token_t] = g
             parts = [nn.shift_forward(grid, k) for k in s.offsets]
             if s.intent_classification:
@@ -544,6 +545,34 @@ class Network:
             c["ctx.out"] = z
             for head in s.heads:
                 c[f"{head.name}.em"] = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
+            if s.token_pooling:
+                # padding positions are zeroed; outputs are >= 0, so they never win the max
+                valid = np.zeros((n, batch.steps), dtype=bool)
+                valid[batch.token_b, batch.token_t] = True
+                masked = z * valid[:, :, None]
+                c["pool.arg"] = masked.argmax(axis=1)
+                c["pool.out"] = masked.max(axis=1)
+        if s.intent_classification:
+            h = c["sent.out"]
+            for i in range(len(s.hidden_sizes)):
+                pre_in = h
+                h = nn.relu_forward(nn.dense_forward(h, p[f"hid{i}.W"], p[f"hid{i}.b"]))
+                c[f"hid{i}.in"], c[f"hid{i}.h"] = pre_in, h
+                h, c[f"hid{i}.mask"] = nn.dropout_forward(h, rate, rng)
+            if s.token_pooling:
+                pooled = c.get("pool.out")
+                if pooled is None:
+                    pooled = np.zeros((n, s.entity_hidden_size), dtype=h.dtype)
+                h = np.concatenate([h, pooled], axis=1)
+            c["emb.in"] = h
+            emb = nn.dense_forward(h, p["emb.W"], p["emb.b"])
+            labels, c["lab.caches"] = self.label_embeddings()
+            if s.similarity == "cosine":
+                emb_n, c["emb.norms"] = nn.l2_normalize_forward(emb)
+                lab_n, c["lab.norms"] = nn.l2_normalize_forward(labels)
+                c["emb.normed"], c["lab.normed"] = emb_n, lab_n
+                emb, labels = emb_n, lab_n
+            c["emb"], c["labels"] = emb, labels
         return c
 
     # --------------------------------------------------------- loss + backward
@@ -557,34 +586,9 @@ class Network:
         rows: dict[str, np.ndarray] = {}
         total = 0.0
         n = batch.lengths.size
-        d_sent_out = None
-        if self.uses_entities and batch.sequence is not None:
-            d_z = np.zeros_like(c["ctx.out"])
-            for head in s.heads:
-                params = self.crf_params(head.name)
-                tags = np.zeros((n, batch.steps), np.int64)
-                tags[batch.token_b, batch.token_t] = batch.tags[head.name]
-                res = crf.nll_and_gradients(c[f"{head.name}.em"].astype(np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n))
-                total += res.loss
-                dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
-                    c["ctx.out"], p[f"{head.name}.W"], res.emissions
-                )
-                d_z += dz_h
-                grads[f"{head.name}.trans"] = res.transitions
-                grads[f"{head.name}.start"] = res.start
-                grads[f"{head.name}.end"] = res.end
-            d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
-            d_ctx_in, grads["ctx.W"], grads["ctx.b"] = nn.dense_backward(c["ctx.in"], p["ctx.W"], d_z)
-            width = s.entity_hidden_size
-            d_grid = np.zeros((n, batch.steps, width))
-            for j, k in enumerate(s.offsets):
-                d_grid += nn.shift_backward(d_ctx_in[:, :, j * width : (j + 1) * width], k)
-            if s.intent_classification:
-                d_sent_out = d_ctx_in[:, :, len(s.offsets) * width :].sum(axis=1)
-            d_g = d_grid[batch.token_b, batch.token_t]
-            d_g = nn.relu_backward(c["tok.h"], nn.dropout_backward(c["tok.mask"], d_g))
-            grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g)
-            rows["tok.W"] = batch.sequence.columns
+        tokens_on = self.uses_tokens and batch.sequence is not None
+        d_z = np.zeros_like(c["ctx.out"]) if tokens_on else None
+        d_sent = None
         if s.intent_classification and batch.labels is not None:
             candidates = None
             if options.loss.loss_type != "cross_entropy":
@@ -601,21 +605,59 @@ class Network:
                 d_emb = nn.l2_normalize_backward(c["emb.normed"], c["emb.norms"], d_emb)
                 d_lab = nn.l2_normalize_backward(c["lab.normed"], c["lab.norms"], d_lab)
             d_h, grads["emb.W"], grads["emb.b"] = nn.dense_backward(c["emb.in"], p["emb.W"], d_emb)
+            if s.token_pooling:
+                width = d_h.shape[1] - s.entity_hidden_size
+                d_pool = d_h[:, width:]
+                d_h = d_h[:, :width]
+                if d_z is not None:
+                    b_idx = np.arange(n)[:, None]
+                    f_idx = np.arange(s.entity_hidden_size)[None, :]
+                    d_z[b_idx, c["pool.arg"], f_idx] += d_pool
             for i in reversed(range(len(s.hidden_sizes))):
                 d_h = nn.relu_backward(c[f"hid{i}.h"], nn.dropout_backward(c[f"hid{i}.mask"], d_h))
                 d_h, grads[f"hid{i}.W"], grads[f"hid{i}.b"] = nn.dense_backward(
                     c[f"hid{i}.in"], p[f"hid{i}.W"], d_h
                 )
-            if d_sent_out is not None:
-                d_h = d_h + d_sent_out
-            d_h = nn.relu_backward(c["sent.h"], nn.dropout_backward(c["sent.mask"], d_h))
-            grads["sent.W"], grads["sent.b"] = nn.sparse_dense_backward(batch.sentence, d_h)
-            rows["sent.W"] = batch.sentence.columns
+            d_sent = d_h
             for i in reversed(range(len(c["lab.caches"]))):
-                pre, x = c["lab.caches"][i]
+                _, x = c["lab.caches"][i]
                 d_x, grads[f"labhid{i}.W"], grads[f"labhid{i}.b"] = nn.dense_backward(x, p[f"labhid{i}.W"], d_lab)
                 d_lab = nn.relu_backward(x, d_x)
             grads["lab.table"] = d_lab
+        if tokens_on:
+            assert d_z is not None and batch.sequence is not None
+            for head in s.heads:
+                params = self.crf_params(head.name)
+                tags = np.zeros((n, batch.steps), np.int64)
+                tags[batch.token_b, batch.token_t] = batch.tags[head.name]
+                res = crf.nll_and_gradients(
+                    c[f"{head.name}.em"].astype(np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
+                )
+                total += res.loss
+                dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
+                    c["ctx.out"], p[f"{head.name}.W"], res.emissions.astype(d_z.dtype)
+                )
+                d_z += dz_h
+                grads[f"{head.name}.trans"] = res.transitions
+                grads[f"{head.name}.start"] = res.start
+                grads[f"{head.name}.end"] = res.end
+            d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
+            d_ctx_in, grads["ctx.W"], grads["ctx.b"] = nn.dense_backward(c["ctx.in"], p["ctx.W"], d_z)
+            width = s.entity_hidden_size
+            d_grid = np.zeros((n, batch.steps, width), dtype=d_z.dtype)
+            for j, k in enumerate(s.offsets):
+                d_grid += nn.shift_backward(d_ctx_in[:, :, j * width : (j + 1) * width], k)
+            if s.intent_classification:
+                from_tokens = d_ctx_in[:, :, len(s.offsets) * width :].sum(axis=1)
+                d_sent = from_tokens if d_sent is None else d_sent + from_tokens
+            d_g = d_grid[batch.token_b, batch.token_t]
+            d_g = nn.relu_backward(c["tok.h"], nn.dropout_backward(c["tok.mask"], d_g))
+            grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g)
+            rows["tok.W"] = batch.sequence.columns
+        if s.intent_classification and d_sent is not None:
+            d_sent = nn.relu_backward(c["sent.h"], nn.dropout_backward(c["sent.mask"], d_sent))
+            grads["sent.W"], grads["sent.b"] = nn.sparse_dense_backward(batch.sentence, d_sent)
+            rows["sent.W"] = batch.sentence.columns
         return total, grads, rows
 
     # ------------------------------------------------------------------ training
@@ -780,7 +822,7 @@ def encode_batch(batch: MessageBatch, spec: NetworkSpec) -> EncodedData:
     sequence = sequence_matrix(batch)
     if spec.intent_classification and sentence.shape[1] != spec.sentence_dim:
         raise ValueError(f"sentence features have {sentence.shape[1]} columns, the model was trained on {spec.sentence_dim}")
-    if spec.heads and sequence.shape[1] != spec.sequence_dim:
+    if (spec.heads or spec.token_pooling) and sequence.shape[1] != spec.sequence_dim:
         raise ValueError(f"sequence features have {sequence.shape[1]} columns, the model was trained on {spec.sequence_dim}")
     return EncodedData(sentence, sequence, np.asarray(batch.token_offsets, np.int64))
 
@@ -854,6 +896,7 @@ class DIETClassifier(NLUComponent):
         entity_on = bool(config["entity_recognition"]) and has_entities and sequence.shape[1] > 0
         if not intent_on and not entity_on:
             return None
+        pooling = intent_on and bool(config["use_token_context"]) and sequence.shape[1] > 0
         bilou = bool(config["BILOU_flag"])
         tokens = [batch.tokens[i] for i in rows]
         heads: list[TagHead] = []
@@ -879,7 +922,7 @@ class DIETClassifier(NLUComponent):
         labels = np.asarray([intents.index(m.intent) for m in used], np.int64) if intent_on else None
         data = EncodedData(
             sentence.take_rows(rows),
-            sequence.take_rows(token_rows) if entity_on else CSR.empty(int(lengths.sum()), sequence.shape[1]),
+            sequence.take_rows(token_rows) if entity_on or pooling else CSR.empty(int(lengths.sum()), sequence.shape[1]),
             sub_offsets,
             labels,
             tag_ids,
@@ -897,6 +940,7 @@ class DIETClassifier(NLUComponent):
             context_window=int(config["entity_context_window"]),
             similarity=similarity_kind(config),
             intent_classification=intent_on,
+            token_pooling=pooling,
         )
         network = Network(spec)
         network.fit(data, training_options(config))

@@ -1,0 +1,226 @@
+"""RulePolicy: rules, conditions, conversation start, forms, fallback, contradictions."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainkit.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
+from trainkit.core.rule_policy import InvalidRule, RulePolicy
+from trainkit.core.trackers import generate_trackers
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.errors import TrainkitError
+
+DOMAIN = """
+intents: [greet, bye, ask_hours, order, inform, chitchat, thank]
+slots:
+  vip: {type: bool, mappings: [{type: custom}]}
+  drink: {type: text, mappings: [{type: custom}]}
+forms:
+  order_form:
+    required_slots: [drink]
+responses:
+  utter_hi: [{text: hi}]
+  utter_hi_vip: [{text: hello again}]
+  utter_welcome_new: [{text: welcome}]
+  utter_bye: [{text: bye}]
+  utter_hours: [{text: 9-5}]
+  utter_chitchat: [{text: ok}]
+  utter_rephrase: [{text: what?}]
+  utter_thanks: [{text: np}]
+actions: [action_submit]
+"""
+
+RULES = """
+rules:
+  - rule: greet
+    steps:
+      - intent: greet
+      - action: utter_hi
+  - rule: greet a vip
+    condition:
+      - slot_was_set:
+          - vip: true
+    steps:
+      - intent: greet
+      - action: utter_hi_vip
+  - rule: welcome at the start
+    conversation_start: true
+    steps:
+      - intent: greet
+      - action: utter_welcome_new
+  - rule: start form
+    steps:
+      - intent: order
+      - action: order_form
+      - active_loop: order_form
+  - rule: submit
+    condition:
+      - active_loop: order_form
+    steps:
+      - action: order_form
+      - active_loop: null
+      - action: action_submit
+    wait_for_user_input: false
+  - rule: hours during the form
+    condition:
+      - active_loop: order_form
+    steps:
+      - intent: ask_hours
+      - action: utter_hours
+      - action: order_form
+      - active_loop: order_form
+  - rule: hours
+    steps:
+      - intent: ask_hours
+      - action: utter_hours
+  - rule: nlu fallback
+    steps:
+      - intent: nlu_fallback
+      - action: utter_rephrase
+"""
+
+LISTEN = ActionExecuted("action_listen")
+CONFIG = dict(RulePolicy.defaults)
+
+
+def train(make_graph, make_domain, rules=RULES, stories="", **config):
+    domain = make_domain(DOMAIN)
+    trackers = generate_trackers(make_graph(rules + stories), domain, {"augmentation_factor": 0})
+    return RulePolicy({**CONFIG, **config}).fit(trackers, domain), domain
+
+
+def best(policy, events, domain):
+    prediction = policy.predict_action_probabilities(events, domain)
+    return domain.action_names_or_texts[prediction.best_index], prediction.max_confidence
+
+
+def test_rule_predicts_its_action_then_listen(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [ActionExecuted("utter_bye"), LISTEN, UserUttered("greet")]
+    assert best(policy, events, domain) == ("utter_hi", 1.0)
+    assert best(policy, events + [ActionExecuted("utter_hi")], domain) == ("action_listen", 1.0)
+
+
+def test_slot_condition_selects_the_more_specific_rule(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [SlotSet("vip", True), ActionExecuted("utter_bye"), LISTEN, UserUttered("greet")]
+    assert best(policy, events, domain) == ("utter_hi_vip", 1.0)
+    events[0] = SlotSet("vip", False)
+    assert best(policy, events, domain) == ("utter_hi", 1.0)
+
+
+def test_conversation_start_rule_applies_only_at_the_start(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    assert best(policy, [LISTEN, UserUttered("greet")], domain) == ("utter_welcome_new", 1.0)
+    # a session start opens a new conversation
+    events = [LISTEN, UserUttered("bye"), ActionExecuted("action_session_start"), LISTEN, UserUttered("greet")]
+    assert best(policy, events, domain) == ("utter_welcome_new", 1.0)
+
+
+def test_active_form_is_predicted_and_listen_after_it(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [LISTEN, UserUttered("bye"), ActionExecuted("utter_bye"), LISTEN, UserUttered("order")]
+    assert best(policy, events, domain) == ("order_form", 1.0)
+    events += [ActionExecuted("order_form"), ActiveLoop("order_form")]
+    prediction = policy.predict_action_probabilities(events, domain)
+    assert prediction.is_no_user_prediction
+    assert best(policy, events, domain) == ("action_listen", 1.0)
+    events += [LISTEN, UserUttered("inform")]
+    assert best(policy, events, domain) == ("order_form", 1.0)
+    # the form finished: the submit rule (which does not wait for the user) takes over
+    events += [ActionExecuted("order_form"), ActiveLoop(None)]
+    assert best(policy, events, domain) == ("action_submit", 1.0)
+
+
+def test_rule_for_the_active_form_interrupts_it(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN]
+    events.append(UserUttered("ask_hours"))
+    assert best(policy, events, domain) == ("utter_hours", 1.0)
+    events.append(ActionExecuted("utter_hours"))
+    assert best(policy, events, domain) == ("order_form", 1.0)
+    # a rule not written for the form does not interrupt it
+    events += [ActionExecuted("order_form"), LISTEN, UserUttered("greet")]
+    assert best(policy, events, domain) == ("order_form", 1.0)
+
+
+def test_nlu_fallback_rule_and_core_fallback(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    assert best(policy, [ActionExecuted("utter_bye"), LISTEN, UserUttered("nlu_fallback")], domain) == (
+        "utter_rephrase",
+        1.0,
+    )
+    unknown = [ActionExecuted("utter_bye"), LISTEN, UserUttered("chitchat")]
+    assert best(policy, unknown, domain) == ("action_default_fallback", 0.3)
+    quiet, _ = train(make_graph, make_domain, enable_fallback_prediction=False, core_fallback_threshold=0.4)
+    assert quiet.predict_action_probabilities(unknown, domain).max_confidence == 0.0
+    custom, _ = train(make_graph, make_domain, core_fallback_action_name="utter_rephrase", core_fallback_threshold=0.4)
+    assert best(custom, unknown, domain) == ("utter_rephrase", 0.4)
+
+
+def test_default_intents_trigger_default_actions(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    assert best(policy, [LISTEN, UserUttered("restart")], domain) == ("action_restart", 1.0)
+    assert best(policy, [LISTEN, UserUttered("back")], domain) == ("action_back", 1.0)
+
+
+def test_contradicting_rules_raise_naming_both(make_graph, make_domain):
+    rules = RULES + """
+  - rule: greet differently
+    steps:
+      - intent: greet
+      - action: utter_bye
+"""
+    with pytest.raises(InvalidRule) as caught:
+        train(make_graph, make_domain, rules=rules)
+    assert isinstance(caught.value, TrainkitError)
+    assert "'greet'" in str(caught.value) and "'greet differently'" in str(caught.value)
+
+
+def test_story_contradicting_a_rule_raises(make_graph, make_domain):
+    stories = """
+stories:
+  - story: greeting continues without waiting
+    steps:
+      - intent: greet
+      - action: utter_hi
+      - action: utter_hours
+"""
+    with pytest.raises(InvalidRule, match="wait_for_user_input") as caught:
+        train(make_graph, make_domain, stories=stories)
+    assert "'greeting continues without waiting'" in str(caught.value)
+    policy, _ = train(make_graph, make_domain, stories=stories, check_for_contradictions=False)
+    assert policy.rules
+
+
+def test_rules_with_two_user_turns_are_restricted(make_graph, make_domain):
+    rules = """
+rules:
+  - rule: too long
+    steps:
+      - intent: greet
+      - action: utter_hi
+      - intent: bye
+      - action: utter_bye
+"""
+    with pytest.raises(InvalidRule, match="more than 1 user message"):
+        train(make_graph, make_domain, rules=rules)
+    policy, domain = train(make_graph, make_domain, rules=rules, restrict_rules=False)
+    assert policy.rules
+
+
+def test_train_and_load_round_trip(tmp_path, make_graph, make_domain, policy_inputs):
+    domain = make_domain(DOMAIN)
+    trackers = generate_trackers(make_graph(RULES), domain, {"augmentation_factor": 0})
+    policy = RulePolicy(dict(CONFIG))
+    out = ArtifactWriter(tmp_path / "rules")
+    policy.train(policy_inputs(trackers, domain), out)
+    loaded = RulePolicy.load(policy.config, Artifact(out.path))
+    cases = [
+        [LISTEN, UserUttered("greet")],
+        [SlotSet("vip", True), ActionExecuted("utter_bye"), LISTEN, UserUttered("greet")],
+        [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form")],
+        [ActionExecuted("utter_bye"), LISTEN, UserUttered("chitchat")],
+    ]
+    for events in cases:
+        assert loaded.predict_action_probabilities(events, domain) == policy.predict_action_probabilities(events, domain)
