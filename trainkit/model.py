@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from trainkit.core.ensemble import PolicyEnsemble
+from trainkit.core.events import Event, event_from_dict
 from trainkit.data.domain import Domain
 from trainkit.engine.archive import COMPONENTS_DIR, METADATA_NAME, extract_archive, latest_model
 from trainkit.engine.artifact import Artifact
@@ -35,6 +37,7 @@ class Model:
         self.pipeline = pipeline
         self.policies = policies
         self.domain = Domain.from_dict(metadata.get("domain") or {})
+        self.ensemble = PolicyEnsemble(self.domain, policies) if policies else None
 
     @property
     def training_type(self) -> int:
@@ -64,6 +67,14 @@ class Model:
     def parse(self, text: str) -> dict[str, Any]:
         """Parse one message."""
         return self.parse_batch([text])[0]
+
+    def predict_next_action(self, events: list[Event | dict[str, Any]]) -> dict[str, Any]:
+        """The action the assistant takes after `events` (event objects or their dicts)."""
+        if self.ensemble is None:
+            raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
+        parsed = [event_from_dict(e) if isinstance(e, dict) else e for e in events]
+        prediction = self.ensemble.predict_next_action(parsed)
+        return {"action": prediction.action, "confidence": prediction.confidence, "policy": prediction.policy_name}
 
 
 def _shortcut(text: str) -> dict[str, Any] | None:

@@ -142,7 +142,7 @@ def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str
         recipe.nodes.append(Node(name, ref, TRAIN, merged, needs, "core", True))
         recipe.policies.append(
             {"name": f"{cls.name}{index}", "component": ref, "config": merged, "node": name,
-             "priority": cls.priority}
+             "priority": merged.get("priority", cls.priority)}
         )
 
 

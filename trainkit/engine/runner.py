@@ -8,6 +8,7 @@ behaves the same whichever tool drives the build.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -239,6 +240,9 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
             if digest is not None:
                 digests[name] = digest
                 statuses[name] = NodeStatus(name, True, "cached", fp, digest)
+                current = make_record(node, inputs, file_digests)
+                if records.read(name) != current:
+                    records.write(name, current)  # so a later miss can say what changed
             else:
                 reason = "forced" if force else explain_miss(
                     node, records.read(name), make_record(node, inputs, file_digests)
@@ -248,11 +252,15 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
         if not pending:
             continue
         if n_jobs != 1 and len(pending) > 1:
-            from joblib import Parallel, delayed
+            from joblib import Parallel, delayed, parallel_config
 
-            results = Parallel(n_jobs=min(n_jobs, len(pending)) if n_jobs > 0 else n_jobs, backend=backend)(
-                delayed(execute_node)(spec, node, inputs, fp, file_digests) for node, inputs, fp in pending
-            )
+            # Workers get the BLAS thread count this process has: numeric results depend
+            # on it, and parallel builds must be byte-identical to sequential ones.
+            threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
+            with parallel_config(backend=backend, **threads):
+                results = Parallel(n_jobs=min(n_jobs, len(pending)) if n_jobs > 0 else n_jobs)(
+                    delayed(execute_node)(spec, node, inputs, fp, file_digests) for node, inputs, fp in pending
+                )
         else:
             results = [execute_node(spec, node, inputs, fp, file_digests) for node, inputs, fp in pending]
         for (node, _, _), digest in zip(pending, results, strict=True):
@@ -262,6 +270,15 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
             if node.fn not in DATA_FUNCTIONS:
                 trained.append(node.name)
     return BuildReport(statuses, time.perf_counter() - started, trained)
+
+
+def blas_threads() -> int:
+    """The BLAS thread count of this process (what OpenBLAS/OpenMP would pick)."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(variable, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
 
 
 def default_state_dir(project_dir: Path) -> Path:
