@@ -155,7 +155,7 @@ def prepare(
     if training_type == TrainingType.CORE and not use_core:
         raise ConfigError("Can't train a Core model without policies in the config.", paths.config)
     recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments)
-    base = Path(project_dir) if project_dir is not None else Path.cwd()
+    base = (Path(project_dir) if project_dir is not None else Path.cwd()).absolute()
     cache = Cache.for_project(base)
     root = str(cache.root) if cache.enabled else temporary_cache_root()
     spec = BuildSpec(
@@ -163,7 +163,8 @@ def prepare(
         paths=paths_as_dict(paths),
         cache_root=root,
         cache_max_size=cache.max_size_bytes if cache.enabled else None,
-        state_dir=str(default_state_dir(base)),
+        state_dir=str(default_state_dir(base).absolute()),
+        project_dir=str(base.absolute()),
     )
     return TrainingPlan(project, training_type, recipe, spec, Path(output), fixed_model_name)
 

@@ -226,3 +226,12 @@ def test_unknown_component_names_file_and_line(project):
 def test_dry_run_results_are_json(project):
     train()
     json.dumps(train(dry_run=True).dry_run_results)
+
+
+def test_a_copy_of_the_project_elsewhere_shares_the_cache(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(tmp_path / "shared-cache"))
+    train()
+    clone = tmp_path / "elsewhere" / "clone"
+    shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".trainkit", "models"))
+    monkeypatch.chdir(clone)
+    assert dry() == (0, {})

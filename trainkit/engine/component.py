@@ -115,11 +115,7 @@ def _load_builtin_components() -> None:
     _builtins_loaded = True
 
     for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # TEMPORARY while modules land
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def get_component(name: str) -> type[Component]:

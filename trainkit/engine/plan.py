@@ -23,9 +23,22 @@ from trainkit.engine.fingerprint import digest_file, fingerprint, node_fingerpri
 from trainkit.engine.graph import PROVIDE, Node, node_of
 
 
-def project_file_digests(files: list[Path]) -> dict[str, str]:
-    """Content digest of every project file, keyed by path as given."""
-    return {str(path): digest_file(path) for path in files}
+def project_file_digests(files: list[Path], root: Path | None = None) -> dict[str, str]:
+    """Content digest of every project file, keyed by its path relative to `root`.
+
+    Relative keys keep fingerprints independent of where the project is checked out, so
+    two clones (or CI) share cache entries.
+    """
+    digests = {}
+    for path in files:
+        key = Path(path)
+        if root is not None:
+            try:
+                key = key.resolve().relative_to(Path(root).resolve())
+            except ValueError:
+                key = key.resolve()
+        digests[key.as_posix()] = digest_file(path)
+    return digests
 
 
 def node_inputs(node: Node, digests: dict[str, str], file_digests: dict[str, str]) -> dict[str, Any] | None:

@@ -53,6 +53,7 @@ class BuildSpec:
     cache_root: str
     cache_max_size: int | None
     state_dir: str
+    project_dir: str
 
     @property
     def project_paths(self) -> ProjectPaths:
@@ -71,13 +72,17 @@ class BuildSpec:
         """The training graph."""
         return graph_from_dict(self.nodes)
 
+    def file_digests(self) -> dict[str, str]:
+        """Content digests of the files data providers read, keyed by project-relative path."""
+        return project_file_digests(self.project_paths.input_files(), Path(self.project_dir))
+
 
 def paths_as_dict(paths: ProjectPaths) -> dict[str, Any]:
-    """ProjectPaths as plain strings."""
+    """ProjectPaths as absolute path strings (worker processes may run elsewhere)."""
     return {
-        "config": None if paths.config is None else str(paths.config),
-        "domain": None if paths.domain is None else str(paths.domain),
-        "data": [str(p) for p in paths.data],
+        "config": None if paths.config is None else str(paths.config.absolute()),
+        "domain": None if paths.domain is None else str(paths.domain.absolute()),
+        "data": [str(p.absolute()) for p in paths.data],
     }
 
 
@@ -153,7 +158,7 @@ def execute_node(
 def run_node_by_name(spec: BuildSpec, name: str, force: bool = False) -> str | None:
     """Bring one node up to date (used by doit tasks); upstream nodes must be done."""
     graph = spec.graph()
-    file_digests = project_file_digests(spec.project_paths.input_files())
+    file_digests = spec.file_digests()
     wanted = nx.ancestors(graph, name) | {name}
     sub = graph.subgraph(wanted)
     result: dict[str, str] = {}
@@ -193,7 +198,7 @@ class BuildReport:
 def dry_run(spec: BuildSpec, only: str | None = None) -> BuildReport:
     """Status of every node (or of `only` and its ancestors); data nodes run, nothing trains."""
     cache = spec.cache()
-    file_digests = project_file_digests(spec.project_paths.input_files())
+    file_digests = spec.file_digests()
     graph = spec.graph()
     if only is not None:
         graph = graph.subgraph(nx.ancestors(graph, only) | {only})
@@ -221,7 +226,7 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
     started = time.perf_counter()
     graph = spec.graph()
     cache = spec.cache()
-    file_digests = project_file_digests(spec.project_paths.input_files())
+    file_digests = spec.file_digests()
     records = spec.records()
     statuses: dict[str, NodeStatus] = {}
     digests: dict[str, str] = {}

@@ -444,9 +444,9 @@ class Network:
                 self.masks["tok.W"] = mask
                 p["tok.W"] *= mask
             ctx_in = len(s.offsets) * s.entity_hidden_size
-            if s.intent_classification:
-                ctx_in += s.dense_dimension
             p["ctx.W"] = nn.glorot_uniform(rng, ctx_in, s.entity_hidden_size)
+            if s.intent_classification:
+                p["ctx.S"] = nn.glorot_uniform(rng, s.dense_dimension, s.entity_hidden_size)
             p["ctx.b"] = np.zeros(s.entity_hidden_size)
             for head in s.heads:
                 k = len(head.tags)
@@ -532,26 +532,28 @@ class Network:
             g = nn.relu_forward(nn.sparse_dense_forward(batch.sequence, p["tok.W"], p["tok.b"]))
             c["tok.h"] = g
             g, c["tok.mask"] = nn.dropout_forward(g, rate, rng)
-            grid = np.zeros((n, batch.steps, s.entity_hidden_size), dtype=g.dtype)
-            grid[batch.token_b, batch.token_t] = g
-            parts = [nn.shift_forward(grid, k) for k in s.offsets]
-            if s.intent_classification:
-                parts.append(np.broadcast_to(c["sent.out"][:, None, :], (n, batch.steps, s.dense_dimension)))
-            ctx_in = np.concatenate(parts, axis=2)
+            parts = [_neighbours(g, batch, k) for k in s.offsets]
+            ctx_in = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
             c["ctx.in"] = ctx_in
-            z = nn.relu_forward(nn.dense_forward(ctx_in, p["ctx.W"], p["ctx.b"]))
+            pre = nn.dense_forward(ctx_in, p["ctx.W"], p["ctx.b"])
+            if s.intent_classification:
+                # the sentence vector's share is projected once per message, not per token
+                pre = pre + (c["sent.out"] @ p["ctx.S"])[batch.token_b]
+            z = nn.relu_forward(pre)
             c["ctx.h"] = z
             z, c["ctx.mask"] = nn.dropout_forward(z, rate, rng)
             c["ctx.out"] = z
             for head in s.heads:
-                c[f"{head.name}.em"] = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
+                flat = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
+                grid = np.zeros((n, batch.steps, flat.shape[1]))
+                grid[batch.token_b, batch.token_t] = flat
+                c[f"{head.name}.em"] = grid
             if s.token_pooling:
-                # padding positions are zeroed; outputs are >= 0, so they never win the max
-                valid = np.zeros((n, batch.steps), dtype=bool)
-                valid[batch.token_b, batch.token_t] = True
-                masked = z * valid[:, :, None]
-                c["pool.arg"] = masked.argmax(axis=1)
-                c["pool.out"] = masked.max(axis=1)
+                # outputs are >= 0, so the zero padding of the grid never wins the max
+                grid = np.zeros((n, batch.steps, z.shape[1]), dtype=z.dtype)
+                grid[batch.token_b, batch.token_t] = z
+                c["pool.arg"] = grid.argmax(axis=1)
+                c["pool.out"] = grid.max(axis=1)
         if s.intent_classification:
             h = c["sent.out"]
             for i in range(len(s.hidden_sizes)):
@@ -610,9 +612,12 @@ class Network:
                 d_pool = d_h[:, width:]
                 d_h = d_h[:, :width]
                 if d_z is not None:
+                    # route each pooled unit's gradient to the token that won the max
+                    d_grid = np.zeros((n, batch.steps, s.entity_hidden_size), dtype=d_z.dtype)
                     b_idx = np.arange(n)[:, None]
                     f_idx = np.arange(s.entity_hidden_size)[None, :]
-                    d_z[b_idx, c["pool.arg"], f_idx] += d_pool
+                    d_grid[b_idx, c["pool.arg"], f_idx] = d_pool
+                    d_z += d_grid[batch.token_b, batch.token_t]
             for i in reversed(range(len(s.hidden_sizes))):
                 d_h = nn.relu_backward(c[f"hid{i}.h"], nn.dropout_backward(c[f"hid{i}.mask"], d_h))
                 d_h, grads[f"hid{i}.W"], grads[f"hid{i}.b"] = nn.dense_backward(
@@ -634,8 +639,9 @@ class Network:
                     c[f"{head.name}.em"].astype(np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
                 )
                 total += res.loss
+                d_em = res.emissions[batch.token_b, batch.token_t].astype(d_z.dtype)
                 dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
-                    c["ctx.out"], p[f"{head.name}.W"], res.emissions.astype(d_z.dtype)
+                    c["ctx.out"], p[f"{head.name}.W"], d_em
                 )
                 d_z += dz_h
                 grads[f"{head.name}.trans"] = res.transitions
@@ -644,13 +650,14 @@ class Network:
             d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
             d_ctx_in, grads["ctx.W"], grads["ctx.b"] = nn.dense_backward(c["ctx.in"], p["ctx.W"], d_z)
             width = s.entity_hidden_size
-            d_grid = np.zeros((n, batch.steps, width), dtype=d_z.dtype)
+            d_g = np.zeros((d_z.shape[0], width), dtype=d_z.dtype)
             for j, k in enumerate(s.offsets):
-                d_grid += nn.shift_backward(d_ctx_in[:, :, j * width : (j + 1) * width], k)
+                _neighbours_backward(d_g, d_ctx_in[:, j * width : (j + 1) * width], batch, k)
             if s.intent_classification:
-                from_tokens = d_ctx_in[:, :, len(s.offsets) * width :].sum(axis=1)
+                d_seg = _segment_sum(d_z, batch.lengths)
+                grads["ctx.S"] = c["sent.out"].T @ d_seg
+                from_tokens = d_seg @ p["ctx.S"].T
                 d_sent = from_tokens if d_sent is None else d_sent + from_tokens
-            d_g = d_grid[batch.token_b, batch.token_t]
             d_g = nn.relu_backward(c["tok.h"], nn.dropout_backward(c["tok.mask"], d_g))
             grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g)
             rows["tok.W"] = batch.sequence.columns
@@ -716,6 +723,42 @@ class Network:
                     heads[head.name][0][token_rows] = path[batch.token_b, batch.token_t]
                     heads[head.name][1][token_rows] = conf[batch.token_b, batch.token_t]
         return probs, heads
+
+
+def _segment_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sum consecutive row groups of the given lengths (zero rows for empty groups)."""
+    out = np.zeros((lengths.size, values.shape[1]), dtype=values.dtype)
+    nonempty = np.flatnonzero(lengths > 0)
+    if nonempty.size:
+        starts = (np.cumsum(lengths) - lengths)[nonempty]
+        out[nonempty] = np.add.reduceat(values, starts, axis=0)
+    return out
+
+
+def _neighbours(g: np.ndarray, batch: _Batch, offset: int) -> np.ndarray:
+    """Per token row, the hidden vector of the token `offset` positions away in the same
+    message (zeros past either end). Works on the flat token rows, so no padding is
+    ever computed."""
+    if offset == 0:
+        return g
+    target = batch.token_t + offset
+    valid = (target >= 0) & (target < batch.lengths[batch.token_b])
+    out = np.zeros_like(g)
+    rows = np.flatnonzero(valid)
+    out[rows] = g[rows + offset]
+    return out
+
+
+def _neighbours_backward(d_g: np.ndarray, d_part: np.ndarray, batch: _Batch, offset: int) -> None:
+    """Accumulate the gradient of `_neighbours` into `d_g` (each source row is used at
+    most once per offset, so plain indexed addition is exact)."""
+    if offset == 0:
+        d_g += d_part
+        return
+    target = batch.token_t + offset
+    valid = (target >= 0) & (target < batch.lengths[batch.token_b])
+    rows = np.flatnonzero(valid)
+    d_g[rows + offset] += d_part[rows]
 
 
 def _batch_size(sizes: tuple[int, int], epoch: int, epochs: int) -> int:
