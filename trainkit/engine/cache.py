@@ -151,6 +151,8 @@ class Cache:
         self._index = self.root / "index.sqlite"
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid: int | None = None
         if self.enabled:
             self._open()
 
@@ -218,11 +220,18 @@ class Cache:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        conn = self._raw_connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        # One connection per process, opened lazily: opening and closing a WAL database
+        # costs milliseconds, and a no-op build asks the index a few hundred questions.
+        if self._conn is None or self._conn_pid != os.getpid():
+            self._conn = self._raw_connect()
+            self._conn_pid = os.getpid()
+        yield self._conn
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_conn"] = None  # connections do not cross process boundaries
+        state["_conn_pid"] = None
+        return state
 
     @staticmethod
     @contextmanager
@@ -365,11 +374,12 @@ class Cache:
 
     # -- public API -------------------------------------------------------------------
 
-    def lookup(self, fingerprint: str) -> str | None:
+    def lookup(self, fingerprint: str, touch: bool = True) -> str | None:
         """Output digest recorded for ``fingerprint`` if its object is still stored.
 
         Only checks that the object directory exists; content is verified when it is
         actually used (:meth:`path_of`, :meth:`restore`), so a no-op build stays cheap.
+        ``touch=False`` (planning) leaves the LRU clock alone; using an entry touches it.
         """
         if not self.enabled or not self._has_index():
             return None
@@ -382,7 +392,8 @@ class Cache:
         digest = row[0]
         if not self._object_dir(digest).is_dir():
             return None
-        self._touch(digest, fingerprint)
+        if touch:
+            self._touch(digest, fingerprint)
         return digest
 
     def put(self, fingerprint: str, artifact_dir: Path, node: str = "", component: str = "") -> str:

@@ -176,7 +176,7 @@ def plan(
             statuses[name] = NodeStatus(name, False, "upstream stale: " + ", ".join(stale))
             continue
         fp = fingerprint_of(node, inputs)
-        digest = None if force else cache.lookup(fp)
+        digest = None if force else cache.lookup(fp, touch=False)
         if digest is not None and (verify is True or (verify and name in verify)):
             if cache.path_of(digest, verify=True) is None:
                 digest = None
