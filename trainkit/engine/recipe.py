@@ -66,6 +66,20 @@ def _resolve(config: TrainingConfig, section: str, index: int, item: dict[str, A
         raise ConfigError(f"{section} item {index + 1}: {exc}", config.path, config.line_of_item(section, index)) from None
 
 
+def _check_constructs(
+    cls: type[Component], merged: dict[str, Any], config: TrainingConfig, section: str, index: int
+) -> None:
+    """Build the component once, so bad options or missing packages stop us before training."""
+    try:
+        cls(merged)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{section} item {index + 1} ({cls.name}): {exc.problem.message}",
+            config.path,
+            config.line_of_item(section, index),
+        ) from None
+
+
 def _nlu_nodes(config: TrainingConfig, recipe: Recipe) -> None:
     recipe.nodes.append(Node(NLU_DATA, "NLUDataProvider", PROVIDE, {"language": config.language}, {}, "data"))
     tokens: str | None = None
@@ -87,7 +101,7 @@ def _nlu_nodes(config: TrainingConfig, recipe: Recipe) -> None:
                     f"{where}node '{node_base}': {cls.name} needs a {role} earlier in the pipeline"
                 )
         merged = component_config(cls, item, where)
-        cls(merged)  # components check their config (and missing packages) up front
+        _check_constructs(cls, merged, config, "pipeline", index)
         ref = item["name"]  # as written, so worker processes can import custom components
         model_node: str | None = None
         base_needs: dict[str, str | list[str]] = {"training_data": NLU_DATA}
@@ -135,7 +149,7 @@ def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str
                 config.line_of_item("policies", index),
             )
         merged = component_config(cls, item, where)
-        cls(merged)
+        _check_constructs(cls, merged, config, "policies", index)
         name = f"train_{cls.name}{index}"
         needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
         ref = item["name"]
