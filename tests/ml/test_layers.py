@@ -110,7 +110,6 @@ def test_softmax_cross_entropy_gradient(rng):
     [
         L.SimilarityLossConfig("cross_entropy"),
         L.SimilarityLossConfig("cross_entropy", constrain_similarities=True),
-        L.SimilarityLossConfig("cross_entropy", scale_loss=False),
         L.SimilarityLossConfig("margin"),
         L.SimilarityLossConfig("margin", use_maximum_negative_similarity=False),
     ],
@@ -154,3 +153,17 @@ def test_connection_mask_keeps_every_unit():
     mask = L.connection_mask(np.random.default_rng(0), 3, 50, 0.05)
     assert mask is not None and mask.any(axis=0).all()
     assert L.connection_mask(np.random.default_rng(0), 3, 5, 1.0) is None
+
+
+@pytest.mark.parametrize("dense_limit", [0, 10_000_000])
+def test_sparse_batch_paths_agree(rng, dense_limit):
+    dense = rng.normal(size=(30, 400)) * (rng.random((30, 400)) < 0.01)
+    dense[3] = 0.0
+    batch = L.SparseBatch.from_csr(CSR.from_dense(dense), np.float64, dense_limit)
+    assert (batch.dense is None) == (dense_limit == 0)
+    w = rng.normal(size=(400, 5))
+    g = rng.normal(size=(30, 5))
+    np.testing.assert_allclose(L.sparse_dense_forward(batch, w, np.zeros(5)), dense @ w, atol=1e-12)
+    full = np.zeros_like(w)
+    full[batch.columns] = L.sparse_dense_backward(batch, g)[0]
+    np.testing.assert_allclose(full, dense.T @ g, atol=1e-12)

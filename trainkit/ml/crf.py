@@ -174,8 +174,15 @@ def nll_and_gradients(
         right_shift = right.max(axis=1, keepdims=True)
         scale = w[alive] * np.exp(left_shift[:, 0] + right_shift[:, 0] + peak - log_z[alive])
         expected += (np.exp(left - left_shift) * scale[:, None]).T @ np.exp(right - right_shift)
-        np.add.at(d_trans, (safe_tags[alive, t - 1], safe_tags[alive, t]), -w[alive])
     d_trans += expected * exp_trans
+    if steps > 1:
+        # observed transition counts, all positions at once
+        pair_mask = mask[:, 1:]
+        pairs = safe_tags[:, :-1] * n_tags + safe_tags[:, 1:]
+        weights_t = np.broadcast_to(w[:, None], pair_mask.shape)
+        d_trans -= np.bincount(
+            pairs[pair_mask], weights=weights_t[pair_mask], minlength=n_tags * n_tags
+        ).reshape(n_tags, n_tags)
     return CRFGradients(loss, d_em, d_trans, d_start, d_end)
 
 

@@ -50,8 +50,11 @@ def connection_mask(
 # ------------------------------------------------------------------ sparse input
 
 
-# Batches whose active block has at most this many cells are multiplied densely.
-DENSE_BLOCK_CELLS = 4_000_000
+# A batch is multiplied as a dense block when that block has at most this many cells
+# per stored entry (BLAS on a mostly-zero block still beats gathering rows) ...
+DENSE_CELLS_PER_ENTRY = 40
+# ... and at most this many cells in all.
+DENSE_BLOCK_CELLS = 16_000_000
 
 
 @dataclass
@@ -60,14 +63,18 @@ class SparseBatch:
 
     `local` has the same rows as the batch but only `columns.size` columns, renumbered;
     multiplying it with `W[columns]` equals multiplying the full batch with `W`. When that
-    block is small enough it is also kept as a dense array (`dense`), because one BLAS
-    product beats gathering and segment-summing an (nnz x units) temporary by far: a
-    minibatch of short texts shares most of its columns.
+    block is not much larger than the stored entries it is also kept as a dense array
+    (`dense`): a minibatch of sentences shares most of its columns, and one BLAS product
+    is then far faster than gathering weight rows per entry. Sparser batches (e.g. the
+    tokens of many messages) use a gather and segment sum in the weights' precision.
     """
 
     local: CSR
     columns: np.ndarray
     dense: np.ndarray | None = None
+    dtype: type = np.float64
+    _t_order: np.ndarray | None = None
+    _t_starts: np.ndarray | None = None
 
     @classmethod
     def from_csr(
@@ -77,28 +84,54 @@ class SparseBatch:
         columns, inverse = np.unique(matrix.indices, return_inverse=True)
         inverse = inverse.astype(np.int64).reshape(-1)
         local = CSR(matrix.data, inverse, matrix.indptr, (matrix.shape[0], columns.size))
+        cells = matrix.shape[0] * columns.size
         dense = None
-        if matrix.shape[0] * columns.size <= dense_limit:
-            dense = np.zeros(matrix.shape[0] * columns.size, dtype=dtype)
+        if cells <= dense_limit and cells <= DENSE_CELLS_PER_ENTRY * max(matrix.nnz, 1):
+            dense = np.zeros(cells, dtype=dtype)
             dense[local.row_ids() * columns.size + inverse] = matrix.data
             dense = dense.reshape(matrix.shape[0], columns.size)
-        return cls(local, columns, dense)
+        return cls(local, columns, dense, dtype)
+
+    def matmul(self, weight_rows: np.ndarray) -> np.ndarray:
+        """`local @ weight_rows` for the active rows of a weight matrix."""
+        if self.dense is not None:
+            return self.dense @ weight_rows
+        local = self.local
+        out = np.zeros((local.shape[0], weight_rows.shape[1]), dtype=weight_rows.dtype)
+        if local.nnz:
+            block = weight_rows[local.indices] * local.data[:, None].astype(weight_rows.dtype)
+            counts = np.diff(local.indptr)
+            nonempty = np.flatnonzero(counts > 0)
+            out[nonempty] = np.add.reduceat(block, local.indptr[:-1][nonempty], axis=0)
+        return out
+
+    def tmatmul(self, grad: np.ndarray) -> np.ndarray:
+        """`local.T @ grad`: one gradient row per active column."""
+        if self.dense is not None:
+            return self.dense.T @ grad
+        local = self.local
+        out = np.zeros((local.shape[1], grad.shape[1]), dtype=grad.dtype)
+        if local.nnz:
+            if self._t_order is None:
+                self._t_order = np.argsort(local.indices, kind="stable")
+                counts = np.bincount(local.indices, minlength=local.shape[1])
+                self._t_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            order = self._t_order
+            block = grad[local.row_ids()[order]] * local.data[order][:, None].astype(grad.dtype)
+            out[:] = np.add.reduceat(block, self._t_starts, axis=0)
+        return out
 
 
 def sparse_dense_forward(batch: SparseBatch, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """`X @ W + b` for a sparse batch, reading only the weight rows the batch uses."""
-    if batch.dense is not None:
-        return batch.dense @ weight[batch.columns] + bias
-    return (batch.local.matmul(weight[batch.columns]) + bias).astype(weight.dtype, copy=False)
+    return batch.matmul(weight[batch.columns]) + bias
 
 
 def sparse_dense_backward(
     batch: SparseBatch, grad_out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradients (rows of dW for `batch.columns`, db); the input is data, so it gets none."""
-    if batch.dense is not None:
-        return batch.dense.T @ grad_out, grad_out.sum(axis=0)
-    return batch.local.tmatmul(grad_out).astype(grad_out.dtype, copy=False), grad_out.sum(axis=0)
+    return batch.tmatmul(grad_out), grad_out.sum(axis=0)
 
 
 def sparse_dropout(

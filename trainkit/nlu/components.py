@@ -9,3 +9,6 @@ from trainkit.nlu import (  # noqa: F401
     regex_featurizer,
     tokenizers,
 )
+
+# isort: split
+from trainkit.nlu import crf_extractor, diet, response_selector  # noqa: F401

@@ -1,0 +1,200 @@
+"""DIETClassifier learns intents and entities (with roles), deterministically, and
+predicts the same after a save/load round trip."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainkit.data.training_data import Entity, Message, TrainingData
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import component_config, get_component
+from trainkit.ml import layers as nn
+from trainkit.ml.sparse import CSR
+from trainkit.nlu import diet as D
+from trainkit.nlu.batch import MessageBatch, featurizable_examples
+
+FEATURIZERS = [
+    {"name": "WhitespaceTokenizer"},
+    {"name": "CountVectorsFeaturizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 3},
+]
+
+
+def example(text, intent, *spans):
+    entities = []
+    for value, entity, role in spans:
+        start = text.index(value)
+        entities.append(Entity(start, start + len(value), value, entity, role))
+    return Message.build(text, intent, entities)
+
+
+def travel_data() -> TrainingData:
+    cities = ["berlin", "paris", "rome", "madrid", "london", "vienna"]
+    examples = []
+    for i, a in enumerate(cities):
+        b = cities[(i + 2) % len(cities)]
+        examples.append(example(f"fly from {a} to {b}", "book_flight", (a, "city", "departure"), (b, "city", "destination")))
+        examples.append(example(f"i need a flight to {b} from {a}", "book_flight", (b, "city", "destination"), (a, "city", "departure")))
+        examples.append(example(f"what is the weather in {a}", "weather", (a, "city", None)))
+        examples.append(example(f"will it rain in {b} tomorrow", "weather", (b, "city", None)))
+    for text in ["hello there", "hi", "good morning", "hey bot", "hello", "hi friend"]:
+        examples.append(example(text, "greet"))
+    return TrainingData(examples)
+
+
+def train_pipeline(tmp_path: Path, data: TrainingData, item: dict, featurizers=FEATURIZERS):
+    """Run tokenizer and featurizers like the graph does, then train and load `item`."""
+    td_dir = tmp_path / "td"
+    ArtifactWriter(td_dir).json("training_data.json", data.as_dict())
+    inputs = {"training_data": Artifact(td_dir)}
+    steps, features = [], []
+    for i, spec in enumerate([*featurizers, item]):
+        cls = get_component(spec["name"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = component_config(cls, spec)
+        component = cls(config)
+        if "tokenizer" in cls.roles:
+            component.process_training_data(inputs, ArtifactWriter(tmp_path / f"tok{i}"))
+            inputs["tokens"] = Artifact(tmp_path / f"tok{i}")
+            steps.append(component)
+        elif "featurizer" in cls.roles:
+            component.train(inputs, ArtifactWriter(tmp_path / f"model{i}"))
+            loaded = cls.load(config, Artifact(tmp_path / f"model{i}"))
+            loaded.process_training_data({**inputs, "model": Artifact(tmp_path / f"model{i}")}, ArtifactWriter(tmp_path / f"feat{i}"))
+            features.append(Artifact(tmp_path / f"feat{i}"))
+            steps.append(loaded)
+        else:
+            component.train({**inputs, "features": features}, ArtifactWriter(tmp_path / "model"))
+            return steps, cls.load(config, Artifact(tmp_path / "model")), config
+
+
+def parse(steps, model, texts):
+    batch = MessageBatch(texts=list(texts))
+    for step in [*steps, model]:
+        step.process(batch)
+    return batch
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("diet")
+    item = {"name": "DIETClassifier", "epochs": 40, "random_seed": 7}
+    return train_pipeline(tmp, travel_data(), item)
+
+
+def test_learns_intents_entities_and_roles(trained):
+    steps, model, _ = trained
+    batch = parse(steps, model, ["fly from rome to paris", "what is the weather in london", "hello bot"])
+    assert [i["name"] for i in batch.intent] == ["book_flight", "weather", "greet"]
+    assert len(batch.intent_ranking[0]) == 3
+    assert sum(r["confidence"] for r in batch.intent_ranking[0]) == pytest.approx(1.0)
+    flight = {(e["value"], e["entity"], e.get("role")) for e in batch.entities[0]}
+    assert flight == {("rome", "city", "departure"), ("paris", "city", "destination")}
+    weather = batch.entities[1]
+    assert [(e["start"], e["end"], e["entity"]) for e in weather] == [(23, 29, "city")]
+    assert weather[0]["extractor"] == "DIETClassifier"
+    assert 0.0 < weather[0]["confidence_entity"] <= 1.0
+    assert batch.entities[2] == []
+
+
+def test_training_is_deterministic_and_round_trip_exact(trained, tmp_path):
+    steps, model, config = trained
+    texts = ["fly from berlin to vienna", "rain in madrid?", "hi"]
+    again = train_pipeline(tmp_path, travel_data(), {"name": "DIETClassifier", "epochs": 40, "random_seed": 7})[1]
+    for name, value in model.network.params.items():
+        np.testing.assert_array_equal(value, again.network.params[name])
+    first = parse(steps, model, texts).parse_results()
+    second = parse(steps, again, texts).parse_results()
+    assert first == second
+    reloaded = D.DIETClassifier.load(config, Artifact(tmp_path / "model"))
+    assert parse(steps, reloaded, texts).parse_results() == first
+
+
+def test_ranking_length_and_intent_only(tmp_path):
+    item = {"name": "DIETClassifier", "epochs": 5, "ranking_length": 2, "renormalize_confidences": True, "entity_recognition": False}
+    steps, model, _ = train_pipeline(tmp_path, travel_data(), item)
+    batch = parse(steps, model, ["fly from rome to paris"])
+    assert len(batch.intent_ranking[0]) == 2
+    assert sum(r["confidence"] for r in batch.intent_ranking[0]) == pytest.approx(1.0)
+    assert batch.entities[0] == []
+    assert not model.network.spec.heads
+
+
+def test_transformer_options_warn_once():
+    with pytest.warns(UserWarning, match="number_of_transformer_layers"):
+        component_config(D.DIETClassifier, {"name": "DIETClassifier", "number_of_transformer_layers": 2})
+
+
+def test_no_examples_trains_nothing(tmp_path):
+    steps, model, _ = train_pipeline(tmp_path, TrainingData([Message(text="hi there")]), {"name": "DIETClassifier", "epochs": 2})
+    assert model.network is None
+    batch = parse(steps, model, ["hi"])
+    assert batch.intent == [None]
+
+
+def test_bilou_tags_and_decoding():
+    message = example("fly from new york to rome", "x", ("new york", "city", None), ("rome", "city", None))
+    from trainkit.nlu.batch import Token
+
+    tokens = [Token(w, message.text.index(w), message.text.index(w) + len(w)) for w in message.text.split()]
+    tags = D.entity_tags(tokens, message, bilou=True)
+    assert tags == ["O", "O", "B-city", "L-city", "O", "U-city"]
+    assert D.decode_entity_tags(tags) == [(2, 3, "city"), (5, 5, "city")]
+    assert D.decode_entity_tags(["I-a", "I-a", "O", "B-b", "U-b"]) == [(0, 1, "a"), (3, 3, "b"), (4, 4, "b")]
+    assert D.entity_tags(tokens, message, bilou=False) == ["O", "O", "city", "city", "O", "city"]
+
+
+@pytest.mark.parametrize("pooling", [False, True])
+def test_network_gradients_match_finite_differences(monkeypatch, pooling):
+    monkeypatch.setattr(D, "DTYPE", np.float64)
+    rng = np.random.default_rng(0)
+    lengths = np.array([3, 1, 4, 2])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    sent = CSR.from_dense(rng.random((4, 7)) * (rng.random((4, 7)) < 0.5))
+    seq = CSR.from_dense(rng.random((10, 6)) * (rng.random((10, 6)) < 0.5))
+    tags = {"entity": rng.integers(0, 3, 10), "role": rng.integers(0, 2, 10)}
+    # repeated token rows exercise the merging of identical tokens
+    seq = CSR.vstack([seq.take_rows(np.arange(8)), seq.take_rows([0, 1])])
+    data = D.EncodedData(sent, seq, offsets, np.array([0, 1, 2, 1]), tags, D.duplicate_row_ids(seq))
+    assert D.duplicate_row_ids(seq)[8:].tolist() == [0, 1]
+    spec = D.NetworkSpec(
+        7, 6, ["a", "b", "c"], [D.TagHead("entity", ["O", "x", "y"]), D.TagHead("role", ["O", "r"])],
+        dense_dimension=5, hidden_sizes=[4], label_hidden_sizes=[3], embedding_dimension=3,
+        entity_hidden_size=4, context_window=1, token_pooling=pooling,
+    )
+    net = D.Network(spec)
+    net.initialise(rng, 1.0)
+    for name in net.params:
+        net.params[name] = net.params[name] + rng.normal(size=net.params[name].shape) * 0.1
+    options = D.TrainingOptions(1, (4, 4), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0)
+    batch = net.make_batch(data, np.arange(4))
+    _, grads, rows = net.loss_and_gradients(batch, None, options)
+    for name, grad in grads.items():
+        param = net.params[name]
+        full = np.zeros_like(param)
+        if name in rows:
+            full[rows[name]] = grad
+        else:
+            full = grad
+        numeric = np.zeros_like(param)
+        for idx in np.ndindex(param.shape):
+            old = param[idx]
+            param[idx] = old + 1e-6
+            up = net.loss_and_gradients(batch, None, options)[0]
+            param[idx] = old - 1e-6
+            down = net.loss_and_gradients(batch, None, options)[0]
+            param[idx] = old
+            numeric[idx] = (up - down) / 2e-6
+        np.testing.assert_allclose(full, numeric, atol=1e-6, err_msg=name)
+
+
+def test_rows_follow_featurizable_examples(tmp_path):
+    data = TrainingData([Message(action_name="utter_x"), *travel_data().training_examples])
+    assert len(featurizable_examples(data)) == len(travel_data().training_examples)
+    steps, model, _ = train_pipeline(tmp_path, data, {"name": "DIETClassifier", "epochs": 30, "random_seed": 1})
+    assert parse(steps, model, ["hello"]).intent[0]["name"] == "greet"

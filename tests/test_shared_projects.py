@@ -1,0 +1,78 @@
+"""Existing Rasa 3.x projects train unmodified, or stop before training with a message
+naming what is missing (components that need spaCy or Hugging Face models)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pytest
+
+import trainkit
+from trainkit.errors import ConfigError
+from trainkit.training import prepare
+
+PROJECTS = [
+    "rasa-init",
+    "rasa-examples/concertbot",
+    "rasa-examples/e2ebot",
+    "rasa-examples/formbot",
+    "rasa-examples/knowledgebasebot",
+    "rasa-examples/moodbot",
+    "rasa-examples/reminderbot",
+    "rasa-examples/responseselectorbot",
+    "rasa-examples/rules",
+    "assistants/financial-demo",
+    "assistants/helpdesk-assistant",
+]
+# Projects whose config names a component that needs a pretrained model, and that name.
+NEEDS_EXTERNAL_MODEL = {
+    "rasa-examples/e2ebot": "LanguageModelFeaturizer",
+    "rasa-examples/moodbot": "SpacyNLP",
+    "rasa-examples/reminderbot": "SpacyNLP",
+    "assistants/financial-demo": "SpacyNLP",
+}
+# Trained for real in the suite (the others compile their graphs only, to keep it fast).
+TRAINED = ["rasa-init", "rasa-examples/formbot", "rasa-examples/responseselectorbot", "rasa-examples/rules"]
+
+
+@pytest.fixture
+def copy_of(shared_datasets, tmp_path, monkeypatch):
+    def make(project: str):
+        target = tmp_path / project.replace("/", "-")
+        shutil.copytree(shared_datasets / project, target)
+        monkeypatch.chdir(target)
+        return target
+
+    return make
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_project_compiles_or_names_the_missing_model(copy_of, project):
+    copy_of(project)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if project in NEEDS_EXTERNAL_MODEL:
+            with pytest.raises(ConfigError) as caught:
+                prepare("domain.yml", "config.yml", "data")
+            message = str(caught.value)
+            assert NEEDS_EXTERNAL_MODEL[project] in message and "config.yml:" in message
+            assert "instead" in message
+        else:
+            plan = prepare("domain.yml", "config.yml", "data")
+            assert plan.recipe.nodes
+
+
+@pytest.mark.parametrize("project", TRAINED)
+def test_project_trains_unmodified_and_answers(copy_of, project):
+    target = copy_of(project)
+    config_before = (target / "config.yml").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = trainkit.train("domain.yml", "config.yml", "data")
+    assert result.code == 0 and result.model
+    assert (target / "config.yml").read_bytes() == config_before  # never rewritten
+    model = trainkit.load_model(result.model)
+    assert model.parse("hello")["intent"]["name"]
+    second = trainkit.train("domain.yml", "config.yml", "data", dry_run=True)
+    assert second.code == 0
