@@ -17,7 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
-from benchmarks.common import peak_rss_mb, shared_datasets, write_result
+from benchmarks.common import ROOT, peak_rss_mb, shared_datasets, write_result
 
 CASES = {
     "banking77-20per": ("banking77/train-20per.yml", "banking77/test.yml"),
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.config:
                 extra += ["--config", args.config]
             command = [sys.executable, "-m", "benchmarks.nlu_bench", "--child", str(train_file), str(test_file), *extra]
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:
                 raise SystemExit(f"case {case} failed:\n{done.stderr[-3000:]}")
             results[case] = json.loads(done.stdout.strip().splitlines()[-1])
