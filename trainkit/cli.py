@@ -112,10 +112,12 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @dry_option
 @jobs_option
 @click.option("--augmentation", default=None, type=int, help="Story augmentation factor [default: 50].")
+@click.option("--persist-nlu-data", is_flag=True, help="Package the NLU training data with the model.")
 @click.pass_context
 @handle_errors
 def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
-          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, augmentation: int | None) -> None:
+          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, augmentation: int | None,
+          persist_nlu_data: bool) -> None:
     """Train a model (NLU and dialogue) from the project in the current directory."""
     if ctx.invoked_subcommand is not None:
         return
@@ -123,7 +125,7 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
     result = trainkit.train(
         resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
         output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
-        core_additional_arguments=core_args, n_jobs=jobs,
+        core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
     )
     _finish_training(result, dry_run)
 

@@ -128,6 +128,7 @@ def prepare(
     core_additional_arguments: dict[str, Any] | None = None,
     only: TrainingType | None = None,
     project_dir: str | Path | None = None,
+    persist_nlu_training_data: bool = False,
 ) -> TrainingPlan:
     """Load the project and compile its graph; nothing trains yet."""
     paths = ProjectPaths.create(config, domain, training_files)
@@ -154,7 +155,7 @@ def prepare(
         raise ConfigError("Can't train an NLU model without a pipeline in the config.", paths.config)
     if training_type == TrainingType.CORE and not use_core:
         raise ConfigError("Can't train a Core model without policies in the config.", paths.config)
-    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments)
+    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments, persist_nlu_training_data)
     base = (Path(project_dir) if project_dir is not None else Path.cwd()).absolute()
     cache = Cache.for_project(base)
     root = str(cache.root) if cache.enabled else temporary_cache_root()
@@ -244,9 +245,31 @@ def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingRes
     return TrainingResult(model=str(path), code=0)
 
 
-def _reject_finetuning(model_to_finetune: str | None) -> None:
+def _train(
+    domain: str | Path | None,
+    config: str | Path | None,
+    data: str | Path | list[str | Path] | None,
+    *,
+    output: str | Path,
+    fixed_model_name: str | None,
+    core_arguments: dict[str, Any] | None,
+    only: TrainingType | None,
+    model_to_finetune: str | None,
+    persist_nlu_training_data: bool,
+    dry_run: bool,
+    force_training: bool,
+    n_jobs: int,
+    project_dir: str | Path | None,
+) -> TrainingResult:
     if model_to_finetune is not None:
         raise TrainkitError("Finetuning an existing model is not supported by this version of trainkit.")
+    try:
+        plan = prepare(domain, config, data, output, fixed_model_name, core_arguments, only, project_dir,
+                       persist_nlu_training_data)
+    except NoTrainingData as exc:
+        logger.error("%s", exc)
+        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
+    return _run(plan, dry_run, force_training, n_jobs)
 
 
 def train(
@@ -268,15 +291,12 @@ def train(
     """Train an NLU and/or Core model from an assistant's files (Rasa's `train`).
 
     `project_dir` (default: the current directory) holds the cache and build state.
+    `nlu_additional_arguments` (Rasa's thread settings) has nothing to configure here.
     """
-    _reject_finetuning(model_to_finetune)
-    try:
-        plan = prepare(domain, config, training_files, output, fixed_model_name, core_additional_arguments,
-                       project_dir=project_dir)
-    except NoTrainingData as exc:
-        logger.error("%s", exc)
-        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
-    return _run(plan, dry_run, force_training, n_jobs)
+    return _train(domain, config, training_files, output=output, fixed_model_name=fixed_model_name,
+                  core_arguments=core_additional_arguments, only=None, model_to_finetune=model_to_finetune,
+                  persist_nlu_training_data=persist_nlu_training_data, dry_run=dry_run,
+                  force_training=force_training, n_jobs=n_jobs, project_dir=project_dir)
 
 
 def train_core(
@@ -294,14 +314,10 @@ def train_core(
     project_dir: str | Path | None = None,
 ) -> TrainingResult:
     """Train only the dialogue policies."""
-    _reject_finetuning(model_to_finetune)
-    try:
-        plan = prepare(domain, config, stories, output, fixed_model_name, additional_arguments, TrainingType.CORE,
-                       project_dir)
-    except NoTrainingData as exc:
-        logger.error("%s", exc)
-        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
-    return _run(plan, dry_run, force_training, n_jobs)
+    return _train(domain, config, stories, output=output, fixed_model_name=fixed_model_name,
+                  core_arguments=additional_arguments, only=TrainingType.CORE, model_to_finetune=model_to_finetune,
+                  persist_nlu_training_data=False, dry_run=dry_run, force_training=force_training,
+                  n_jobs=n_jobs, project_dir=project_dir)
 
 
 def train_nlu(
@@ -320,13 +336,10 @@ def train_nlu(
     project_dir: str | Path | None = None,
 ) -> TrainingResult:
     """Train only the NLU pipeline."""
-    _reject_finetuning(model_to_finetune)
-    try:
-        plan = prepare(domain, config, nlu_data, output, fixed_model_name, None, TrainingType.NLU, project_dir)
-    except NoTrainingData as exc:
-        logger.error("%s", exc)
-        return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
-    return _run(plan, dry_run, force_training, n_jobs)
+    return _train(domain, config, nlu_data, output=output, fixed_model_name=fixed_model_name,
+                  core_arguments=None, only=TrainingType.NLU, model_to_finetune=model_to_finetune,
+                  persist_nlu_training_data=persist_nlu_training_data, dry_run=dry_run,
+                  force_training=force_training, n_jobs=n_jobs, project_dir=project_dir)
 
 
 __all__ = [

@@ -235,3 +235,18 @@ def test_a_copy_of_the_project_elsewhere_shares_the_cache(project, tmp_path, mon
     shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".trainkit", "models"))
     monkeypatch.chdir(clone)
     assert dry() == (0, {})
+
+
+def test_persisted_nlu_training_data_is_packaged(project):
+    model = Path(train(persist_nlu_training_data=True).model)
+    with tarfile.open(model) as archive:
+        assert "components/nlu_training_data_provider/training_data.json" in archive.getnames()
+    with tarfile.open(train().model) as archive:
+        assert "components/nlu_training_data_provider/training_data.json" not in archive.getnames()
+
+
+def test_finetuning_is_refused_with_a_clear_error(project):
+    from trainkit.errors import TrainkitError
+
+    with pytest.raises(TrainkitError, match="Finetuning"):
+        train(model_to_finetune="models")

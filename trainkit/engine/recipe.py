@@ -80,8 +80,10 @@ def _check_constructs(
         ) from None
 
 
-def _nlu_nodes(config: TrainingConfig, recipe: Recipe) -> None:
-    recipe.nodes.append(Node(NLU_DATA, "NLUDataProvider", PROVIDE, {"language": config.language}, {}, "data"))
+def _nlu_nodes(config: TrainingConfig, recipe: Recipe, persist: bool) -> None:
+    recipe.nodes.append(
+        Node(NLU_DATA, "NLUDataProvider", PROVIDE, {"language": config.language}, {}, "data", persist)
+    )
     tokens: str | None = None
     features: list[str] = []
     seen_roles: set[str] = set()
@@ -165,11 +167,16 @@ def compile_recipe(
     use_nlu: bool,
     use_core: bool,
     tracker_arguments: dict[str, Any] | None = None,
+    persist_nlu_training_data: bool = False,
 ) -> Recipe:
-    """Turn the config into graph nodes for the halves being trained."""
+    """Turn the config into graph nodes for the halves being trained.
+
+    With `persist_nlu_training_data` the NLU data provider is a target, so the training
+    data (as the components saw it) is packaged with the model.
+    """
     recipe = Recipe(nodes=[Node(DOMAIN, "DomainProvider", PROVIDE, {}, {}, "data", True)])
     if use_nlu:
-        _nlu_nodes(config, recipe)
+        _nlu_nodes(config, recipe, persist_nlu_training_data)
     if use_core:
         tracker_config = dict(TRACKER_DEFAULTS)
         for key, value in (tracker_arguments or {}).items():
