@@ -88,3 +88,25 @@ def test_marginal_confidences_are_probabilities():
     conf = crf.tag_confidences(emissions, lengths, params, path)
     assert ((conf > 0) == (path >= 0)).all()
     assert conf.max() <= 1.0 + 1e-12
+
+
+def test_nll_is_invariant_to_batch_order_and_ignores_empty_sequences():
+    # the batch is sorted by length internally; results must come back in caller order
+    rng = np.random.default_rng(7)
+    emissions = rng.normal(size=(5, 6, 4))
+    params = crf.CRFParams(rng.normal(size=(4, 4)), rng.normal(size=4), rng.normal(size=4))
+    lengths = np.array([2, 6, 0, 1, 4])
+    gold = rng.integers(0, 4, size=(5, 6))
+    whole = crf.nll_and_gradients(emissions, gold, lengths, params)
+    perm = np.array([3, 0, 4, 2, 1])
+    shuffled = crf.nll_and_gradients(emissions[perm], gold[perm], lengths[perm], params)
+    assert shuffled.loss == pytest.approx(whole.loss)
+    np.testing.assert_allclose(shuffled.emissions, whole.emissions[perm], atol=1e-12)
+    np.testing.assert_allclose(shuffled.transitions, whole.transitions, atol=1e-12)
+    assert not whole.emissions[2].any()
+    for b, n in enumerate(lengths):
+        assert not whole.emissions[b, n:].any()
+        if n:
+            z, _, _ = brute_force(emissions[b], params, int(n))
+            alone = crf.nll_and_gradients(emissions[b : b + 1], gold[b : b + 1], lengths[b : b + 1], params)
+            assert alone.loss == pytest.approx(z - crf.sequence_scores(emissions[b : b + 1], gold[b : b + 1], lengths[b : b + 1], params)[0])

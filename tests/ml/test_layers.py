@@ -167,3 +167,41 @@ def test_sparse_batch_paths_agree(rng, dense_limit):
     full = np.zeros_like(w)
     full[batch.columns] = L.sparse_dense_backward(batch, g)[0]
     np.testing.assert_allclose(full, dense.T @ g, atol=1e-12)
+
+
+def test_dense_unique_matches_numpy(rng):
+    for size in (0, 1, 40, 2000):
+        values = rng.integers(0, 300, size)
+        unique, inverse = L.dense_unique(values, 300)
+        expected, expected_inverse = np.unique(values, return_inverse=True)
+        np.testing.assert_array_equal(unique, expected)
+        np.testing.assert_array_equal(inverse, expected_inverse.reshape(-1))
+
+
+def test_dropout_keeps_single_precision():
+    x = np.ones((50, 8), dtype=np.float32)
+    out, mask = L.dropout_forward(x, 0.25, np.random.default_rng(0))
+    assert out.dtype == np.float32 and mask is not None and mask.dtype == np.float32
+    assert set(np.unique(out).tolist()) <= {0.0, np.float32(1.0 / 0.75)}
+
+
+def test_sparse_batch_dense_path_keeps_its_precision(rng):
+    dense = rng.normal(size=(20, 60)) * (rng.random((20, 60)) < 0.2)
+    batch = L.SparseBatch.from_csr(CSR.from_dense(dense), np.float32)
+    assert batch.dense is not None
+    w = rng.normal(size=(60, 4))
+    assert batch.matmul(w[batch.columns]).dtype == np.float32
+    assert batch.tmatmul(rng.normal(size=(20, 4))).dtype == np.float32
+
+
+def test_adam_row_and_full_updates_agree():
+    # a row update over all rows must equal the full update, step after step
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=(6, 3)).astype(np.float32)
+    full, rows = {"w": start.copy()}, {"w": start.copy()}
+    opt_full, opt_rows = L.Adam(0.01), L.Adam(0.01)
+    for _ in range(5):
+        grad = rng.normal(size=(6, 3)).astype(np.float32)
+        opt_full.step(full, {"w": grad})
+        opt_rows.step(rows, {"w": grad}, {"w": np.arange(6)})
+    np.testing.assert_array_equal(full["w"], rows["w"])

@@ -8,8 +8,9 @@ together give the tag marginals, which are exactly the gradients of log Z, so th
 gradient of the negative log-likelihood is "expected counts minus observed counts".
 
 Batches are padded to the longest sequence and carry their lengths; every operation is
-vectorised over the batch and loops only over time steps. Padding positions receive
-zero gradient.
+vectorised over the batch and loops only over time steps. Inside, batches are sorted by
+length so a time step only touches the sequences that are still running, and marginals
+are computed on the real positions only. Padding positions receive zero gradient.
 """
 
 from __future__ import annotations
@@ -62,6 +63,66 @@ def _exp_transitions(params: CRFParams) -> tuple[np.ndarray, float]:
     return np.exp(params.transitions - peak), peak
 
 
+def _alive_counts(sorted_lengths: np.ndarray, steps: int) -> np.ndarray:
+    """Per time step, how many sequences of a batch sorted by descending length are still
+    running: they are always a prefix, so each step works on a view, not a gather."""
+    return (sorted_lengths[None, :] > np.arange(steps)[:, None]).sum(axis=1)
+
+
+def _forward_sorted(
+    emissions: np.ndarray, lengths: np.ndarray, params: CRFParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward recursion over a batch sorted by descending length (all lengths >= 1).
+
+    Only real positions are computed (a batch of short sentences padded to its longest
+    one is mostly padding); positions past a sequence's end are left at zero.
+    """
+    batch, steps, n_tags = emissions.shape
+    exp_trans, peak = _exp_transitions(params)
+    alive = _alive_counts(lengths, steps)
+    alpha = np.zeros((batch, steps, n_tags))
+    alpha[:, 0] = params.start + emissions[:, 0]
+    for t in range(1, steps):
+        m = int(alive[t])
+        if m == 0:
+            break
+        prev = alpha[:m, t - 1]
+        shift = prev.max(axis=1, keepdims=True)
+        summed = np.exp(prev - shift) @ exp_trans
+        np.log(np.maximum(summed, 1e-300), out=summed)
+        alpha[:m, t] = summed + (shift + peak) + emissions[:m, t]
+    last = alpha[np.arange(batch), lengths - 1]
+    return alpha, logsumexp(last + params.end, axis=1)
+
+
+def _backward_sorted(emissions: np.ndarray, lengths: np.ndarray, params: CRFParams) -> np.ndarray:
+    """Backward recursion over a batch sorted by descending length (all lengths >= 1);
+    zero on padding."""
+    batch, steps, n_tags = emissions.shape
+    exp_trans, peak = _exp_transitions(params)
+    alive = _alive_counts(lengths, steps)
+    beta = np.zeros((batch, steps, n_tags))
+    beta[np.arange(batch), lengths - 1] = params.end
+    for t in range(steps - 2, -1, -1):
+        m = int(alive[t + 1])  # sequences for which t is not the last position
+        if m == 0:
+            continue
+        nxt = emissions[:m, t + 1] + beta[:m, t + 1]
+        shift = nxt.max(axis=1, keepdims=True)
+        summed = np.exp(nxt - shift) @ exp_trans.T
+        np.log(np.maximum(summed, 1e-300), out=summed)
+        beta[:m, t] = summed + (shift + peak)
+    return beta
+
+
+def _length_order(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The batch order by descending length (stable, so deterministic) and the sorted
+    lengths, clamped to at least one step."""
+    clamped = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+    order = np.argsort(-clamped, kind="stable")
+    return order, clamped[order]
+
+
 def forward_messages(
     emissions: np.ndarray, lengths: np.ndarray, params: CRFParams
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -70,18 +131,16 @@ def forward_messages(
     Once a sequence has ended its alpha is carried forward unchanged, so the final row
     holds every sequence's last real message.
     """
-    batch, steps, n_tags = emissions.shape
-    exp_trans, peak = _exp_transitions(params)
-    alpha = np.zeros((batch, steps, n_tags))
-    alpha[:, 0] = params.start + emissions[:, 0]
-    for t in range(1, steps):
-        prev = alpha[:, t - 1]
-        shift = prev.max(axis=1, keepdims=True)
-        summed = np.exp(prev - shift) @ exp_trans
-        step = np.log(np.maximum(summed, 1e-300)) + shift + peak + emissions[:, t]
-        alive = (t < lengths)[:, None]
-        alpha[:, t] = np.where(alive, step, prev)
-    log_z = logsumexp(alpha[:, -1] + params.end, axis=1)
+    batch, steps, _ = emissions.shape
+    order, sorted_lengths = _length_order(lengths)
+    alpha_s, log_z_s = _forward_sorted(emissions[order], sorted_lengths, params)
+    # carry each sequence's last message over its padding
+    last = np.minimum(np.arange(steps)[None, :], sorted_lengths[:, None] - 1)
+    alpha_s = alpha_s[np.arange(batch)[:, None], last]
+    alpha = np.empty_like(alpha_s)
+    alpha[order] = alpha_s
+    log_z = np.empty_like(log_z_s)
+    log_z[order] = log_z_s
     return alpha, log_z
 
 
@@ -89,20 +148,10 @@ def backward_messages(
     emissions: np.ndarray, lengths: np.ndarray, params: CRFParams
 ) -> np.ndarray:
     """Log backward messages beta (B x T x K): the log-sum of scores of all completions."""
-    batch, steps, n_tags = emissions.shape
-    exp_trans, peak = _exp_transitions(params)
-    beta = np.zeros((batch, steps, n_tags))
-    for t in range(steps - 1, -1, -1):
-        last = (t == lengths - 1)[:, None]
-        if t + 1 < steps:
-            nxt = emissions[:, t + 1] + beta[:, t + 1]
-            shift = nxt.max(axis=1, keepdims=True)
-            summed = np.exp(nxt - shift) @ exp_trans.T
-            step = np.log(np.maximum(summed, 1e-300)) + shift + peak
-        else:
-            step = np.zeros((batch, n_tags))
-        inside = (t < lengths - 1)[:, None]
-        beta[:, t] = np.where(last, params.end[None], np.where(inside, step, 0.0))
+    order, sorted_lengths = _length_order(lengths)
+    beta_s = _backward_sorted(emissions[order], sorted_lengths, params)
+    beta = np.empty_like(beta_s)
+    beta[order] = beta_s
     return beta
 
 
@@ -134,54 +183,59 @@ def nll_and_gradients(
 
     `weights` (B) scale each sequence's term, e.g. 1/B for a mean. Sequences of length
     zero contribute nothing.
+
+    The batch is sorted by length so the recursions only visit real positions, and the
+    marginals are computed on the flat list of real positions: with sentences of ~10
+    tokens padded to the longest in the batch, most of a padded grid is padding.
     """
     batch, steps, n_tags = emissions.shape
     lengths = np.asarray(lengths, dtype=np.int64)
     w = np.ones(batch) if weights is None else np.asarray(weights, dtype=np.float64)
     w = np.where(lengths > 0, w, 0.0)
-    lengths_c = np.maximum(lengths, 1)
-    mask = _time_mask(lengths, steps)
-    alpha, log_z = forward_messages(emissions, lengths_c, params)
-    beta = backward_messages(emissions, lengths_c, params)
-    gold = sequence_scores(emissions, tags, lengths_c, params)
-    loss = float((w * (log_z - gold)).sum())
+    order, len_s = _length_order(lengths)
+    em_s = emissions[order]
+    tags_s = np.asarray(tags)[order]
+    w_s = w[order]
+    alpha, log_z = _forward_sorted(em_s, len_s, params)
+    beta = _backward_sorted(em_s, len_s, params)
+    gold = sequence_scores(em_s, tags_s, len_s, params)
+    loss = float((w_s * (log_z - gold)).sum())
 
-    # unary marginals: expected tag counts per position
-    unary = np.exp(alpha + beta - log_z[:, None, None]) * mask[:, :, None]
-    safe_tags = np.where(mask, tags, 0)
-    observed = np.zeros_like(unary)
-    np.put_along_axis(observed, safe_tags[:, :, None], 1.0, axis=2)
-    observed *= mask[:, :, None]
-    d_em = (unary - observed) * w[:, None, None]
+    # unary marginals (expected tag counts) minus observed counts, real positions only
+    pos_b, pos_t = np.nonzero(_time_mask(len_s, steps))
+    gold_tags = tags_s[pos_b, pos_t]
+    pos_w = w_s[pos_b]
+    d_flat = np.exp(alpha[pos_b, pos_t] + beta[pos_b, pos_t] - log_z[pos_b, None])
+    d_flat *= pos_w[:, None]
+    d_flat[np.arange(pos_b.size), gold_tags] -= pos_w
+    d_em_s = np.zeros_like(em_s, dtype=np.float64)
+    d_em_s[pos_b, pos_t] = d_flat
+    d_em = np.empty_like(d_em_s)
+    d_em[order] = d_em_s
 
-    d_start = (w[:, None] * (unary[:, 0] - observed[:, 0])).sum(axis=0)
-    rows = np.arange(batch)
-    last = lengths_c - 1
-    d_end = (w[:, None] * (unary[rows, last] - observed[rows, last])).sum(axis=0)
+    d_start = d_flat[pos_t == 0].sum(axis=0)
+    d_end = d_flat[pos_t == len_s[pos_b] - 1].sum(axis=0)
 
-    # pairwise marginals for consecutive real positions, summed over the batch as one
-    # product per step: exp(alpha_{t-1}(i) + trans(i, j) + em_t(j) + beta_t(j) - log Z)
+    # pairwise marginals of all consecutive real positions in one product:
+    # exp(alpha_{t-1}(i) + trans(i, j) + em_t(j) + beta_t(j) - log Z)
     exp_trans, peak = _exp_transitions(params)
-    expected = np.zeros((n_tags, n_tags))
     d_trans = np.zeros((n_tags, n_tags))
-    for t in range(1, steps):
-        alive = mask[:, t]
-        if not alive.any():
-            break
-        left = alpha[alive, t - 1]
-        right = emissions[alive, t] + beta[alive, t]
+    pair = pos_t > 0
+    if pair.any():
+        pb, pt = pos_b[pair], pos_t[pair]
+        left = alpha[pb, pt - 1]
+        right = em_s[pb, pt] + beta[pb, pt]
         left_shift = left.max(axis=1, keepdims=True)
         right_shift = right.max(axis=1, keepdims=True)
-        scale = w[alive] * np.exp(left_shift[:, 0] + right_shift[:, 0] + peak - log_z[alive])
-        expected += (np.exp(left - left_shift) * scale[:, None]).T @ np.exp(right - right_shift)
-    d_trans += expected * exp_trans
-    if steps > 1:
-        # observed transition counts, all positions at once
-        pair_mask = mask[:, 1:]
-        pairs = safe_tags[:, :-1] * n_tags + safe_tags[:, 1:]
-        weights_t = np.broadcast_to(w[:, None], pair_mask.shape)
+        scale = w_s[pb] * np.exp(left_shift[:, 0] + right_shift[:, 0] + peak - log_z[pb])
+        left = np.exp(left - left_shift)
+        left *= scale[:, None]
+        expected = left.T @ np.exp(right - right_shift)
+        d_trans += expected * exp_trans
+        # observed transition counts
+        prev_tags = tags_s[pb, pt - 1]
         d_trans -= np.bincount(
-            pairs[pair_mask], weights=weights_t[pair_mask], minlength=n_tags * n_tags
+            prev_tags * n_tags + tags_s[pb, pt], weights=w_s[pb], minlength=n_tags * n_tags
         ).reshape(n_tags, n_tags)
     return CRFGradients(loss, d_em, d_trans, d_start, d_end)
 
@@ -228,10 +282,8 @@ def tag_confidences(
     Rasa reports a per-token confidence for CRF tags; the marginal of the chosen tag is
     the probabilistic reading of it.
     """
-    batch, steps, _ = emissions.shape
-    lengths_c = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
-    alpha, log_z = forward_messages(emissions, lengths_c, params)
-    beta = backward_messages(emissions, lengths_c, params)
+    alpha, log_z = forward_messages(emissions, lengths, params)
+    beta = backward_messages(emissions, lengths, params)
     marg = np.exp(alpha + beta - log_z[:, None, None])
     safe = np.maximum(path, 0)
     conf = np.take_along_axis(marg, safe[:, :, None], axis=2)[:, :, 0]

@@ -522,8 +522,7 @@ class Network:
         sentence, sequence, lengths, token_rows = _gather(data, rows, self.uses_tokens)
         inverse = None
         if sequence is not None and data.token_uid is not None:
-            distinct, inverse = np.unique(data.token_uid[token_rows], return_inverse=True)
-            inverse = inverse.reshape(-1)
+            distinct, inverse = nn.dense_unique(data.token_uid[token_rows], data.sequence.shape[0])
             sequence = data.sequence.take_rows(distinct)
         if rng is not None and input_drop > 0:
             sentence = nn.sparse_dropout(sentence, input_drop, rng)
@@ -651,7 +650,9 @@ class Network:
                 )
             res_sim = nn.similarity_loss(c["emb"], c["labels"], batch.labels, candidates, options.loss)
             total += res_sim.loss
-            d_emb, d_lab = res_sim.grad_inputs, res_sim.grad_labels
+            # parts of the loss (the sigmoid term) promote to double precision; the
+            # layers below it stay in DTYPE
+            d_emb, d_lab = res_sim.grad_inputs.astype(DTYPE), res_sim.grad_labels.astype(DTYPE)
             if s.similarity == "cosine":
                 d_emb = nn.l2_normalize_backward(c["emb.normed"], c["emb.norms"], d_emb)
                 d_lab = nn.l2_normalize_backward(c["lab.normed"], c["lab.norms"], d_lab)
@@ -685,7 +686,7 @@ class Network:
                 tags = np.zeros((n, batch.steps), np.int64)
                 tags[batch.token_b, batch.token_t] = batch.tags[head.name]
                 res = crf.nll_and_gradients(
-                    c[f"{head.name}.em"].astype(np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
+                    np.asarray(c[f"{head.name}.em"], dtype=np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
                 )
                 total += res.loss
                 d_em = res.emissions[batch.token_b, batch.token_t].astype(d_z.dtype)
