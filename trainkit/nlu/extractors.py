@@ -16,10 +16,9 @@ from trainkit.engine.component import ENTITY_EXTRACTOR, Component, Inputs, regis
 from trainkit.errors import ConfigError
 from trainkit.nlu.base import NLUComponent
 from trainkit.nlu.batch import MessageBatch, load_training_data
-from trainkit.nlu.patterns import Pattern, compile_patterns, extract_patterns
+from trainkit.nlu.patterns import PatternLearner
 
 SYNONYMS_FILE = "synonyms.json"
-PATTERNS_FILE = "patterns.json"
 
 
 @register
@@ -84,42 +83,20 @@ class EntitySynonymMapper(NLUComponent):
 
 
 @register
-class RegexEntityExtractor(NLUComponent):
+class RegexEntityExtractor(PatternLearner, NLUComponent):
     """Extracts spans matching the regexes / lookup tables named after an entity type."""
 
     name = "RegexEntityExtractor"
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
     trainable = True
+    only_entity_patterns = True
     defaults: ClassVar[dict[str, Any]] = {
         "case_sensitive": False,
         "use_lookup_tables": True,
         "use_regexes": True,
         "use_word_boundaries": True,
     }
-
-    def __init__(self, config: dict[str, Any], patterns: list[Pattern] | None = None) -> None:
-        super().__init__(config)
-        self.patterns = list(patterns or [])
-        self._compiled = compile_patterns(self.patterns, bool(config["case_sensitive"]), self.name)
-
-    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        training_data = load_training_data(inputs["training_data"])  # type: ignore[arg-type]
-        self.patterns = extract_patterns(
-            training_data,
-            use_lookup_tables=bool(self.config["use_lookup_tables"]),
-            use_regexes=bool(self.config["use_regexes"]),
-            use_only_entities=True,
-            use_word_boundaries=bool(self.config["use_word_boundaries"]),
-        )
-        if not self.patterns:
-            warnings.warn(
-                f"{self.name}: no regex or lookup table is named like an entity of the training data; "
-                "it will extract nothing",
-                stacklevel=2,
-            )
-        self._compiled = compile_patterns(self.patterns, bool(self.config["case_sensitive"]), self.name)
-        out.json(PATTERNS_FILE, {"patterns": [p.as_dict() for p in self.patterns]})
 
     def extract(self, text: str) -> list[dict[str, Any]]:
         """Entities of one text, pattern by pattern, matches left to right."""
@@ -145,11 +122,6 @@ class RegexEntityExtractor(NLUComponent):
         for i, text in enumerate(batch.texts):
             batch.entities[i].extend(self.extract(text))
 
-    @classmethod
-    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(PATTERNS_FILE):
-            return cls(config)
-        return cls(config, [Pattern(p["name"], p["pattern"]) for p in model.json(PATTERNS_FILE)["patterns"]])
 
 
 @register

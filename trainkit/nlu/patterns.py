@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from trainkit.data.training_data import TrainingData
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import Component, Inputs
 from trainkit.errors import ConfigError
+
+PATTERNS_FILE = "patterns.json"
 
 # Scripts written without spaces between words: word boundaries would never match inside.
 NO_WORD_BOUNDARY_LANGUAGES = ("zh", "ja", "th")
@@ -71,3 +77,50 @@ def compile_patterns(patterns: list[Pattern], case_sensitive: bool, owner: str) 
         except re.error as exc:
             raise ConfigError(f"{owner}: regex '{p.name}' ({p.pattern!r}) does not compile: {exc}") from None
     return compiled
+
+
+class PatternLearner(Component):
+    """A component whose learned state is the training data's regexes and lookup tables.
+
+    Listed before the NLU base class (`class X(PatternLearner, Featurizer)`), so training,
+    persisting and loading the patterns is written once for the featurizer and the
+    extractor.
+    """
+
+    # True for extractors: only patterns named like an entity type are kept.
+    only_entity_patterns: ClassVar[bool] = False
+
+    def __init__(self, config: dict[str, Any], patterns: list[Pattern] | None = None) -> None:
+        super().__init__(config)
+        self._use_patterns(patterns or [])
+
+    def _use_patterns(self, patterns: list[Pattern]) -> None:
+        self.patterns = list(patterns)
+        self._compiled = compile_patterns(self.patterns, bool(self.config["case_sensitive"]), self.name)
+
+    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        from trainkit.nlu.batch import load_training_data
+
+        training_data = load_training_data(inputs["training_data"])  # type: ignore[arg-type]
+        patterns = extract_patterns(
+            training_data,
+            use_lookup_tables=bool(self.config["use_lookup_tables"]),
+            use_regexes=bool(self.config["use_regexes"]),
+            use_only_entities=self.only_entity_patterns,
+            use_word_boundaries=bool(self.config["use_word_boundaries"]),
+        )
+        if not patterns and self.only_entity_patterns:
+            warnings.warn(
+                f"{self.name}: no regex or lookup table is named like an entity of the training data; "
+                "it will extract nothing",
+                stacklevel=2,
+            )
+        self._use_patterns(patterns)
+        out.json(PATTERNS_FILE, {"patterns": [p.as_dict() for p in self.patterns]})
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        patterns: list[Pattern] = []
+        if model is not None and model.has(PATTERNS_FILE):
+            patterns = [Pattern(p["name"], p["pattern"]) for p in model.json(PATTERNS_FILE)["patterns"]]
+        return cls(config, patterns)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from trainkit.engine.artifact import Artifact, ArtifactWriter
-from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.component import register
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import Featurizer
-from trainkit.nlu.batch import FeatureSet, MessageBatch, load_training_data
-from trainkit.nlu.patterns import Pattern, compile_patterns, extract_patterns
-
-PATTERNS_FILE = "patterns.json"
+from trainkit.nlu.batch import FeatureSet, MessageBatch
+from trainkit.nlu.patterns import PatternLearner
 
 
 @register
-class RegexFeaturizer(Featurizer):
+class RegexFeaturizer(PatternLearner, Featurizer):
     """Marks the tokens a pattern's matches overlap; a sentence gets a pattern if any token does.
 
     Column j is pattern j in the order persisted at training, so the features stay
@@ -34,22 +31,6 @@ class RegexFeaturizer(Featurizer):
     }
     # Only meaningful for incremental training, which trainkit does not do.
     unsupported_options: ClassVar[frozenset[str]] = frozenset({"number_additional_patterns"})
-
-    def __init__(self, config: dict[str, Any], patterns: list[Pattern] | None = None) -> None:
-        super().__init__(config)
-        self.patterns = list(patterns or [])
-        self._compiled = compile_patterns(self.patterns, bool(config["case_sensitive"]), self.name)
-
-    def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        training_data = load_training_data(inputs["training_data"])  # type: ignore[arg-type]
-        self.patterns = extract_patterns(
-            training_data,
-            use_lookup_tables=bool(self.config["use_lookup_tables"]),
-            use_regexes=bool(self.config["use_regexes"]),
-            use_word_boundaries=bool(self.config["use_word_boundaries"]),
-        )
-        self._compiled = compile_patterns(self.patterns, bool(self.config["case_sensitive"]), self.name)
-        out.json(PATTERNS_FILE, {"patterns": [p.as_dict() for p in self.patterns]})
 
     def featurize(self, batch: MessageBatch) -> FeatureSet:
         """Binary (token x pattern) and (message x pattern) matrices."""
@@ -80,9 +61,3 @@ class RegexFeaturizer(Featurizer):
         sentence = CSR.from_coo(sent_rows, sent_cols, None, (len(batch), n_patterns))
         return FeatureSet(self.origin, sentence, sequence, offsets, [p.name for p in self.patterns])
 
-    @classmethod
-    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        patterns: list[Pattern] = []
-        if model is not None and model.has(PATTERNS_FILE):
-            patterns = [Pattern(p["name"], p["pattern"]) for p in model.json(PATTERNS_FILE)["patterns"]]
-        return cls(config, patterns)
