@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from trainkit.data.nlu_reader import read_nlu_file
+from trainkit.data.summary import nlu_counts
 from trainkit.data.training_data import TrainingData
 
 LONE_NLU_FILES = [
@@ -17,17 +18,6 @@ LONE_NLU_FILES = [
     "snips2017/train.yml",
     "snips2017/test.yml",
 ]
-
-
-def counts(data: TrainingData) -> dict[str, int]:
-    return {
-        "nlu_examples": len(data.nlu_examples),
-        "nlu_intents": len(data.intents),
-        "entity_types": len(data.entity_types),
-        "synonyms": len(data.entity_synonyms),
-        "regexes": len(data.regex_features),
-        "lookup_tables": len(data.lookup_tables),
-    }
 
 
 def expected_counts(root: Path) -> dict[str, dict[str, int]]:
@@ -50,7 +40,7 @@ def test_lone_nlu_file_counts_match_rasa(shared_datasets, name):
     data = read_nlu_file(path)
     # the largest file (13.6k annotated examples) takes about a second
     assert time.perf_counter() - started < 5
-    assert counts(data) == {k: expected[k] for k in counts(TrainingData())}
+    assert nlu_counts(data) == {k: expected[k] for k in nlu_counts(TrainingData())}
 
 
 @pytest.mark.parametrize("collection", ["rasa-nlu-training-data", "rasa-examples", "assistants"])
@@ -69,7 +59,7 @@ def test_knowledgebasebot_nlu_part(shared_datasets):
     if not path.exists():
         pytest.skip(f"{path} not present")
     data = read_nlu_file(path)
-    assert counts(data) == {
+    assert nlu_counts(data) == {
         "nlu_examples": 44,
         "nlu_intents": 4,
         "entity_types": 7,

@@ -6,6 +6,20 @@ from __future__ import annotations
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, TOKENIZER, Component, register
 
+# A tiny NLU file the engine tests train on.
+NLU = """\
+version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - hello there
+    - hi
+- intent: bye
+  examples: |
+    - goodbye friend
+    - bye
+"""
+
 
 def _examples(inputs):
     data = TrainingData.from_dict(inputs["training_data"].json("training_data.json"))

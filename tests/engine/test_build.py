@@ -11,6 +11,7 @@ from pathlib import Path
 
 import fake_components
 import pytest
+from fake_components import NLU
 
 import trainkit
 from trainkit.engine.archive import read_metadata
@@ -28,18 +29,6 @@ pipeline:
     epochs: {epochs}
 """
 
-NLU = """\
-version: "3.1"
-nlu:
-- intent: greet
-  examples: |
-    - hello there
-    - hi
-- intent: bye
-  examples: |
-    - goodbye friend
-    - bye
-"""
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_components import NLU
 
 import trainkit
 from trainkit.engine import lock
@@ -20,18 +21,6 @@ pipeline:
   - name: fake_components.FakeTokenizer
   - name: fake_components.FakeFeaturizer
   - name: fake_components.FakeClassifier
-"""
-NLU = """\
-version: "3.1"
-nlu:
-- intent: greet
-  examples: |
-    - hello there
-    - hi
-- intent: bye
-  examples: |
-    - goodbye friend
-    - bye
 """
 
 

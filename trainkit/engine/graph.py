@@ -78,16 +78,6 @@ def node_of(graph: nx.DiGraph, name: str) -> Node:
     return graph.nodes[name]["node"]
 
 
-def nodes_in_order(graph: nx.DiGraph) -> list[Node]:
-    """Nodes in a deterministic topological order (ties broken by name)."""
-    return [node_of(graph, name) for name in nx.lexicographical_topological_sort(graph)]
-
-
-def graph_to_dict(graph: nx.DiGraph) -> list[dict[str, Any]]:
-    """Serialisable form of the graph (its nodes; edges follow from `needs`)."""
-    return [node.as_dict() for node in nodes_in_order(graph)]
-
-
 def graph_from_dict(data: list[dict[str, Any]]) -> nx.DiGraph:
-    """Inverse of `graph_to_dict`."""
+    """The graph of serialised nodes (`Node.as_dict()` items), as worker processes get it."""
     return build_graph([Node.from_dict(item) for item in data])

@@ -189,11 +189,6 @@ class BuildReport:
     seconds: float = 0.0
     trained: list[str] = field(default_factory=list)
 
-    @property
-    def digests(self) -> dict[str, str]:
-        """Output digest of every node that has one."""
-        return {name: s.digest for name, s in self.statuses.items() if s.digest}
-
 
 def dry_run(spec: BuildSpec, only: str | None = None) -> BuildReport:
     """Status of every node (or of `only` and its ancestors); data nodes run, nothing trains."""
