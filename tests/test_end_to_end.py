@@ -98,11 +98,14 @@ def trained(caplog):
     return Trained(caplog)
 
 
-def test_no_change_trains_nothing_says_so_and_still_packages(bot, trained):
-    result, nodes, messages = trained.run()
-    assert nodes == set()
-    assert any("Nothing to train" in m for m in messages)
-    assert Path(result.model).is_file()
+def test_no_change_trains_nothing_and_writes_nothing(bot, trained):
+    first, nodes, messages = trained.run()  # this checkout's first build: packages from the cache
+    assert nodes == set() and any("Nothing to train" in m for m in messages)
+    assert Path(first.model).is_file()
+    second, nodes, messages = trained.run()
+    assert nodes == set() and second.model == first.model
+    assert any("up to date; nothing was written" in m for m in messages)
+    assert [p.name for p in (bot / "models").iterdir()] == [Path(first.model).name]
     assert trainkit.train("domain.yml", "config.yml", "data", dry_run=True).code == 0
 
 
@@ -111,7 +114,7 @@ def test_fixed_model_name_reuses_the_unchanged_archive(bot, trained):
     stamp = Path(first.model).stat().st_mtime_ns
     second, nodes, messages = trained.run(fixed_model_name="coffee")
     assert nodes == set() and Path(second.model).stat().st_mtime_ns == stamp
-    assert any("unchanged" in m for m in messages)
+    assert any("up to date" in m for m in messages)
 
 
 def test_added_nlu_example_retrains_only_nlu_nodes(bot, trained):
@@ -174,7 +177,7 @@ def test_component_version_change_invalidates_exactly_that_component(bot, traine
     monkeypatch.setattr(MemoizationPolicy, "version", MemoizationPolicy.version + "-changed")
     dry = trainkit.train("domain.yml", "config.yml", "data", dry_run=True)
     stale = {n: r["reason"] for n, r in dry.dry_run_results.items() if r["status"] != "up to date"}
-    assert set(stale) == {"train_MemoizationPolicy0"}
+    assert set(stale) == {"train_MemoizationPolicy0", "package"}
     assert stale["train_MemoizationPolicy0"].startswith("component version changed")
     _, nodes, _ = trained.run()
     assert nodes == {"train_MemoizationPolicy0"}

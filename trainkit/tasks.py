@@ -1,9 +1,10 @@
 """doit integration: `from trainkit.tasks import *` in a dodo.py is a complete build.
 
-`task_train` yields one subtask per graph node plus `train:package`. Each node's
-`uptodate` asks the cache whether the node's fingerprint is stored, data nodes declare
-the project files as `file_dep`, and actions are module-level functions with plain
-arguments, so the tasks work under fork and spawn, and with `doit -n N`.
+`task_train` yields one subtask per graph node plus `train:package`. Every task's
+`uptodate` asks trainkit's planner, the same one `trainkit train` and `trainkit status`
+ask, so `doit list --status` is the dry run. Actions are module-level functions with
+plain arguments, so the tasks work under fork and spawn, and with `doit -n N`. The
+xxhash file checker serves the tasks a project adds to its own dodo.py.
 
     doit train                      build the model (only what changed)
     doit -n 4 train                 build independent nodes in parallel
@@ -24,7 +25,13 @@ from doit.dependency import FileChangedChecker
 from trainkit.engine import lock
 from trainkit.engine.fingerprint import digest_file
 from trainkit.engine.graph import DERIVE, PROVIDE
-from trainkit.engine.runner import BuildSpec, dry_run_node, run_node_by_name
+from trainkit.engine.runner import (
+    BuildSpec,
+    build_node,
+    node_is_current,
+    package_cached,
+    package_is_current,
+)
 from trainkit.errors import TrainkitError
 
 STATE_DIR = Path(".trainkit")
@@ -72,36 +79,52 @@ PARAMS = [
 
 
 def node_uptodate(spec: dict[str, Any], name: str, force: bool) -> bool:
-    """doit `uptodate`: is the node's fingerprint in the cache? (data nodes are refreshed)."""
+    """doit `uptodate` of a node: the planner's answer (data nodes are refreshed)."""
     if force:
         return False
-    return dry_run_node(BuildSpec(**spec), name)
+    return _guarded(node_is_current, BuildSpec(**spec), name)
+
+
+def package_uptodate(spec: dict[str, Any], force: bool) -> bool:
+    """doit `uptodate` of the package task: is the model archive current and intact?"""
+    if force:
+        return False
+    return _guarded(package_is_current, BuildSpec(**spec))
 
 
 def run_node(spec: dict[str, Any], name: str, force: bool) -> None:
     """doit action: bring one node up to date."""
-    run_node_by_name(BuildSpec(**spec), name, force=force)
+    _guarded(build_node, BuildSpec(**spec), name, force=force)
 
 
-def package_action(spec: dict[str, Any], settings: dict[str, Any]) -> None:
-    """doit action: write the model archive from the cached node outputs."""
-    from trainkit.training import package_from_cache
+def package_action(spec: dict[str, Any], force: bool) -> None:
+    """doit action: write the model archive from the cached node outputs, if it is stale."""
+    report = _guarded(package_cached, BuildSpec(**spec), force=force)
+    print(f"Model: {report.model}" + ("" if report.written else " (up to date)"))
 
-    path = package_from_cache(BuildSpec(**spec), settings)
-    print(f"Model: {path}")
+
+def _guarded(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an engine call, turning trainkit errors into one clean line and exit code 1."""
+    try:
+        return function(*args, **kwargs)
+    except TrainkitError as exc:
+        raise SystemExit(f"Error: {exc}") from None
 
 
 def _acquire_project_lock() -> None:
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "run")
     if command in _READ_ONLY_COMMANDS:
         return
-    lock.acquire(STATE_DIR)  # held until the doit process exits
+    try:
+        lock.acquire(STATE_DIR)  # held until the doit process exits
+    except TrainkitError as exc:
+        raise SystemExit(f"Error: {exc}") from None
 
 
 @task_params(PARAMS)
 def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool) -> Any:
     """Train the assistant's model: one subtask per graph node, then packaging."""
-    from trainkit.training import package_settings, prepare
+    from trainkit.training import prepare
 
     try:
         plan = prepare(
@@ -115,25 +138,24 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
         raise SystemExit(f"Error: {exc}") from None
     _acquire_project_lock()
     spec = plan.spec.__dict__
-    files = [str(p) for p in plan.project.paths.input_files()]
     for node in plan.recipe.nodes:
         task: dict[str, Any] = {
             "name": node.name,
             "actions": [(run_node, [spec, node.name, force])],
+            # No file_dep: the planner alone decides staleness (it hashes the files the
+            # data nodes read), so doit and `trainkit status` can never disagree.
             "uptodate": [(node_uptodate, [spec, node.name, force])],
             "task_dep": [f"train:{up}" for up in node.upstream()],
             "doc": f"{node.component}.{node.fn}",
         }
-        if node.fn == PROVIDE:
-            task["file_dep"] = files
         if node.fn in (PROVIDE, DERIVE):
             task["verbosity"] = 0
         yield task
     yield {
         "name": "package",
-        "actions": [(package_action, [spec, package_settings(plan)])],
+        "actions": [(package_action, [spec, force])],
         "task_dep": [f"train:{node.name}" for node in plan.recipe.nodes if node.target],
-        "uptodate": [False],
+        "uptodate": [(package_uptodate, [spec, force])],
         "doc": "write the model archive",
     }
 

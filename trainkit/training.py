@@ -17,7 +17,7 @@ import trainkit
 from trainkit.data.importer import Project, ProjectPaths, load_project_paths
 from trainkit.engine.cache import Cache
 from trainkit.engine.lock import project_lock
-from trainkit.engine.package import package_model
+from trainkit.engine.package import PackageSettings
 from trainkit.engine.recipe import Recipe, compile_recipe
 from trainkit.engine.runner import (
     DATA_FUNCTIONS,
@@ -159,6 +159,16 @@ def prepare(
     base = (Path(project_dir) if project_dir is not None else Path.cwd()).absolute()
     cache = Cache.for_project(base)
     root = str(cache.root) if cache.enabled else temporary_cache_root()
+    settings = PackageSettings(
+        training_type=int(training_type),
+        model_type=training_type.model_type,
+        predict_schema=recipe.predict_schema(),
+        assistant_id=project.config.assistant_id,
+        language=project.config.language,
+        output=str(Path(output).absolute()),
+        fixed_model_name=fixed_model_name,
+        trainkit_version=trainkit.__version__,
+    )
     spec = BuildSpec(
         nodes=[node.as_dict() for node in recipe.nodes],
         paths=paths_as_dict(paths),
@@ -166,65 +176,27 @@ def prepare(
         cache_max_size=cache.max_size_bytes if cache.enabled else None,
         state_dir=str(default_state_dir(base).absolute()),
         project_dir=str(base.absolute()),
+        package=settings.as_dict(),
     )
     return TrainingPlan(project, training_type, recipe, spec, Path(output), fixed_model_name)
 
 
 def dry_run_results(report: BuildReport) -> dict[str, Any]:
-    """Node name -> {status, reason, fingerprint}."""
-    return {name: status.as_dict() for name, status in sorted(report.statuses.items())}
+    """Node name (and "package") -> {status, reason, fingerprint}."""
+    return {name: status.as_dict() for name, status in sorted(report.all_statuses().items())}
 
 
 def dry_run_code(report: BuildReport, force: bool) -> int:
-    """0 if nothing needs training, 1 if something does, 8 when training is forced."""
+    """0 if nothing would train or be written, 1 if something would, 8 when training is forced."""
     if force:
         return CODE_FORCED_TRAINING
-    stale = [s for s in report.statuses.values() if not s.up_to_date]
+    stale = [s for s in report.all_statuses().values() if not s.up_to_date]
     return CODE_NEEDS_TO_BE_RETRAINED if stale else 0
-
-
-def package_settings(plan: TrainingPlan) -> dict[str, Any]:
-    """What the packaging step needs besides the node outputs (plain data, for doit too)."""
-    return {
-        "training_type": int(plan.training_type),
-        "model_type": plan.training_type.model_type,
-        "predict_schema": plan.recipe.predict_schema(),
-        "assistant_id": plan.project.config.assistant_id,
-        "language": plan.project.config.language,
-        "output": str(plan.output),
-        "fixed_model_name": plan.fixed_model_name,
-    }
-
-
-def _package(spec: BuildSpec, settings: dict[str, Any], report: BuildReport) -> tuple[Path, bool]:
-    stale = sorted(name for name, s in report.statuses.items() if not s.digest)
-    if stale:
-        raise TrainkitError(f"cannot package: not built yet: {', '.join(stale)}")
-    fingerprints = {
-        name: {"fingerprint": s.fingerprint or "", "digest": s.digest or ""}
-        for name, s in sorted(report.statuses.items())
-    }
-    options = dict(settings)
-    output = Path(options.pop("output"))
-    return package_model(
-        cache=spec.cache(), nodes=spec.nodes, fingerprints=fingerprints, output=output,
-        trainkit_version=trainkit.__version__, **options,
-    )
-
-
-def package(plan: TrainingPlan, report: BuildReport) -> tuple[Path, bool]:
-    """Write the model archive from a finished build."""
-    return _package(plan.spec, package_settings(plan), report)
-
-
-def package_from_cache(spec: BuildSpec, settings: dict[str, Any]) -> Path:
-    """Write the model archive when every node is already in the cache (doit's last task)."""
-    return _package(spec, settings, dry_run(spec))[0]
 
 
 def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingResult:
     if dry:
-        report = dry_run(plan.spec)
+        report = dry_run(plan.spec, force)
         code = dry_run_code(report, force)
         if code == CODE_FORCED_TRAINING:
             logger.warning("The training was forced.")
@@ -235,14 +207,25 @@ def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingRes
         return TrainingResult(code=code, dry_run_results=dry_run_results(report))
     with project_lock(Path(plan.spec.state_dir)):
         report = build(plan.spec, force=force, n_jobs=n_jobs)
-        path, written = package(plan, report)
-    trained = [n for n in report.trained]
-    if trained:
-        logger.info("Trained %d node(s): %s", len(trained), ", ".join(trained))
+    if report.trained:
+        logger.info("Trained %d node(s): %s", len(report.trained), ", ".join(report.trained))
     else:
         logger.info("Nothing to train: every component was restored from the cache.")
-    logger.info("Model %s at '%s'.", "saved" if written else "unchanged", path)
-    return TrainingResult(model=str(path), code=0)
+    if report.written:
+        logger.info("Model saved at '%s'.", _shown(report.model))
+    else:
+        logger.info("Model '%s' is up to date; nothing was written.", _shown(report.model))
+    return TrainingResult(model=_shown(report.model), code=0)
+
+
+def _shown(path: Path | None) -> str | None:
+    """A model path as users expect it: relative to the working directory when inside it."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _train(

@@ -106,7 +106,7 @@ def test_config_change_names_the_key_and_a_to_b_to_a_is_free(project, caplog):
     train()
     (project / "config.yml").write_text(CONFIG.format(epochs=5))
     code, stale = dry()
-    assert stale == {"train_FakeClassifier2": "config changed: epochs"}
+    assert stale == {"train_FakeClassifier2": "config changed: epochs", "package": "waits for: train_FakeClassifier2"}
     train()
     (project / "config.yml").write_text(CONFIG.format(epochs=1))
     caplog.set_level("INFO", logger="trainkit")
@@ -125,13 +125,14 @@ def test_component_version_bump_invalidates_it_and_changed_downstream_only(proje
     train()
     monkeypatch.setattr(fake_components.FakeClassifier, "version", "2")
     code, stale = dry()
-    assert stale == {"train_FakeClassifier2": "component version changed (1 -> 2)"}
+    assert stale == {"train_FakeClassifier2": "component version changed (1 -> 2)",
+                     "package": "waits for: train_FakeClassifier2"}
     monkeypatch.setattr(fake_components.FakeClassifier, "version", "1")
     train()
     # A featurizer whose new version produces identical output does not retrain the classifier.
     monkeypatch.setattr(fake_components.FakeFeaturizer, "version", "7")
     code, stale = dry()
-    assert set(stale) == {"train_FakeFeaturizer1", "run_FakeFeaturizer1", "train_FakeClassifier2"}
+    assert set(stale) == {"train_FakeFeaturizer1", "run_FakeFeaturizer1", "train_FakeClassifier2", "package"}
     assert stale["run_FakeFeaturizer1"].startswith("upstream stale") or "version" in stale["run_FakeFeaturizer1"]
     train()
     assert dry() == (0, {})
@@ -223,7 +224,9 @@ def test_a_copy_of_the_project_elsewhere_shares_the_cache(project, tmp_path, mon
     clone = tmp_path / "elsewhere" / "clone"
     shutil.copytree(project, clone, ignore=shutil.ignore_patterns(".trainkit", "models"))
     monkeypatch.chdir(clone)
-    assert dry() == (0, {})
+    code, stale = dry()
+    assert code == CODE_NEEDS_TO_BE_RETRAINED and set(stale) == {"package"}  # only the archive is missing
+    assert stale["package"].startswith("no model in")
 
 
 def test_persisted_nlu_training_data_is_packaged(project):

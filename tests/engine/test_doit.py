@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,12 +48,13 @@ def doit(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def listed_status(project: Path) -> dict[str, str]:
+    """`doit list --status` as {node or "package": "R" | "U"}."""
     result = doit(project, "list", "--status", "--all")
     assert result.returncode == 0, result.stderr
     statuses = {}
     for line in result.stdout.splitlines():
         mark, name = line.split()[:2]
-        if name.startswith("train:") and name != "train:package":
+        if name.startswith("train:"):
             statuses[name.removeprefix("train:")] = mark
     return statuses
 
@@ -64,18 +66,21 @@ def test_doit_train_builds_then_is_a_no_op(project):
     second = doit(project, "train")
     assert second.returncode == 0
     assert "-- train:train_FakeClassifier2" in second.stdout  # "--": up to date, skipped
-    assert len(list((project / "models").glob("*.tar.gz"))) == 2  # a model is still produced
+    assert "-- train:package" in second.stdout
+    assert len(list((project / "models").glob("*.tar.gz"))) == 1  # nothing changed: nothing written
 
 
 def test_doit_list_status_is_the_dry_run_and_agrees_with_the_api(project):
-    assert set(listed_status(project).values()) == {"R"}
+    before = listed_status(project)
+    assert {name for name, mark in before.items() if mark == "R"} == {
+        "run_FakeTokenizer0", "train_FakeFeaturizer1", "run_FakeFeaturizer1", "train_FakeClassifier2", "package"}
     assert doit(project, "train").returncode == 0
     assert set(listed_status(project).values()) == {"U"}
     (project / "config.yml").write_text(CONFIG + "    epochs: 3\n")
     statuses = listed_status(project)
     api = trainkit.train(None, "config.yml", "data", dry_run=True).dry_run_results
     stale_api = {name for name, r in api.items() if r["status"] != "up to date"}
-    assert {name for name, mark in statuses.items() if mark == "R"} == stale_api == {"train_FakeClassifier2"}
+    assert {name for name, mark in statuses.items() if mark == "R"} == stale_api == {"train_FakeClassifier2", "package"}
 
 
 def test_parallel_doit_and_task_options(project):
@@ -99,3 +104,88 @@ def test_second_build_waits_for_the_lock_then_stops_with_a_clear_message(project
         lock.release(fd)
     assert result.returncode != 0
     assert "another trainkit build is running in this project" in result.stderr + result.stdout
+
+
+DOMAIN = """\
+version: "3.1"
+intents: [greet, bye]
+responses:
+  utter_greet:
+  - text: Hello!
+  utter_bye:
+  - text: Bye!
+"""
+STORIES = """\
+version: "3.1"
+stories:
+- story: greet and leave
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: bye
+  - action: utter_bye
+"""
+FULL_CONFIG = CONFIG + """\
+policies:
+  - name: MemoizationPolicy
+    max_history: {history}
+"""
+
+
+@pytest.fixture
+def assistant(project):
+    (project / "config.yml").write_text(FULL_CONFIG.format(history=3))
+    (project / "domain.yml").write_text(DOMAIN)
+    (project / "data" / "stories.yml").write_text(STORIES)
+    return project
+
+
+def three_views(project: Path) -> tuple[set[str], set[str], set[str]]:
+    """Stale names according to the API's dry run, `trainkit status` and `doit list --status`."""
+    api = trainkit.train("domain.yml", "config.yml", "data", dry_run=True).dry_run_results
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    environment.pop("TRAINKIT_CACHE_DIR", None)
+    status = subprocess.run([sys.executable, "-m", "trainkit.cli", "status", "--json"], cwd=project,
+                            env=environment, capture_output=True, text=True, timeout=120)
+    assert status.returncode in (0, 1), status.stderr
+    cli = json.loads(status.stdout)
+    return (
+        {name for name, r in api.items() if r["status"] != "up to date"},
+        {name for name, r in cli.items() if r["status"] != "up to date"},
+        {name for name, mark in listed_status(project).items() if mark == "R"},
+    )
+
+
+def test_trainkit_train_and_doit_share_one_truth(assistant):
+    nlu = assistant / "data" / "nlu.yml"
+    nlu.write_text("# edited only in a comment\n" + NLU)
+    result = subprocess.run([sys.executable, "-m", "trainkit.cli", "train"], cwd=assistant, capture_output=True,
+                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(HERE)))
+    assert result.returncode == 0, result.stderr
+    assert set(listed_status(assistant).values()) == {"U"}
+    assert doit(assistant, "train").returncode == 0
+    assert len(list((assistant / "models").glob("*.tar.gz"))) == 1
+
+
+@pytest.mark.parametrize("edit, expected", [
+    ("comment", set()),
+    ("example", {"run_FakeTokenizer0", "train_FakeFeaturizer1", "run_FakeFeaturizer1",
+                 "train_FakeClassifier2", "package"}),
+    ("response", {"package"}),
+    ("config", {"train_MemoizationPolicy0", "package"}),
+])
+def test_dry_run_status_and_doit_list_agree_after_an_edit(assistant, edit, expected):
+    assert doit(assistant, "train").returncode == 0
+    assert three_views(assistant) == (set(), set(), set())
+    if edit == "comment":
+        (assistant / "data" / "nlu.yml").write_text("# a comment\n" + NLU)
+    elif edit == "example":
+        (assistant / "data" / "nlu.yml").write_text(NLU + "    - farewell\n")
+    elif edit == "response":
+        (assistant / "domain.yml").write_text(DOMAIN.replace("Hello!", "Hi there!"))
+    else:
+        (assistant / "config.yml").write_text(FULL_CONFIG.format(history=5))
+    api, cli, listed = three_views(assistant)
+    assert api == cli == listed == expected
+    assert doit(assistant, "train").returncode == 0
+    assert three_views(assistant) == (set(), set(), set())

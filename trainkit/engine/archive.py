@@ -16,14 +16,21 @@ import json
 import os
 import posixpath
 import random
+import re
 import stat
 import tarfile
+import time
 import uuid
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import xxhash
+
+from trainkit.engine.fingerprint import digest_entries
 from trainkit.errors import TrainkitError
 
 METADATA_NAME = "metadata.json"
@@ -137,7 +144,9 @@ def write_archive(path: Path, metadata: dict[str, Any], components: dict[str, Pa
     metadata_bytes = (
         json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     ).encode("utf-8")
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # The writer's pid in the name lets a later run tell a leftover of a killed process
+    # from a file another process is still writing (`remove_leftovers`).
+    temp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     # os.open with 0o666 lets the umask decide the final permissions, like a plain open.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -266,3 +275,113 @@ def latest_model(directory: Path) -> Path | None:
     if not candidates:
         return None
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+\.tar\.gz)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{32}\.tmp$")
+# A temp file without a pid (older trainkit) is a leftover once nothing can still be
+# writing it; no model takes this long to write.
+_ANONYMOUS_TEMP_AGE_SECONDS = 3600.0
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Delete temp archives that killed writers left in ``directory``; returns them.
+
+    Only files named the way :func:`write_archive` names its temp files are considered,
+    and only when the process that wrote them is gone, so a concurrent writer is safe.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = match.group("pid")
+        if pid is not None:
+            leftover = not _process_alive(int(pid))
+        else:
+            try:
+                leftover = now - entry.stat(follow_symlinks=False).st_mtime > _ANONYMOUS_TEMP_AGE_SECONDS
+            except FileNotFoundError:
+                continue
+        if leftover:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
+
+
+_MAX_METADATA_BYTES = 64 * 1024**2
+
+
+@dataclass
+class ArchiveContents:
+    """What a full read of an archive found: its metadata and each component's digest."""
+
+    metadata: dict[str, Any]
+    components: dict[str, str]
+
+
+def scan_archive(path: Path) -> ArchiveContents:
+    """Read a whole archive, proving it intact, and digest every component directory.
+
+    Reading to the end checks the gzip CRC and length, so truncation and flipped bits are
+    caught; the component digests are those of :func:`~trainkit.engine.fingerprint.digest_dir`,
+    so they compare directly with the cache's. Memory stays bounded: files are hashed in
+    chunks. Any damage is a :class:`TrainkitError` saying what is wrong.
+    """
+    path = Path(path)
+    metadata: dict[str, Any] | None = None
+    trees: dict[str, list[tuple[str, str, str]]] = {}
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name == METADATA_NAME and member.isfile():
+                    if member.size > _MAX_METADATA_BYTES:
+                        raise TrainkitError(f"{path}: {METADATA_NAME} is larger than {_MAX_METADATA_BYTES} bytes")
+                    handle = tar.extractfile(member)
+                    metadata = json.loads(handle.read().decode("utf-8")) if handle else None
+                    continue
+                parts = name.split("/")
+                if parts[0] != COMPONENTS_DIR or len(parts) < 2:
+                    continue
+                node, relative = parts[1], "/".join(parts[2:])
+                tree = trees.setdefault(node, [])
+                if not relative:
+                    continue
+                if member.isdir():
+                    tree.append((relative, "dir", ""))
+                elif member.isfile():
+                    hasher = xxhash.xxh3_128()
+                    handle = tar.extractfile(member)
+                    while handle is not None and (chunk := handle.read(1 << 20)):
+                        hasher.update(chunk)
+                    tree.append((relative, "file", hasher.hexdigest()))
+                else:
+                    raise TrainkitError(f"{path}: member {member.name!r} is not a regular file or directory")
+    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
+        raise TrainkitError(f"model archive {path} is damaged: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainkitError(f"{path}: {METADATA_NAME} is not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise TrainkitError(f"{path} is not a trainkit model: it has no {METADATA_NAME} object")
+    return ArchiveContents(metadata, {node: digest_entries(tree) for node, tree in trees.items()})
+

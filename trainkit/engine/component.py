@@ -127,8 +127,11 @@ def get_component(name: str) -> type[Component]:
     """
     _load_builtin_components()
     short = name.rsplit(".", 1)[-1]
-    if short in _REGISTRY:
-        return _REGISTRY[short]
+    known = _REGISTRY.get(short)
+    # A dotted name means the class in that module, unless its last part is a built-in
+    # (Rasa's own dotted names): two packages may both define a `MyTokenizer`.
+    if known is not None and ("." not in name or known.__module__.startswith("trainkit.")):
+        return known
     if "." in name:
         module_name, _, class_name = name.rpartition(".")
         try:

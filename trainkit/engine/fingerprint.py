@@ -146,9 +146,18 @@ def digest_dir(path: str | os.PathLike[str]) -> str:
         raise NotADirectoryError(f"not a directory: {root}")
     entries: list[tuple[str, str, str]] = []
     _walk(root, "", entries)
-    # Names are sorted per directory level; sort globally so the order is the plain
-    # lexicographic order of relative paths whatever the walk order was.
-    entries.sort()
+    return digest_entries(entries)
+
+
+def digest_entries(entries: Iterable[tuple[str, str, str]]) -> str:
+    """Digest of a tree given as (relative posix path, "dir" or "file", content digest).
+
+    This is :func:`digest_dir` without the file system, so a tree read from somewhere
+    else (the members of a model archive) can be checked against a cached artifact.
+    """
+    # Names are sorted per directory level while walking; sort globally so the order is
+    # the plain lexicographic order of relative paths whatever produced the entries.
+    entries = sorted(entries)
     hasher = xxhash.xxh3_128()
     hasher.update(b"trainkit-dir-v1\n")
     for entry in entries:
@@ -160,14 +169,15 @@ def digest_dir(path: str | os.PathLike[str]) -> str:
 
 
 def node_fingerprint(
-    component: str, version: str, config: dict[str, Any], inputs: dict[str, str]
+    component: str, version: str, config: dict[str, Any], inputs: dict[str, Any], code: str = ""
 ) -> str:
     """Key under which a graph node's output is cached.
 
-    Inputs enter as content digests rather than fingerprints: when an upstream node
-    reruns but produces byte-identical output, its digest is unchanged and so is this
-    key (early cutoff).
+    `code` is the digest of the component's source closure, so editing a component's
+    implementation invalidates exactly its entries. Inputs enter as content digests rather
+    than fingerprints: when an upstream node reruns but produces byte-identical output,
+    its digest is unchanged and so is this key (early cutoff).
     """
     return fingerprint(
-        {"component": component, "version": version, "config": config, "inputs": inputs}
+        {"component": component, "version": version, "code": code, "config": config, "inputs": inputs}
     )

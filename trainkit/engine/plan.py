@@ -1,6 +1,10 @@
-"""Planning: what each node's fingerprint is, whether the cache has it, and why not.
+"""The planner: for every node, and for the package step, up to date or stale, and why.
 
-Fingerprints need upstream *output* digests, which only the cache knows; a node whose
+This is the only place that decides. The joblib runner, the doit tasks' `uptodate`, the
+dry run and `trainkit status` all call `plan` and only differ in what they execute for
+the stale nodes it hands them (everything, only the cheap data nodes, one node, nothing).
+
+Fingerprints need upstream *output* digests, which only the cache knows: a node whose
 upstream has not produced its output yet cannot be fingerprinted and is stale because of
 that upstream. Records of the last run per node say which input changed.
 """
@@ -10,17 +14,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
 from trainkit.engine.cache import Cache
+from trainkit.engine.code_identity import component_code
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import digest_file, fingerprint, node_fingerprint
 from trainkit.engine.graph import PROVIDE, Node, node_of
+from trainkit.engine.package import (
+    PackageSettings,
+    current_model,
+    explain_model,
+    package_fingerprint,
+    target_names,
+)
+
+PACKAGE = "package"
 
 
 def project_file_digests(files: list[Path], root: Path | None = None) -> dict[str, str]:
@@ -54,15 +68,21 @@ def node_inputs(node: Node, digests: dict[str, str], file_digests: dict[str, str
     return inputs
 
 
-def fingerprint_of(node: Node, inputs: dict[str, Any]) -> str:
-    """A node's fingerprint: component identity, merged config and input digests."""
+def node_identity(node: Node) -> dict[str, str]:
+    """What identifies the code a node runs: component function, declared version, source digest."""
     cls = get_component(node.component)
-    return node_fingerprint(f"{cls.name}.{node.fn}", cls.version, node.config, inputs)
+    return {"component": f"{cls.name}.{node.fn}", "version": cls.version, "code": component_code(cls).digest}
+
+
+def fingerprint_of(node: Node, inputs: dict[str, Any], identity: dict[str, str] | None = None) -> str:
+    """A node's fingerprint: code identity, merged config and input digests."""
+    identity = identity or node_identity(node)
+    return node_fingerprint(identity["component"], identity["version"], node.config, inputs, identity["code"])
 
 
 @dataclass
 class NodeStatus:
-    """Whether one node is up to date, and the reason when it is not."""
+    """Whether one node (or the package step) is up to date, and the reason when it is not."""
 
     name: str
     up_to_date: bool
@@ -70,6 +90,9 @@ class NodeStatus:
     fingerprint: str | None = None
     digest: str | None = None
     ran: bool = False
+    # What a runner needs to execute the node (input digests); not part of the report.
+    inputs: dict[str, Any] | None = field(default=None, repr=False)
+    code: str | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (what dry runs report)."""
@@ -100,17 +123,21 @@ class RunRecords:
         """Store a record atomically (each node has its own file: no write contention)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, sort_keys=True)
-        os.replace(tmp, self._path(name))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, sort_keys=True)
+            os.replace(tmp, self._path(name))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
-def make_record(node: Node, inputs: dict[str, Any], file_digests: dict[str, str]) -> dict[str, Any]:
+def make_record(
+    node: Node, inputs: dict[str, Any], file_digests: dict[str, str], identity: dict[str, str] | None = None
+) -> dict[str, Any]:
     """What to remember about a node run to explain a later miss."""
-    cls = get_component(node.component)
     record: dict[str, Any] = {
-        "component": cls.name,
-        "version": cls.version,
+        **(identity or node_identity(node)),
         "config": node.config,
         "inputs": {k: v for k, v in inputs.items() if k != "files"},
     }
@@ -123,8 +150,11 @@ def explain_miss(node: Node, record: dict[str, Any] | None, current: dict[str, A
     """Human-readable reason why a node's fingerprint is not in the cache."""
     if record is None:
         return "never trained"
+    name = current["component"].rsplit(".", 1)[0]
     if record.get("component") != current["component"] or record.get("version") != current["version"]:
         return f"component version changed ({record.get('version')} -> {current['version']})"
+    if record.get("code") != current["code"]:
+        return f"code of {name} changed"
     old_config, new_config = record.get("config", {}), current["config"]
     changed = sorted(k for k in set(old_config) | set(new_config) if old_config.get(k) != new_config.get(k))
     if changed:
@@ -137,61 +167,118 @@ def explain_miss(node: Node, record: dict[str, Any] | None, current: dict[str, A
     old_inputs = record.get("inputs", {})
     moved = sorted(k for k, v in current["inputs"].items() if old_inputs.get(k) != v)
     if moved:
-        ups = node.needs
         names = []
         for param in moved:
-            value = ups.get(param)
+            value = node.needs.get(param)
             names.extend([value] if isinstance(value, str) else (value or [param]))
         return "upstream output changed: " + ", ".join(names)
     return "not in the cache (evicted or damaged)"
 
 
-Runner = Callable[[Node, dict[str, Any], str], str]
+@dataclass
+class PlanContext:
+    """What the planner consults: the cache, the project files' digests, the run records.
+
+    `verify` (True, or a set of node names) rehashes cached outputs before trusting them,
+    so a damaged entry becomes a miss; `remember` refreshes the run records of cache hits
+    (real builds do, so a later miss can say what changed since).
+    """
+
+    cache: Cache
+    file_digests: dict[str, str]
+    records: RunRecords
+    force: bool = False
+    verify: bool | Collection[str] = False
+    remember: bool = False
+
+    def verifies(self, name: str) -> bool:
+        """Whether `name`'s cached output is rehashed before it is trusted."""
+        return self.verify is True or (bool(self.verify) and name in self.verify)  # type: ignore[operator]
 
 
-def plan(
-    graph: nx.DiGraph,
-    cache: Cache,
-    file_digests: dict[str, str],
-    records: RunRecords,
-    run: Runner | None = None,
-    force: bool = False,
-    verify: bool | set[str] = False,
-) -> dict[str, NodeStatus]:
-    """Status of every node in topological order.
+def node_status(node: Node, digests: dict[str, str], ctx: PlanContext) -> NodeStatus:
+    """The status of one node, given the output digests of the nodes before it."""
+    inputs = node_inputs(node, digests, ctx.file_digests)
+    if inputs is None:
+        waiting = [u for u in node.upstream() if u not in digests]
+        return NodeStatus(node.name, False, "upstream stale: " + ", ".join(dict.fromkeys(waiting)))
+    identity = node_identity(node)
+    fp = fingerprint_of(node, inputs, identity)
+    digest = None if ctx.force else ctx.cache.lookup(fp, touch=False)
+    if digest is not None and ctx.verifies(node.name) and ctx.cache.path_of(digest, verify=True) is None:
+        digest = None
+    current = make_record(node, inputs, ctx.file_digests, identity)
+    if digest is not None:
+        if ctx.remember and ctx.records.read(node.name) != current:
+            ctx.records.write(node.name, current)
+        return NodeStatus(node.name, True, "cached", fp, digest, inputs=inputs, code=identity["code"])
+    reason = "forced" if ctx.force else explain_miss(node, ctx.records.read(node.name), current)
+    return NodeStatus(node.name, False, reason, fp, inputs=inputs, code=identity["code"])
 
-    With `run`, a node that misses is executed on the spot (`run(node, inputs, fp)` returns
-    its output digest), so its dependants can be fingerprinted: a real build passes a
-    runner for every node, a dry run passes one that runs only the cheap data providers.
-    `verify` (all nodes, or a set of names) rehashes cached outputs before trusting them,
-    so a damaged entry becomes a miss.
+
+# Runs some of the stale, fingerprintable nodes it is given; returns {name: output digest}
+# for those it ran. A real build runs them all, a dry run only the data nodes.
+Executor = Callable[[list[tuple[Node, NodeStatus]]], dict[str, str]]
+
+
+def plan(graph: nx.DiGraph, ctx: PlanContext, execute: Executor | None = None) -> dict[str, NodeStatus]:
+    """Status of every node, generation by generation in topological order.
+
+    Nodes of one generation do not depend on each other, so an executor may run the stale
+    ones of a generation in parallel. A node the executor ran is still reported stale
+    (with `ran` and its new `digest`), so callers can tell "restored" from "rebuilt".
     """
     digests: dict[str, str] = {}
     statuses: dict[str, NodeStatus] = {}
-    for name in nx.lexicographical_topological_sort(graph):
-        node = node_of(graph, name)
-        inputs = node_inputs(node, digests, file_digests)
-        if inputs is None:
-            stale = [u for u in node.upstream() if not statuses[u].up_to_date and u not in digests]
-            statuses[name] = NodeStatus(name, False, "upstream stale: " + ", ".join(stale))
+    for generation in nx.topological_generations(graph):
+        ready: list[tuple[Node, NodeStatus]] = []
+        for name in sorted(generation):
+            node = node_of(graph, name)
+            status = node_status(node, digests, ctx)
+            statuses[name] = status
+            if status.digest is not None:
+                digests[name] = status.digest
+            elif status.fingerprint is not None:
+                ready.append((node, status))
+        if execute is None or not ready:
             continue
-        fp = fingerprint_of(node, inputs)
-        digest = None if force else cache.lookup(fp, touch=False)
-        if digest is not None and (verify is True or (verify and name in verify)):
-            if cache.path_of(digest, verify=True) is None:
-                digest = None
-        if digest is not None:
+        for name, digest in execute(ready).items():
+            statuses[name].digest = digest
+            statuses[name].ran = True
             digests[name] = digest
-            statuses[name] = NodeStatus(name, True, "cached", fp, digest)
-            continue
-        current = make_record(node, inputs, file_digests)
-        reason = "forced" if force else explain_miss(node, records.read(name), current)
-        status = NodeStatus(name, False, reason, fp)
-        if run is not None:
-            result = run(node, inputs, fp)
-            if result:
-                status.digest = result
-                status.ran = True
-                digests[name] = result
-        statuses[name] = status
     return statuses
+
+
+@dataclass
+class PackageStatus(NodeStatus):
+    """The package step's status; `model` is the archive that is (or will be) current."""
+
+    model: Path | None = None
+    digests: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def package_status(
+    settings: PackageSettings, nodes: list[dict[str, Any]], statuses: dict[str, NodeStatus], force: bool = False
+) -> PackageStatus:
+    """Whether the model archive is current: it carries the package fingerprint and is intact."""
+    targets = target_names(nodes)
+    waiting = [name for name in targets if statuses[name].digest is None]
+    if waiting:
+        return PackageStatus(PACKAGE, False, "waits for: " + ", ".join(waiting))
+    digests = {name: statuses[name].digest or "" for name in targets}
+    fp = package_fingerprint(settings, nodes, digests)
+    status = PackageStatus(PACKAGE, False, "forced", fp, digests=digests)
+    if force:
+        return status
+    path = current_model(settings)
+    if path is None:
+        status.reason = f"no model in '{settings.output}'"
+        if settings.fixed_model_name:
+            status.reason = f"no model named '{settings.fixed_model_name}' in '{settings.output}'"
+        return status
+    reason = explain_model(path, settings, nodes, digests, fp)
+    if reason is not None:
+        status.reason = reason
+        return status
+    status.up_to_date, status.reason, status.model = True, f"current: {path}", path
+    return status

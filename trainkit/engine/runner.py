@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,23 @@ from typing import Any
 import networkx as nx
 
 from trainkit.data.importer import Project, ProjectPaths, load_project_paths
+from trainkit.engine.archive import remove_leftovers
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.cache import Cache
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import fingerprint
 from trainkit.engine.graph import DERIVE, PROCESS, PROVIDE, TRAIN, Node, graph_from_dict, node_of
+from trainkit.engine.package import PackageSettings, write_model
 from trainkit.engine.plan import (
+    PACKAGE,
+    Executor,
     NodeStatus,
+    PackageStatus,
+    PlanContext,
     RunRecords,
-    explain_miss,
-    fingerprint_of,
     make_record,
-    node_inputs,
+    node_identity,
+    package_status,
     plan,
     project_file_digests,
 )
@@ -54,6 +60,16 @@ class BuildSpec:
     cache_max_size: int | None
     state_dir: str
     project_dir: str
+    package: dict[str, Any] = field(default_factory=dict)
+
+    def package_settings(self) -> PackageSettings:
+        """What the archive holds besides the node outputs."""
+        return PackageSettings(**self.package)
+
+    def context(self, file_digests: dict[str, str], force: bool = False,
+                verify: bool | Collection[str] = False, remember: bool = False) -> PlanContext:
+        """What the planner consults for this build."""
+        return PlanContext(self.cache(), file_digests, self.records(), force, verify, remember)
 
     @property
     def project_paths(self) -> ProjectPaths:
@@ -117,16 +133,26 @@ def _load_inputs(node: Node, inputs: dict[str, Any], cache: Cache) -> dict[str, 
 
 
 def execute_node(
-    spec: BuildSpec, node: Node, inputs: dict[str, Any], node_fingerprint: str, file_digests: dict[str, str]
+    spec: BuildSpec,
+    node: Node,
+    inputs: dict[str, Any],
+    node_fingerprint: str,
+    file_digests: dict[str, str],
+    code: str | None = None,
 ) -> str:
     """Run one node and store its artifact; returns the artifact's content digest.
 
     The component writes into a private temporary directory; the cache copies it in and
     renames it into place atomically, so an interrupted run leaves nothing a later run
-    would trust.
+    would trust. `code` is the code digest the planner fingerprinted: a worker whose
+    sources differ (edited during the build) refuses rather than store output of one
+    version of the code under the fingerprint of another.
     """
     cache = spec.cache()
     cls = get_component(node.component)
+    identity = node_identity(node)
+    if code is not None and identity["code"] != code:
+        raise TrainkitError(f"node '{node.name}': the code of {cls.name} changed while the build ran; run it again")
     component = cls(node.config)
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"trainkit-{node.name}-"))
@@ -150,126 +176,9 @@ def execute_node(
         digest = cache.put(node_fingerprint, out.path, node.name, cls.name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    spec.records().write(node.name, make_record(node, inputs, file_digests))
+    spec.records().write(node.name, make_record(node, inputs, file_digests, identity))
     logger.info("ran %s in %.2fs", node.name, time.perf_counter() - started)
     return digest
-
-
-def run_node_by_name(spec: BuildSpec, name: str, force: bool = False) -> str | None:
-    """Bring one node up to date (used by doit tasks); upstream nodes must be done."""
-    graph = spec.graph()
-    file_digests = spec.file_digests()
-    wanted = nx.ancestors(graph, name) | {name}
-    sub = graph.subgraph(wanted)
-    result: dict[str, str] = {}
-
-    def runner(node: Node, inputs: dict[str, Any], fp: str) -> str:
-        if node.name != name:
-            return ""  # an upstream that is not done: leave it to its own task
-        result[name] = execute_node(spec, node, inputs, fp, file_digests)
-        return result[name]
-
-    statuses = plan(sub, spec.cache(), file_digests, spec.records(), runner, verify={name})
-    status = statuses[name]
-    if status.up_to_date and force:
-        node = node_of(graph, name)
-        digests = {n: s.digest for n, s in statuses.items() if s.digest}
-        inputs = node_inputs(node, digests, file_digests) or {}
-        return execute_node(spec, node, inputs, status.fingerprint or "", file_digests)
-    if not status.up_to_date and name not in result:
-        raise TrainkitError(f"node '{name}' cannot run: {status.reason}")
-    return status.digest
-
-
-@dataclass
-class BuildReport:
-    """What a build did, node by node."""
-
-    statuses: dict[str, NodeStatus]
-    seconds: float = 0.0
-    trained: list[str] = field(default_factory=list)
-
-
-def dry_run(spec: BuildSpec, only: str | None = None) -> BuildReport:
-    """Status of every node (or of `only` and its ancestors); data nodes run, nothing trains."""
-    cache = spec.cache()
-    file_digests = spec.file_digests()
-    graph = spec.graph()
-    if only is not None:
-        graph = graph.subgraph(nx.ancestors(graph, only) | {only})
-
-    def data_only(node: Node, inputs: dict[str, Any], fp: str) -> str:
-        if node.fn not in DATA_FUNCTIONS:
-            return ""
-        return execute_node(spec, node, inputs, fp, file_digests)
-
-    statuses = plan(graph, cache, file_digests, spec.records(), data_only, verify={only} if only else False)
-    for status in statuses.values():
-        if status.ran:
-            status.up_to_date = True
-            status.reason = f"data re-read ({status.reason})"
-    return BuildReport(statuses)
-
-
-def dry_run_node(spec: BuildSpec, name: str) -> bool:
-    """Whether one node is up to date (what doit's `uptodate` asks)."""
-    return dry_run(spec, only=name).statuses[name].up_to_date
-
-
-def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = "loky") -> BuildReport:
-    """Bring every node up to date: a topological scheduler with joblib for parallelism."""
-    started = time.perf_counter()
-    graph = spec.graph()
-    cache = spec.cache()
-    file_digests = spec.file_digests()
-    records = spec.records()
-    statuses: dict[str, NodeStatus] = {}
-    digests: dict[str, str] = {}
-    trained: list[str] = []
-
-    for generation in nx.topological_generations(graph):
-        pending: list[tuple[Node, dict[str, Any], str]] = []
-        for name in sorted(generation):
-            node = node_of(graph, name)
-            inputs = node_inputs(node, digests, file_digests)
-            assert inputs is not None, name
-            fp = fingerprint_of(node, inputs)
-            digest = None if force else cache.lookup(fp)
-            if digest is not None and cache.path_of(digest, verify=True) is None:
-                digest = None  # damaged: rebuild it
-            if digest is not None:
-                digests[name] = digest
-                statuses[name] = NodeStatus(name, True, "cached", fp, digest)
-                current = make_record(node, inputs, file_digests)
-                if records.read(name) != current:
-                    records.write(name, current)  # so a later miss can say what changed
-            else:
-                reason = "forced" if force else explain_miss(
-                    node, records.read(name), make_record(node, inputs, file_digests)
-                )
-                statuses[name] = NodeStatus(name, False, reason, fp)
-                pending.append((node, inputs, fp))
-        if not pending:
-            continue
-        if n_jobs != 1 and len(pending) > 1:
-            from joblib import Parallel, delayed, parallel_config
-
-            # Workers get the BLAS thread count this process has: numeric results depend
-            # on it, and parallel builds must be byte-identical to sequential ones.
-            threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
-            with parallel_config(backend=backend, **threads):
-                results = Parallel(n_jobs=min(n_jobs, len(pending)) if n_jobs > 0 else n_jobs)(
-                    delayed(execute_node)(spec, node, inputs, fp, file_digests) for node, inputs, fp in pending
-                )
-        else:
-            results = [execute_node(spec, node, inputs, fp, file_digests) for node, inputs, fp in pending]
-        for (node, _, _), digest in zip(pending, results, strict=True):
-            digests[node.name] = digest
-            statuses[node.name].digest = digest
-            statuses[node.name].ran = True
-            if node.fn not in DATA_FUNCTIONS:
-                trained.append(node.name)
-    return BuildReport(statuses, time.perf_counter() - started, trained)
 
 
 def blas_threads() -> int:
@@ -279,6 +188,166 @@ def blas_threads() -> int:
         if value.isdigit() and int(value) > 0:
             return int(value)
     return os.cpu_count() or 1
+
+
+# -- executors: what a scheduler runs of the stale nodes the planner hands it ----------
+
+
+def run_everything(spec: BuildSpec, file_digests: dict[str, str], n_jobs: int = 1, backend: str = "loky") -> Executor:
+    """Run every stale node; a generation's nodes in parallel with joblib when n_jobs != 1."""
+
+    def execute(ready: list[tuple[Node, NodeStatus]]) -> dict[str, str]:
+        jobs = [(node, status.inputs or {}, status.fingerprint or "", file_digests, status.code)
+                for node, status in ready]
+        if n_jobs != 1 and len(jobs) > 1:
+            from joblib import Parallel, delayed, parallel_config
+
+            # Workers get the BLAS thread count this process has: numeric results depend
+            # on it, and parallel builds must be byte-identical to sequential ones.
+            threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
+            with parallel_config(backend=backend, **threads):
+                results = Parallel(n_jobs=min(n_jobs, len(jobs)) if n_jobs > 0 else n_jobs)(
+                    delayed(execute_node)(spec, *job) for job in jobs
+                )
+        else:
+            results = [execute_node(spec, *job) for job in jobs]
+        return {node.name: digest for (node, _), digest in zip(ready, results, strict=True)}
+
+    return execute
+
+
+def run_data_only(spec: BuildSpec, file_digests: dict[str, str]) -> Executor:
+    """Run only the cheap, deterministic data nodes (what dry runs do to see through edits)."""
+
+    def execute(ready: list[tuple[Node, NodeStatus]]) -> dict[str, str]:
+        return {
+            node.name: execute_node(spec, node, status.inputs or {}, status.fingerprint or "", file_digests, status.code)
+            for node, status in ready
+            if node.fn in DATA_FUNCTIONS
+        }
+
+    return execute
+
+
+def run_one(spec: BuildSpec, file_digests: dict[str, str], name: str) -> Executor:
+    """Run only the node `name` (its upstream nodes are other doit tasks)."""
+
+    def execute(ready: list[tuple[Node, NodeStatus]]) -> dict[str, str]:
+        return {
+            node.name: execute_node(spec, node, status.inputs or {}, status.fingerprint or "", file_digests, status.code)
+            for node, status in ready
+            if node.name == name
+        }
+
+    return execute
+
+
+# -- schedulers -----------------------------------------------------------------------
+
+
+@dataclass
+class BuildReport:
+    """What a build (or a dry run) found and did, node by node and for the package."""
+
+    statuses: dict[str, NodeStatus]
+    package: PackageStatus | None = None
+    seconds: float = 0.0
+    trained: list[str] = field(default_factory=list)
+    model: Path | None = None
+    written: bool = False
+
+    def all_statuses(self) -> dict[str, NodeStatus]:
+        """Node statuses plus the package step's, as the dry run reports them."""
+        return {**self.statuses, **({PACKAGE: self.package} if self.package is not None else {})}
+
+
+def _graph(spec: BuildSpec, only: str | None = None) -> nx.DiGraph:
+    graph = spec.graph()
+    if only is not None:
+        graph = graph.subgraph(nx.ancestors(graph, only) | {only})
+    return graph
+
+
+def _mark_data_reread(statuses: dict[str, NodeStatus]) -> None:
+    for status in statuses.values():
+        if status.ran:
+            status.up_to_date = True
+            status.reason = f"data re-read ({status.reason})"
+
+
+def _package(spec: BuildSpec, report: BuildReport, force: bool) -> None:
+    """Bring the model archive up to date; the planner says whether anything is written."""
+    settings = spec.package_settings()
+    status = package_status(settings, spec.nodes, report.statuses, force)
+    report.package = status
+    remove_leftovers(Path(settings.output))
+    if status.up_to_date:
+        report.model = status.model
+        return
+    if not status.fingerprint:
+        raise TrainkitError(f"cannot package: {status.reason}")
+    report.model = write_model(spec.cache(), settings, spec.nodes, status.digests)
+    report.written = True
+
+
+def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = "loky") -> BuildReport:
+    """Bring every node and the model archive up to date."""
+    started = time.perf_counter()
+    file_digests = spec.file_digests()
+    ctx = spec.context(file_digests, force=force, verify=True, remember=True)
+    statuses = plan(spec.graph(), ctx, run_everything(spec, file_digests, n_jobs, backend))
+    trained = [name for name, s in statuses.items() if s.ran and node_of(spec.graph(), name).fn not in DATA_FUNCTIONS]
+    report = BuildReport(statuses, trained=trained)
+    _package(spec, report, force)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def dry_run(spec: BuildSpec, force: bool = False) -> BuildReport:
+    """Status of every node and of the package; data nodes run, nothing trains or is written."""
+    file_digests = spec.file_digests()
+    statuses = plan(spec.graph(), spec.context(file_digests, force=force), run_data_only(spec, file_digests))
+    _mark_data_reread(statuses)
+    package = package_status(spec.package_settings(), spec.nodes, statuses, force)
+    return BuildReport(statuses, package, model=package.model)
+
+
+def node_is_current(spec: BuildSpec, name: str) -> bool:
+    """Whether one node is up to date (what doit's `uptodate` asks)."""
+    file_digests = spec.file_digests()
+    ctx = spec.context(file_digests, verify={name})
+    statuses = plan(_graph(spec, name), ctx, run_data_only(spec, file_digests))
+    _mark_data_reread(statuses)
+    return statuses[name].up_to_date
+
+
+def package_is_current(spec: BuildSpec) -> bool:
+    """Whether the model archive is up to date (the package task's `uptodate`)."""
+    package = dry_run(spec).package
+    return package is not None and package.up_to_date
+
+
+def build_node(spec: BuildSpec, name: str, force: bool = False) -> str:
+    """Bring one node up to date (a doit task's action); its upstream nodes must be done."""
+    file_digests = spec.file_digests()
+    ctx = spec.context(file_digests, verify={name}, remember=True)
+    statuses = plan(_graph(spec, name), ctx, run_one(spec, file_digests, name))
+    status = statuses[name]
+    if status.ran and status.digest:
+        return status.digest
+    if status.up_to_date and status.digest:
+        if not force:
+            return status.digest
+        node = node_of(spec.graph(), name)
+        return execute_node(spec, node, status.inputs or {}, status.fingerprint or "", file_digests, status.code)
+    raise TrainkitError(f"node '{name}' cannot run: {status.reason}")
+
+
+def package_cached(spec: BuildSpec, force: bool = False) -> BuildReport:
+    """Write the model archive if it is not current (doit's last task): every node is cached."""
+    report = dry_run(spec)
+    _package(spec, report, force)
+    return report
 
 
 def default_state_dir(project_dir: Path) -> Path:
@@ -295,11 +364,13 @@ __all__ = [
     "BuildReport",
     "BuildSpec",
     "build",
+    "build_node",
     "default_state_dir",
     "dry_run",
-    "dry_run_node",
     "execute_node",
+    "node_is_current",
+    "package_cached",
+    "package_is_current",
     "paths_as_dict",
-    "run_node_by_name",
     "temporary_cache_root",
 ]
