@@ -3,6 +3,10 @@
 They mirror Rasa 3.x's functions and result codes so scripts written for `rasa train`
 keep working, and add what a build tool should have: dry runs and forced runs for every
 entry point, parallel jobs, and per-node reasons for retraining.
+
+The heavy parts (YAML readers, the graph, numpy components) are imported inside the
+functions that need them: a build with nothing to do is answered from the plan memo
+(`trainkit.engine.memo`) before any of them loads.
 """
 
 from __future__ import annotations
@@ -11,25 +15,16 @@ import logging
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trainkit
-from trainkit.data.importer import Project, ProjectPaths, load_project_paths
-from trainkit.engine.cache import Cache
-from trainkit.engine.lock import project_lock
-from trainkit.engine.package import PackageSettings
-from trainkit.engine.recipe import Recipe, compile_recipe
-from trainkit.engine.runner import (
-    DATA_FUNCTIONS,
-    BuildReport,
-    BuildSpec,
-    build,
-    default_state_dir,
-    dry_run,
-    paths_as_dict,
-    temporary_cache_root,
-)
 from trainkit.errors import ConfigError, TrainkitError
+
+if TYPE_CHECKING:
+    from trainkit.data.importer import Project
+    from trainkit.engine.cache import Cache
+    from trainkit.engine.recipe import Recipe
+    from trainkit.engine.runner import BuildReport, BuildSpec
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +126,13 @@ def prepare(
     persist_nlu_training_data: bool = False,
 ) -> TrainingPlan:
     """Load the project and compile its graph; nothing trains yet."""
+    from trainkit.data.importer import ProjectPaths, load_project_paths
+    from trainkit.engine.cache import Cache
+    from trainkit.engine.memo import state_dir
+    from trainkit.engine.package import PackageSettings
+    from trainkit.engine.recipe import compile_recipe
+    from trainkit.engine.runner import BuildSpec, paths_as_dict, temporary_cache_root
+
     paths = ProjectPaths.create(config, domain, training_files)
     project = load_project_paths(paths)
     if only == TrainingType.NLU:
@@ -174,7 +176,7 @@ def prepare(
         paths=paths_as_dict(paths),
         cache_root=root,
         cache_max_size=cache.max_size_bytes if cache.enabled else None,
-        state_dir=str(default_state_dir(base).absolute()),
+        state_dir=str(state_dir(base).absolute()),
         project_dir=str(base.absolute()),
         package=settings.as_dict(),
     )
@@ -194,7 +196,10 @@ def dry_run_code(report: BuildReport, force: bool) -> int:
     return CODE_NEEDS_TO_BE_RETRAINED if stale else 0
 
 
-def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingResult:
+def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> tuple[TrainingResult, BuildReport]:
+    from trainkit.engine.lock import project_lock
+    from trainkit.engine.runner import build, dry_run
+
     if dry:
         report = dry_run(plan.spec, force)
         code = dry_run_code(report, force)
@@ -204,7 +209,7 @@ def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingRes
             logger.warning("The model needs to be retrained.")
         else:
             logger.info("No training of components required.")
-        return TrainingResult(code=code, dry_run_results=dry_run_results(report))
+        return TrainingResult(code=code, dry_run_results=dry_run_results(report)), report
     with project_lock(Path(plan.spec.state_dir)):
         report = build(plan.spec, force=force, n_jobs=n_jobs)
     if report.trained:
@@ -215,7 +220,7 @@ def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> TrainingRes
         logger.info("Model saved at '%s'.", _shown(report.model))
     else:
         logger.info("Model '%s' is up to date; nothing was written.", _shown(report.model))
-    return TrainingResult(model=_shown(report.model), code=0)
+    return TrainingResult(model=_shown(report.model), code=0), report
 
 
 def _shown(path: Path | None) -> str | None:
@@ -246,14 +251,56 @@ def _train(
 ) -> TrainingResult:
     if model_to_finetune is not None:
         raise TrainkitError("Finetuning an existing model is not supported by this version of trainkit.")
+    from trainkit.data.paths import ProjectPaths
+    from trainkit.engine import memo
+    from trainkit.engine.cache import Cache
+
+    base = (Path(project_dir) if project_dir is not None else Path.cwd()).absolute()
+    paths = ProjectPaths.create(config, domain, data)
+    options = {
+        "paths": [None if paths.config is None else str(paths.config.absolute()),
+                  None if paths.domain is None else str(paths.domain.absolute()),
+                  [str(p.absolute()) for p in paths.data]],
+        "output": str(Path(output).absolute()), "fixed_model_name": fixed_model_name,
+        "core_arguments": core_arguments or {}, "only": None if only is None else int(only),
+        "persist_nlu_training_data": persist_nlu_training_data, "project_dir": str(base),
+    }
+    cache = Cache.for_project(base)
+    key = _memo_key(memo, paths, options, cache) if cache.enabled else None
+    if key is not None and not force_training:
+        hit = memo.recall(memo.state_dir(base), key, cache, Path(output).absolute(), fixed_model_name)
+        if hit is not None:
+            hit.replay_notices()
+            if dry_run:
+                logger.info("No training of components required.")
+                return TrainingResult(code=0, dry_run_results=hit.dry_run_results())
+            logger.info("Nothing to train: every component was restored from the cache.")
+            logger.info("Model '%s' is up to date; nothing was written.", _shown(hit.model))
+            return TrainingResult(model=_shown(hit.model), code=0)
     try:
-        plan = prepare(domain, config, data, output, fixed_model_name, core_arguments, only, project_dir,
-                       persist_nlu_training_data)
+        with memo.collecting_notices() as notices:
+            plan = prepare(domain, config, data, output, fixed_model_name, core_arguments, only, project_dir,
+                           persist_nlu_training_data)
     except NoTrainingData as exc:
         logger.error("%s", exc)
         return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
-    return _run(plan, dry_run, force_training, n_jobs)
+    result, report = _run(plan, dry_run, force_training, n_jobs)
+    if key is not None and not dry_run and report.model is not None and report.package is not None \
+            and _memo_key(memo, paths, options, cache) == key:  # the files did not change meanwhile
+        from trainkit.engine.component import get_component
 
+        nodes = {name: (s.fingerprint or "", s.digest or "") for name, s in report.statuses.items()}
+        classes = [get_component(node["component"]) for node in plan.spec.nodes]
+        memo.remember(memo.state_dir(base), key, report.model, report.package.fingerprint or "", nodes,
+                      classes, notices)
+    return result
+
+
+def _memo_key(memo: Any, paths: Any, options: dict[str, Any], cache: Cache) -> str | None:
+    try:
+        return memo.memo_key(paths, options, cache)
+    except (TrainkitError, OSError):
+        return None  # a missing or unreadable file: the planner reports it properly
 
 def train(
     domain: str | Path | None,
@@ -328,7 +375,6 @@ def train_nlu(
 __all__ = [
     "CODE_FORCED_TRAINING",
     "CODE_NEEDS_TO_BE_RETRAINED",
-    "DATA_FUNCTIONS",
     "TrainingPlan",
     "TrainingResult",
     "TrainingType",

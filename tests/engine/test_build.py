@@ -186,6 +186,8 @@ def test_damaged_cache_entry_is_a_miss_not_a_crash(project):
     objects = project / ".trainkit" / "cache" / "objects"
     victim = next(p for p in objects.rglob("model.json"))
     victim.write_text("{}")
+    # The archive is intact, so a no-op reads nothing from the cache; repackaging must.
+    shutil.rmtree(project / "models")
     with pytest.warns(UserWarning):
         result = train()
     assert Path(result.model).is_file()

@@ -13,9 +13,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from trainkit.data.paths import YAML_SUFFIXES  # noqa: F401  (readers import it from here)
 from trainkit.errors import DataError
-
-YAML_SUFFIXES = (".yml", ".yaml")
 
 # Training data format versions this reader understands (Rasa 2.0 up to 3.1).
 SUPPORTED_VERSIONS = ("2.0", "3.0", "3.1")

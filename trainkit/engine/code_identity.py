@@ -42,6 +42,7 @@ class CodeIdentity:
 
     digest: str
     modules: tuple[str, ...]
+    libraries: tuple[tuple[str, str], ...] = ()
 
 
 _FILE_MEMO: dict[str, tuple[tuple[object, ...], str, tuple[str, ...]]] = {}
@@ -137,7 +138,7 @@ def _scan(path: Path, module: str) -> tuple[str, tuple[str, ...]]:
     return result
 
 
-def _distribution_version(top: str) -> str:
+def distribution_version(top: str) -> str:
     """Installed version of a third-party top-level package ('' when unknown or stdlib)."""
     if top not in _VERSION_MEMO:
         version = ""
@@ -179,12 +180,12 @@ def code_identity(module: str) -> CodeIdentity:
             if top in first_party:
                 pending.append(imported)
             elif top and top not in libraries:
-                libraries[top] = _distribution_version(top)
+                libraries[top] = distribution_version(top)
     if not sources:
         return CodeIdentity("", ())
-    libraries = {name: version for name, version in libraries.items() if version}
-    digest = fingerprint({"sources": sorted(sources.items()), "libraries": sorted(libraries.items())})
-    return CodeIdentity(digest, tuple(sorted(sources)))
+    versions = sorted((name, version) for name, version in libraries.items() if version)
+    digest = fingerprint({"sources": sorted(sources.items()), "libraries": versions})
+    return CodeIdentity(digest, tuple(sorted(sources)), tuple(versions))
 
 
 def component_code(cls: type) -> CodeIdentity:
@@ -192,5 +193,6 @@ def component_code(cls: type) -> CodeIdentity:
     modules = sorted({klass.__module__ for klass in cls.__mro__ if klass.__module__ not in ("builtins",)})
     identities = [code_identity(module) for module in modules]
     files = sorted({m for identity in identities for m in identity.modules})
+    libraries = sorted({pair for identity in identities for pair in identity.libraries})
     digest = fingerprint([identity.digest for identity in identities])
-    return CodeIdentity(digest, tuple(files))
+    return CodeIdentity(digest, tuple(files), tuple(libraries))

@@ -350,11 +350,6 @@ def package_cached(spec: BuildSpec, force: bool = False) -> BuildReport:
     return report
 
 
-def default_state_dir(project_dir: Path) -> Path:
-    """Where a project's build state lives (doit DB, node records, lock)."""
-    return Path(project_dir) / ".trainkit"
-
-
 def temporary_cache_root() -> str:
     """A throwaway cache for builds with caching disabled (artifacts must live somewhere)."""
     return tempfile.mkdtemp(prefix="trainkit-cache-")
@@ -365,7 +360,6 @@ __all__ = [
     "BuildSpec",
     "build",
     "build_node",
-    "default_state_dir",
     "dry_run",
     "execute_node",
     "node_is_current",
