@@ -22,7 +22,10 @@ def test_nlu_benchmark_quick_run_writes_metrics(shared_datasets, monkeypatch):
 
 def test_engine_benchmark_writes_cache_behaviour(shared_datasets, monkeypatch):
     monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
-    engine_bench.main(["--config", "minimal"])
+    engine_bench.main(["--config", "minimal", "--project", str(shared_datasets / "rasa-init")])
     report = json.loads((RESULTS / "engine-rasa-init-minimal.json").read_text())
-    assert set(report["results"]) == {"cold_train", "noop_doit_train", "dry_run", "one_nlu_example_added"}
-    assert report["results"]["dry_run"]["exit_code"] == 0
+    results = report["results"]
+    assert set(results) == {"cold_train", "noop_doit_train", "noop_trainkit_train", "dry_run",
+                            "one_nlu_example_added", "archives_after_noop_builds"}
+    assert results["dry_run"]["exit_code"] == 0
+    assert results["archives_after_noop_builds"] == 1

@@ -156,8 +156,39 @@ def _parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+_IDENTITY_MEMO: dict[str, tuple[tuple[tuple[str, tuple[object, ...]], ...], CodeIdentity]] = {}
+
+
 def code_identity(module: str) -> CodeIdentity:
-    """Digest of `module`'s source closure within its own top-level package and trainkit."""
+    """Digest of `module`'s source closure within its own top-level package and trainkit.
+
+    Memoised per process, and revalidated on every call by the version keys of the
+    closure's files (a stat, or the import of a loaded module), so a planner asking for
+    many nodes pays for the scan once and still sees an edit.
+    """
+    remembered = _IDENTITY_MEMO.get(module)
+    if remembered is not None:
+        files, identity = remembered
+        try:
+            same_files = all(_version_key(Path(path), name) == key
+                             for (path, key), name in zip(files, identity.modules, strict=True))
+        except OSError:
+            same_files = False
+        versions = tuple(sorted((name, distribution_version(name)) for name, _ in identity.libraries))
+        if same_files and versions == identity.libraries:
+            return identity
+    identity = _compute_identity(module)
+    try:
+        files = tuple((str(path), _version_key(path, name)) for name in identity.modules
+                      if (path := _module_file(name)) is not None)
+    except OSError:
+        return identity
+    if len(files) == len(identity.modules):
+        _IDENTITY_MEMO[module] = (files, identity)
+    return identity
+
+
+def _compute_identity(module: str) -> CodeIdentity:
     first_party = {_FIRST_PARTY, module.split(".", 1)[0]}
     sources: dict[str, str] = {}
     libraries: dict[str, str] = {}

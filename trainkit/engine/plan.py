@@ -68,10 +68,19 @@ def node_inputs(node: Node, digests: dict[str, str], file_digests: dict[str, str
     return inputs
 
 
-def node_identity(node: Node) -> dict[str, str]:
-    """What identifies the code a node runs: component function, declared version, source digest."""
+def node_identity(node: Node, memo: dict[type, str] | None = None) -> dict[str, str]:
+    """What identifies the code a node runs: component function, declared version, source digest.
+
+    `memo` (one planning pass) spares re-digesting a class several nodes share.
+    """
     cls = get_component(node.component)
-    return {"component": f"{cls.name}.{node.fn}", "version": cls.version, "code": component_code(cls).digest}
+    if memo is None:
+        code = component_code(cls).digest
+    elif cls in memo:
+        code = memo[cls]
+    else:
+        code = memo[cls] = component_code(cls).digest
+    return {"component": f"{cls.name}.{node.fn}", "version": cls.version, "code": code}
 
 
 def fingerprint_of(node: Node, inputs: dict[str, Any], identity: dict[str, str] | None = None) -> str:
@@ -190,6 +199,7 @@ class PlanContext:
     force: bool = False
     verify: bool | Collection[str] = False
     remember: bool = False
+    identities: dict[type, str] = field(default_factory=dict, repr=False)
 
     def verifies(self, name: str) -> bool:
         """Whether `name`'s cached output is rehashed before it is trusted."""
@@ -202,7 +212,7 @@ def node_status(node: Node, digests: dict[str, str], ctx: PlanContext) -> NodeSt
     if inputs is None:
         waiting = [u for u in node.upstream() if u not in digests]
         return NodeStatus(node.name, False, "upstream stale: " + ", ".join(dict.fromkeys(waiting)))
-    identity = node_identity(node)
+    identity = node_identity(node, ctx.identities)
     fp = fingerprint_of(node, inputs, identity)
     digest = None if ctx.force else ctx.cache.lookup(fp, touch=False)
     if digest is not None and ctx.verifies(node.name) and ctx.cache.path_of(digest, verify=True) is None:
