@@ -77,7 +77,10 @@ out_option = click.option("--out", default="models", show_default=True, help="Wh
 name_option = click.option("--fixed-model-name", default=None, help="Model file name instead of a timestamped one.")
 force_option = click.option("--force", is_flag=True, help="Retrain every component, ignoring the cache.")
 dry_option = click.option("--dry-run", is_flag=True, help="Only report what would train; exit 0, 1 or 8.")
-jobs_option = click.option("-j", "--jobs", default=1, show_default=True, help="Independent nodes to train at once (-1: all cores).")
+jobs_option = click.option("-j", "--jobs", default=1, show_default=True,
+                           help="Independent nodes to train at once (-1: all cores; never more than the cores allow).")
+scheduler_option = click.option("--scheduler", default=None, metavar="ADDRESS",
+                                help="Train on a Dask cluster, e.g. tcp://HOST:8786 [env: TRAINKIT_DASK_SCHEDULER].")
 
 
 @click.group()
@@ -111,13 +114,14 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @force_option
 @dry_option
 @jobs_option
+@scheduler_option
 @click.option("--augmentation", default=None, type=int, help="Story augmentation factor [default: 50].")
 @click.option("--persist-nlu-data", is_flag=True, help="Package the NLU training data with the model.")
 @click.pass_context
 @handle_errors
 def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
-          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, augmentation: int | None,
-          persist_nlu_data: bool) -> None:
+          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, scheduler: str | None,
+          augmentation: int | None, persist_nlu_data: bool) -> None:
     """Train a model (NLU and dialogue) from the project in the current directory."""
     if ctx.invoked_subcommand is not None:
         return
@@ -126,6 +130,7 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
         resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
         output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
         core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
+        scheduler=scheduler,
     )
     _finish_training(result, dry_run)
 
@@ -139,13 +144,15 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
 @force_option
 @dry_option
 @jobs_option
+@scheduler_option
 @handle_errors
 def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ...], out: str,
-                      fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int) -> None:
+                      fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
+                      scheduler: str | None) -> None:
     """Train only the NLU pipeline."""
     result = trainkit.train_nlu(
         resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out, fixed_model_name=fixed_model_name,
-        domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs,
+        domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs, scheduler=scheduler,
     )
     _finish_training(result, dry_run)
 
@@ -159,13 +166,16 @@ def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ..
 @force_option
 @dry_option
 @jobs_option
+@scheduler_option
 @handle_errors
 def train_core_command(config: str | None, domain: str | None, stories: tuple[str, ...], out: str,
-                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int) -> None:
+                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
+                       scheduler: str | None) -> None:
     """Train only the dialogue policies."""
     result = trainkit.train_core(
         resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(stories),
         output=out, fixed_model_name=fixed_model_name, dry_run=dry_run, force_training=force, n_jobs=jobs,
+        scheduler=scheduler,
     )
     _finish_training(result, dry_run)
 

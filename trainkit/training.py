@@ -12,6 +12,7 @@ functions that need them: a build with nothing to do is answered from the plan m
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trainkit
 from trainkit.errors import ConfigError, TrainkitError
+
+SCHEDULER_ENV = "TRAINKIT_DASK_SCHEDULER"
 
 if TYPE_CHECKING:
     from trainkit.data.importer import Project
@@ -196,7 +199,8 @@ def dry_run_code(report: BuildReport, force: bool) -> int:
     return CODE_NEEDS_TO_BE_RETRAINED if stale else 0
 
 
-def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> tuple[TrainingResult, BuildReport]:
+def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int,
+         scheduler: str | None = None) -> tuple[TrainingResult, BuildReport]:
     from trainkit.engine.lock import project_lock
     from trainkit.engine.runner import build, dry_run
 
@@ -211,7 +215,7 @@ def _run(plan: TrainingPlan, dry: bool, force: bool, n_jobs: int) -> tuple[Train
             logger.info("No training of components required.")
         return TrainingResult(code=code, dry_run_results=dry_run_results(report)), report
     with project_lock(Path(plan.spec.state_dir)):
-        report = build(plan.spec, force=force, n_jobs=n_jobs)
+        report = build(plan.spec, force=force, n_jobs=n_jobs, scheduler=scheduler)
     if report.trained:
         logger.info("Trained %d node(s): %s", len(report.trained), ", ".join(report.trained))
     else:
@@ -248,6 +252,7 @@ def _train(
     force_training: bool,
     n_jobs: int,
     project_dir: str | Path | None,
+    scheduler: str | None = None,
 ) -> TrainingResult:
     if model_to_finetune is not None:
         raise TrainkitError("Finetuning an existing model is not supported by this version of trainkit.")
@@ -284,7 +289,8 @@ def _train(
     except NoTrainingData as exc:
         logger.error("%s", exc)
         return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
-    result, report = _run(plan, dry_run, force_training, n_jobs)
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV, "").strip() or None
+    result, report = _run(plan, dry_run, force_training, n_jobs, scheduler)
     if key is not None and not dry_run and report.model is not None and report.package is not None \
             and _memo_key(memo, paths, options, cache) == key:  # the files did not change meanwhile
         from trainkit.engine.component import get_component
@@ -317,16 +323,20 @@ def train(
     finetuning_epoch_fraction: float = 1.0,
     n_jobs: int = 1,
     project_dir: str | Path | None = None,
+    scheduler: str | None = None,
 ) -> TrainingResult:
     """Train an NLU and/or Core model from an assistant's files (Rasa's `train`).
 
     `project_dir` (default: the current directory) holds the cache and build state.
+    `n_jobs` independent nodes train at once (never more than the cores allow, see
+    `trainkit.engine.threads`); `scheduler` (or `TRAINKIT_DASK_SCHEDULER`), a Dask
+    scheduler address such as `tcp://10.0.0.5:8786`, trains them on a cluster instead.
     `nlu_additional_arguments` (Rasa's thread settings) has nothing to configure here.
     """
     return _train(domain, config, training_files, output=output, fixed_model_name=fixed_model_name,
                   core_arguments=core_additional_arguments, only=None, model_to_finetune=model_to_finetune,
                   persist_nlu_training_data=persist_nlu_training_data, dry_run=dry_run,
-                  force_training=force_training, n_jobs=n_jobs, project_dir=project_dir)
+                  force_training=force_training, n_jobs=n_jobs, project_dir=project_dir, scheduler=scheduler)
 
 
 def train_core(
@@ -342,12 +352,13 @@ def train_core(
     force_training: bool = False,
     n_jobs: int = 1,
     project_dir: str | Path | None = None,
+    scheduler: str | None = None,
 ) -> TrainingResult:
     """Train only the dialogue policies."""
     return _train(domain, config, stories, output=output, fixed_model_name=fixed_model_name,
                   core_arguments=additional_arguments, only=TrainingType.CORE, model_to_finetune=model_to_finetune,
                   persist_nlu_training_data=False, dry_run=dry_run, force_training=force_training,
-                  n_jobs=n_jobs, project_dir=project_dir)
+                  n_jobs=n_jobs, project_dir=project_dir, scheduler=scheduler)
 
 
 def train_nlu(
@@ -364,12 +375,13 @@ def train_nlu(
     force_training: bool = False,
     n_jobs: int = 1,
     project_dir: str | Path | None = None,
+    scheduler: str | None = None,
 ) -> TrainingResult:
     """Train only the NLU pipeline."""
     return _train(domain, config, nlu_data, output=output, fixed_model_name=fixed_model_name,
                   core_arguments=None, only=TrainingType.NLU, model_to_finetune=model_to_finetune,
                   persist_nlu_training_data=persist_nlu_training_data, dry_run=dry_run,
-                  force_training=force_training, n_jobs=n_jobs, project_dir=project_dir)
+                  force_training=force_training, n_jobs=n_jobs, project_dir=project_dir, scheduler=scheduler)
 
 
 __all__ = [

@@ -85,3 +85,23 @@ class ExplodingClassifier(Component):
     def train(self, inputs, out):
         out.json("partial.json", {"half": True})
         raise Failing("boom")
+
+
+@register
+class DyingClassifier(Component):
+    """Kills the process running it the first time (as a lost cluster worker), then trains."""
+
+    name = "DyingClassifier"
+    roles = frozenset({INTENT_CLASSIFIER})
+    trainable = True
+    defaults = {"marker": ""}
+
+    def train(self, inputs, out):
+        import os
+        from pathlib import Path
+
+        marker = Path(self.config["marker"])
+        if not marker.exists():
+            marker.write_text("died once")
+            os._exit(1)
+        out.json("model.json", {"rows": len(inputs["features"][0].json("features.json"))})

@@ -8,7 +8,6 @@ behaves the same whichever tool drives the build.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -41,6 +40,7 @@ from trainkit.engine.plan import (
     plan,
     project_file_digests,
 )
+from trainkit.engine.threads import blas_threads, limited_blas, parallel_workers
 from trainkit.errors import TrainkitError
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,36 @@ def _load_inputs(node: Node, inputs: dict[str, Any], cache: Cache) -> dict[str, 
     return loaded
 
 
+def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, project: Project | None = None,
+                  code: str | None = None) -> None:
+    """The one place a component runs during training, on this machine or a worker.
+
+    `code` is the code digest the planner fingerprinted: a process whose sources differ
+    (edited during the build, or a cluster worker with another trainkit) refuses rather
+    than produce output of one version of the code under the fingerprint of another.
+    """
+    cls = get_component(node.component)
+    if code is not None and node_identity(node)["code"] != code:
+        raise TrainkitError(f"node '{node.name}': the code of {cls.name} here differs from the code that was "
+                            "planned (changed while the build ran, or another trainkit version); run it again")
+    component = cls(node.config)
+    with warnings.catch_warnings(), limited_blas():
+        if node.fn in DATA_FUNCTIONS:
+            warnings.simplefilter("ignore")  # the importer already reported them
+        if node.fn == PROVIDE:
+            if project is None:
+                raise TrainkitError(f"node '{node.name}' reads the project files and must run where they are")
+            component.provide(project, out)  # type: ignore[attr-defined]
+        elif node.fn == TRAIN:
+            component.train(loaded, out)
+        elif node.fn == PROCESS:
+            component.process_training_data(loaded, out)
+        elif node.fn == DERIVE:
+            component.derive(loaded, out)  # type: ignore[attr-defined]
+        else:
+            raise TrainkitError(f"node '{node.name}': unknown function '{node.fn}'")
+
+
 def execute_node(
     spec: BuildSpec,
     node: Node,
@@ -144,50 +174,30 @@ def execute_node(
 
     The component writes into a private temporary directory; the cache copies it in and
     renames it into place atomically, so an interrupted run leaves nothing a later run
-    would trust. `code` is the code digest the planner fingerprinted: a worker whose
-    sources differ (edited during the build) refuses rather than store output of one
-    version of the code under the fingerprint of another.
+    would trust.
     """
     cache = spec.cache()
-    cls = get_component(node.component)
-    identity = node_identity(node)
-    if code is not None and identity["code"] != code:
-        raise TrainkitError(f"node '{node.name}': the code of {cls.name} changed while the build ran; run it again")
-    component = cls(node.config)
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"trainkit-{node.name}-"))
     try:
         out = ArtifactWriter(scratch / "artifact")
-        with warnings.catch_warnings():
-            if node.fn in DATA_FUNCTIONS:
-                warnings.simplefilter("ignore")  # the importer already reported them
-            if node.fn == PROVIDE:
-                component.provide(_project(spec, file_digests), out)  # type: ignore[attr-defined]
-            else:
-                loaded = _load_inputs(node, inputs, cache)
-                if node.fn == TRAIN:
-                    component.train(loaded, out)
-                elif node.fn == PROCESS:
-                    component.process_training_data(loaded, out)
-                elif node.fn == DERIVE:
-                    component.derive(loaded, out)  # type: ignore[attr-defined]
-                else:
-                    raise TrainkitError(f"node '{node.name}': unknown function '{node.fn}'")
-        digest = cache.put(node_fingerprint, out.path, node.name, cls.name)
+        if node.fn == PROVIDE:
+            run_component(node, {}, out, _project(spec, file_digests), code)
+        else:
+            run_component(node, _load_inputs(node, inputs, cache), out, code=code)
+        digest = store_output(spec, node, inputs, node_fingerprint, file_digests, out.path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    spec.records().write(node.name, make_record(node, inputs, file_digests, identity))
     logger.info("ran %s in %.2fs", node.name, time.perf_counter() - started)
     return digest
 
 
-def blas_threads() -> int:
-    """The BLAS thread count of this process (what OpenBLAS/OpenMP would pick)."""
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(variable, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
+def store_output(spec: BuildSpec, node: Node, inputs: dict[str, Any], node_fingerprint: str,
+                 file_digests: dict[str, str], directory: Path) -> str:
+    """Put a node's output into the cache and remember what it was built from."""
+    digest = spec.cache().put(node_fingerprint, directory, node.name, get_component(node.component).name)
+    spec.records().write(node.name, make_record(node, inputs, file_digests))
+    return digest
 
 
 # -- executors: what a scheduler runs of the stale nodes the planner hands it ----------
@@ -199,19 +209,64 @@ def run_everything(spec: BuildSpec, file_digests: dict[str, str], n_jobs: int = 
     def execute(ready: list[tuple[Node, NodeStatus]]) -> dict[str, str]:
         jobs = [(node, status.inputs or {}, status.fingerprint or "", file_digests, status.code)
                 for node, status in ready]
-        if n_jobs != 1 and len(jobs) > 1:
+        workers = parallel_workers(n_jobs, len(jobs))
+        if workers > 1:
             from joblib import Parallel, delayed, parallel_config
 
-            # Workers get the BLAS thread count this process has: numeric results depend
-            # on it, and parallel builds must be byte-identical to sequential ones.
+            # Every node trains with the same BLAS thread count (see engine/threads.py);
+            # loky also sets it in the workers' environment before numpy loads.
             threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
             with parallel_config(backend=backend, **threads):
-                results = Parallel(n_jobs=min(n_jobs, len(jobs)) if n_jobs > 0 else n_jobs)(
-                    delayed(execute_node)(spec, *job) for job in jobs
-                )
+                results = Parallel(n_jobs=workers)(delayed(execute_node)(spec, *job) for job in jobs)
         else:
             results = [execute_node(spec, *job) for job in jobs]
         return {node.name: digest for (node, _), digest in zip(ready, results, strict=True)}
+
+    return execute
+
+
+def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -> Executor:
+    """Send stale non-data nodes to a Dask cluster through joblib's Dask backend; their
+    inputs travel with them and their outputs come back to this process's cache."""
+    from trainkit.engine.remote import execute_packed, pack, unpack
+
+    cache = spec.cache()
+
+    def packed_inputs(node: Node, inputs: dict[str, Any]) -> dict[str, Any]:
+        loaded = _load_inputs(node, inputs, cache)
+        result: dict[str, Any] = {}
+        for param, value in loaded.items():
+            digests = inputs[param]
+            if isinstance(value, list):
+                result[param] = [(d, pack(a.path)) for d, a in zip(digests, value, strict=True)]
+            else:
+                result[param] = (digests, pack(value.path))
+        return result
+
+    def execute(ready: list[tuple[Node, NodeStatus]]) -> dict[str, str]:
+        from joblib import Parallel, delayed, parallel_config
+
+        local = [(n, s) for n, s in ready if n.fn in DATA_FUNCTIONS]
+        digests = {node.name: execute_node(spec, node, status.inputs or {}, status.fingerprint or "", file_digests,
+                                           status.code) for node, status in local}
+        remote = [(n, s) for n, s in ready if n.fn not in DATA_FUNCTIONS]
+        if not remote:
+            return digests
+        with parallel_config(backend="dask", client=client):
+            outputs = Parallel(n_jobs=-1)(
+                delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "")
+                for node, status in remote
+            )
+        for (node, status), packed in zip(remote, outputs, strict=True):
+            scratch = Path(tempfile.mkdtemp(prefix=f"trainkit-{node.name}-"))
+            try:
+                directory = unpack(packed, scratch / "artifact")
+                digests[node.name] = store_output(spec, node, status.inputs or {}, status.fingerprint or "",
+                                                  file_digests, directory)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            logger.info("ran %s on the cluster", node.name)
+        return digests
 
     return execute
 
@@ -290,12 +345,22 @@ def _package(spec: BuildSpec, report: BuildReport, force: bool) -> None:
     report.written = True
 
 
-def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = "loky") -> BuildReport:
-    """Bring every node and the model archive up to date."""
+def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = "loky",
+          scheduler: str | None = None) -> BuildReport:
+    """Bring every node and the model archive up to date.
+
+    With a Dask `scheduler` address, independent nodes train on the cluster's workers.
+    """
     started = time.perf_counter()
     file_digests = spec.file_digests()
     ctx = spec.context(file_digests, force=force, verify=True, remember=True)
-    statuses = plan(spec.graph(), ctx, run_everything(spec, file_digests, n_jobs, backend))
+    if scheduler:
+        from trainkit.engine.remote import dask_client
+
+        with dask_client(scheduler) as client:
+            statuses = plan(spec.graph(), ctx, run_on_cluster(spec, file_digests, client))
+    else:
+        statuses = plan(spec.graph(), ctx, run_everything(spec, file_digests, n_jobs, backend))
     trained = [name for name, s in statuses.items() if s.ran and node_of(spec.graph(), name).fn not in DATA_FUNCTIONS]
     report = BuildReport(statuses, trained=trained)
     _package(spec, report, force)
@@ -360,6 +425,7 @@ __all__ = [
     "BuildSpec",
     "build",
     "build_node",
+    "run_component",
     "dry_run",
     "execute_node",
     "node_is_current",
