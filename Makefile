@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: train test lint bench status clean
+.PHONY: train test lint bench stress status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Long checks kept out of `make test`: 100k NLU examples must train within this machine.
+stress: $(STAMP)
+	$(BIN)/python -m benchmarks.scaling_bench --sizes 100000 --skip-jobs
 
 clean:
 	rm -rf .trainkit models

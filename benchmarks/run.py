@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import engine_bench, nlu_bench
+from benchmarks import engine_bench, nlu_bench, scaling_bench
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     engine_bench.main(["--config", "minimal"] if quick else [])
     nlu_bench.main(["--quick"] if quick else [])
+    scaling_bench.main(["--sizes", "500,1000", "--epochs", "2", "--skip-jobs"] if quick else [])
 
 
 if __name__ == "__main__":

@@ -29,3 +29,17 @@ def test_engine_benchmark_writes_cache_behaviour(shared_datasets, monkeypatch):
                             "one_nlu_example_added", "archives_after_noop_builds"}
     assert results["dry_run"]["exit_code"] == 0
     assert results["archives_after_noop_builds"] == 1
+
+
+def test_scaling_benchmark_fits_exponents(shared_datasets, monkeypatch, tmp_path):
+    from benchmarks import scaling_bench
+
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    big = scaling_bench.build_nlu_file(shared_datasets, 30000, tmp_path / "nlu.yml")
+    texts = [line for line in big.read_text().splitlines() if line.startswith("    - ")]
+    assert len(texts) == len(set(texts)) == 30000  # past the files' unique examples, still distinct
+    assert scaling_bench.fitted_exponent([(1, 2), (10, 20), (100, 200)]) == 1.0
+    scaling_bench.main(["--sizes", "300,600", "--epochs", "1", "--skip-jobs"])
+    report = json.loads((RESULTS / "scaling.json").read_text())
+    assert [p["examples"] for p in report["nlu"]] == [300, 600]
+    assert report["time_exponent"] is not None
