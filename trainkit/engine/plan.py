@@ -259,6 +259,19 @@ def plan(graph: nx.DiGraph, ctx: PlanContext, execute: Executor | None = None) -
     return statuses
 
 
+def settle_reread_data(statuses: dict[str, NodeStatus]) -> None:
+    """A dry run counts a data node it just re-ran as up to date ("data re-read").
+
+    Data nodes are cheap and deterministic; re-reading them is how a dry run sees that an
+    edit (a comment, reordered keys) changes nothing downstream. What they produced is
+    now in the cache, so they are as current as a cache hit.
+    """
+    for status in statuses.values():
+        if status.ran:
+            status.up_to_date = True
+            status.reason = f"data re-read ({status.reason})"
+
+
 @dataclass
 class PackageStatus(NodeStatus):
     """The package step's status; `model` is the archive that is (or will be) current."""

@@ -1,8 +1,10 @@
-"""Running nodes: the one function that executes a node, and schedulers around it.
+"""Running nodes: the one function that executes a node, and the thin schedulers around it.
 
-`execute_node` is the only place a component runs during training. The sequential and
-joblib schedulers here and the doit tasks in `trainkit.tasks` all call it, so a node
-behaves the same whichever tool drives the build.
+`run_component` is the only place a component runs during training, and `execute_node`
+the only place a node's output enters the cache. The schedulers here (the joblib build,
+the Dask build, the dry run, doit's per-task helpers) differ only in which stale nodes
+they hand to an executor: each asks the planner (`trainkit.engine.plan`) what is stale
+and why, and never decides that itself.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from trainkit.engine.plan import (
     package_status,
     plan,
     project_file_digests,
+    settle_reread_data,
 )
 from trainkit.engine.threads import blas_threads, limited_blas, parallel_workers
 from trainkit.errors import TrainkitError
@@ -323,13 +326,6 @@ def _graph(spec: BuildSpec, only: str | None = None) -> nx.DiGraph:
     return graph
 
 
-def _mark_data_reread(statuses: dict[str, NodeStatus]) -> None:
-    for status in statuses.values():
-        if status.ran:
-            status.up_to_date = True
-            status.reason = f"data re-read ({status.reason})"
-
-
 def _package(spec: BuildSpec, report: BuildReport, force: bool) -> None:
     """Bring the model archive up to date; the planner says whether anything is written."""
     settings = spec.package_settings()
@@ -354,14 +350,15 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
     started = time.perf_counter()
     file_digests = spec.file_digests()
     ctx = spec.context(file_digests, force=force, verify=True, remember=True)
+    graph = spec.graph()
     if scheduler:
         from trainkit.engine.remote import dask_client
 
         with dask_client(scheduler) as client:
-            statuses = plan(spec.graph(), ctx, run_on_cluster(spec, file_digests, client))
+            statuses = plan(graph, ctx, run_on_cluster(spec, file_digests, client))
     else:
-        statuses = plan(spec.graph(), ctx, run_everything(spec, file_digests, n_jobs, backend))
-    trained = [name for name, s in statuses.items() if s.ran and node_of(spec.graph(), name).fn not in DATA_FUNCTIONS]
+        statuses = plan(graph, ctx, run_everything(spec, file_digests, n_jobs, backend))
+    trained = [name for name, s in statuses.items() if s.ran and node_of(graph, name).fn not in DATA_FUNCTIONS]
     report = BuildReport(statuses, trained=trained)
     _package(spec, report, force)
     report.seconds = time.perf_counter() - started
@@ -372,7 +369,7 @@ def dry_run(spec: BuildSpec, force: bool = False) -> BuildReport:
     """Status of every node and of the package; data nodes run, nothing trains or is written."""
     file_digests = spec.file_digests()
     statuses = plan(spec.graph(), spec.context(file_digests, force=force), run_data_only(spec, file_digests))
-    _mark_data_reread(statuses)
+    settle_reread_data(statuses)
     package = package_status(spec.package_settings(), spec.nodes, statuses, force)
     return BuildReport(statuses, package, model=package.model)
 
@@ -382,7 +379,7 @@ def node_is_current(spec: BuildSpec, name: str) -> bool:
     file_digests = spec.file_digests()
     ctx = spec.context(file_digests, verify={name})
     statuses = plan(_graph(spec, name), ctx, run_data_only(spec, file_digests))
-    _mark_data_reread(statuses)
+    settle_reread_data(statuses)
     return statuses[name].up_to_date
 
 
