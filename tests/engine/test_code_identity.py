@@ -4,6 +4,7 @@ exactly its nodes stale, and early cutoff still stops at identical outputs."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -204,3 +205,47 @@ def test_imports_are_found_without_importing(tmp_path, monkeypatch):
     assert "scanme.main" not in sys.modules
     (package / "sub" / "deep.py").write_text("X = 2\n")
     assert ci.code_identity("scanme.main").digest != identity.digest
+
+
+def test_an_installed_release_has_a_code_identity_too(tmp_path):
+    """A wheel installed into site-packages (not this editable checkout) hashes its own
+    sources: editing its copy of the count-vector module changes exactly that identity."""
+    import subprocess
+
+    import shutil
+
+    checkout = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # a copy, so building leaves nothing in the checkout
+    for name in ("trainkit", "recipes", "examples"):
+        shutil.copytree(checkout / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(checkout / name, source / name)
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(wheels.glob("trainkit-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    probe = (
+        "import json, trainkit\n"
+        "from trainkit.engine.code_identity import component_code\n"
+        "from trainkit.engine.component import get_component\n"
+        "print(json.dumps([trainkit.__file__] + [component_code(get_component(n)).digest\n"
+        "                  for n in ('CountVectorsFeaturizer', 'DIETClassifier')]))\n"
+    )
+
+    def identities():
+        import json
+
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    location, counts, diet = identities()
+    assert location.startswith(str(target))
+    with open(target / "trainkit" / "nlu" / "count_vectors.py", "a") as handle:
+        handle.write("\n# a local patch\n")
+    _, new_counts, new_diet = identities()
+    assert new_counts != counts and new_diet == diet
