@@ -210,9 +210,8 @@ def test_imports_are_found_without_importing(tmp_path, monkeypatch):
 def test_an_installed_release_has_a_code_identity_too(tmp_path):
     """A wheel installed into site-packages (not this editable checkout) hashes its own
     sources: editing its copy of the count-vector module changes exactly that identity."""
-    import subprocess
-
     import shutil
+    import subprocess
 
     checkout = Path(__file__).resolve().parents[2]
     source = tmp_path / "source"  # a copy, so building leaves nothing in the checkout
