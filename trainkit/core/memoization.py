@@ -78,7 +78,7 @@ class MemoizationPolicy(Policy):
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         """Rebuild from the persisted lookup."""
-        lookup = model.json(LOOKUP_FILE)["lookup"] if model is not None and model.has(LOOKUP_FILE) else {}
+        lookup = model.json(LOOKUP_FILE)["lookup"] if model is not None else {}
         return cls(config, lookup)
 
     def recall(self, events: list[Event], domain: Domain) -> str | None:

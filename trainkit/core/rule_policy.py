@@ -236,7 +236,7 @@ class RulePolicy(Policy):
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         """Rebuild from the persisted rules."""
         rules = []
-        if model is not None and model.has(RULES_FILE):
+        if model is not None:
             for item in model.json(RULES_FILE)["rules"]:
                 rules.append(Rule(item["states"], item["action"], list(item["names"])))
         return cls(config, rules)

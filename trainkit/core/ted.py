@@ -303,14 +303,14 @@ class TEDPolicy(Policy):
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         """Rebuild the network from its artifact."""
         policy = cls(config)
-        if model is None or not model.has(MODEL_FILE):
+        if model is None:
             return policy
         meta = model.json(MODEL_FILE)
         policy.actions = list(meta["actions"])
         policy.encoder = StateEncoder.from_dict(meta["encoder"])
         policy.window = int(meta["window"])
         policy.n_layers = int(meta["n_layers"])
-        policy.params = model.arrays(WEIGHTS_FILE) if model.has(WEIGHTS_FILE) else {}
+        policy.params = model.arrays(WEIGHTS_FILE)
         return policy
 
     # --- prediction ---------------------------------------------------------------------

@@ -19,11 +19,14 @@ import random
 import stat
 import tarfile
 import uuid
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from trainkit.engine.cache import parse_size
 from trainkit.errors import TrainkitError
 
 METADATA_NAME = "metadata.json"
@@ -199,62 +202,185 @@ def _unsafe_reason(member: tarfile.TarInfo, target: Path) -> str | None:
     return None
 
 
-def extract_archive(path: Path, target: Path) -> Path:
-    """Unpack a model archive into ``target``, refusing anything unsafe.
+MAX_MEMBERS_ENV = "TRAINKIT_ARCHIVE_MAX_MEMBERS"
+MAX_MEMBER_SIZE_ENV = "TRAINKIT_ARCHIVE_MAX_MEMBER_SIZE"
+MAX_TOTAL_SIZE_ENV = "TRAINKIT_ARCHIVE_MAX_TOTAL_SIZE"
+MAX_METADATA_SIZE_ENV = "TRAINKIT_ARCHIVE_MAX_METADATA_SIZE"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How much an archive may ask of the machine that unpacks it.
+
+    The defaults sit far above any model trainkit writes (a large DIET model is tens of
+    MB in a few dozen files) but far below what would fill a disk or exhaust memory, so a
+    hostile or broken archive is refused from its tar headers alone, before anything is
+    written or read into memory.
+    """
+
+    max_members: int = 10_000
+    max_member_size: int = 1024**3
+    max_total_size: int = 4 * 1024**3
+    max_metadata_size: int = 64 * 1024**2
+
+    @classmethod
+    def from_environment(cls) -> ArchiveLimits:
+        """The defaults, overridden by ``TRAINKIT_ARCHIVE_MAX_*`` variables where set.
+
+        Sizes read like the cache size (``500`` is MiB, ``2G``, ``1.5GiB``); the member
+        count is a plain number.
+        """
+        defaults = cls()
+        count_text = os.environ.get(MAX_MEMBERS_ENV, "").strip()
+        max_members = defaults.max_members
+        if count_text:
+            if not count_text.isdigit() or int(count_text) < 1:
+                raise TrainkitError(f"{MAX_MEMBERS_ENV}={count_text!r} is not a positive whole number")
+            max_members = int(count_text)
+        return cls(
+            max_members=max_members,
+            max_member_size=_size_from_environment(MAX_MEMBER_SIZE_ENV, defaults.max_member_size),
+            max_total_size=_size_from_environment(MAX_TOTAL_SIZE_ENV, defaults.max_total_size),
+            max_metadata_size=_size_from_environment(
+                MAX_METADATA_SIZE_ENV, defaults.max_metadata_size
+            ),
+        )
+
+
+def _size_from_environment(variable: str, default: int) -> int:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        size = parse_size(text)
+    except TrainkitError:
+        size = -1
+    if size is None or size <= 0:
+        raise TrainkitError(
+            f"{variable}={text!r} is not a size; use e.g. 500 (MiB), 800M or 2G"
+        )
+    return size
+
+
+def _over_limit(member: tarfile.TarInfo, total: int, count: int, limits: ArchiveLimits) -> str | None:
+    """Why the archive must be refused at ``member`` (its ``count``-th), or None."""
+    if count > limits.max_members:
+        return f"has more than {limits.max_members} members ({MAX_MEMBERS_ENV})"
+    name = member.name.removeprefix("./")
+    if name == METADATA_NAME and member.size > limits.max_metadata_size:
+        return (
+            f"has a member {METADATA_NAME!r} of {member.size} bytes, over the limit of "
+            f"{limits.max_metadata_size} ({MAX_METADATA_SIZE_ENV})"
+        )
+    if member.size > limits.max_member_size:
+        return (
+            f"has a member {name!r} of {member.size} bytes, over the limit of "
+            f"{limits.max_member_size} ({MAX_MEMBER_SIZE_ENV})"
+        )
+    if total > limits.max_total_size:
+        return (
+            f"holds more than {limits.max_total_size} bytes in total ({MAX_TOTAL_SIZE_ENV})"
+        )
+    return None
+
+
+def _checked_members(
+    tar: tarfile.TarFile, path: Path, root: Path, limits: ArchiveLimits
+) -> list[tarfile.TarInfo]:
+    """Every member of ``tar``, refusing the archive at the first header over a limit.
+
+    Headers are read one at a time so an oversized member is refused before its data is
+    decompressed, and a huge member count before all of it is held in memory.
+    """
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    while (member := tar.next()) is not None:
+        members.append(member)
+        total += member.size
+        excess = _over_limit(member, total, len(members), limits)
+        if excess is not None:
+            raise TrainkitError(f"refusing to extract {path}: it {excess}")
+        reason = _unsafe_reason(member, root)
+        if reason is not None:
+            raise TrainkitError(f"refusing to extract {path}: member {member.name!r} {reason}")
+    return members
+
+
+def extract_archive(path: Path, target: Path, limits: ArchiveLimits | None = None) -> Path:
+    """Unpack a model archive into ``target``, refusing anything unsafe or too large.
 
     Every member is checked before the first byte is written, so a malicious archive
     leaves ``target`` untouched. Python's ``data`` extraction filter is applied on top
-    where available (it also strips set-uid bits and odd permissions).
+    where available (it also strips set-uid bits and odd permissions). ``limits``
+    defaults to :meth:`ArchiveLimits.from_environment`.
     """
     path = Path(path)
     target = Path(target)
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     try:
         with tarfile.open(path, mode="r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                reason = _unsafe_reason(member, root)
-                if reason is not None:
-                    raise TrainkitError(
-                        f"refusing to extract {path}: member {member.name!r} {reason}"
-                    )
+            members = _checked_members(tar, path, root, limits)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(root, members=members, filter="data")
             else:  # pragma: no cover - Python without extraction filters
                 tar.extractall(root, members=members)
     except _FILTER_ERRORS as exc:
         raise TrainkitError(f"refusing to extract {path}: {exc}") from exc
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError) and not path.exists():
             raise TrainkitError(f"model archive not found: {path}") from exc
-        raise TrainkitError(f"cannot extract model archive {path}: {exc}") from exc
+        raise TrainkitError(f"cannot extract model archive {path}: {_describe(exc)}") from exc
     return target
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for a low-level read error (some carry an empty message)."""
+    text = str(exc).strip()
+    if isinstance(exc, EOFError) or not text:
+        return "the file is truncated or empty"
+    return text
+
+
+def read_metadata(path: Path, limits: ArchiveLimits | None = None) -> dict[str, Any]:
     """Read ``metadata.json`` without unpacking the (possibly large) components.
 
     ``metadata.json`` is the first member of archives written here, so only the start of
-    the file is decompressed.
+    the file is decompressed; its size is checked against the limits before it is read.
     """
     path = Path(path)
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     try:
         with tarfile.open(path, mode="r:*") as tar:
             for member in tar:
                 if member.name.removeprefix("./") == METADATA_NAME and member.isfile():
+                    if member.size > limits.max_metadata_size:
+                        raise TrainkitError(
+                            f"refusing to read {path}: member {METADATA_NAME!r} has "
+                            f"{member.size} bytes, over the limit of {limits.max_metadata_size} "
+                            f"({MAX_METADATA_SIZE_ENV})"
+                        )
                     handle = tar.extractfile(member)
                     if handle is None:  # pragma: no cover - isfile() guarantees a handle
                         break
-                    data = json.loads(handle.read().decode("utf-8"))
-                    if not isinstance(data, dict):
-                        raise TrainkitError(f"{path}: {METADATA_NAME} is not a JSON object")
-                    return data
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
-        raise TrainkitError(f"cannot read model archive {path}: {exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrainkitError(f"{path}: {METADATA_NAME} is not valid JSON: {exc}") from exc
+                    return parse_metadata(handle.read(), path)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise TrainkitError(f"cannot read model archive {path}: {_describe(exc)}") from exc
     raise TrainkitError(f"{path} is not a trainkit model: it has no {METADATA_NAME}")
+
+
+def parse_metadata(data: bytes, path: Path) -> dict[str, Any]:
+    """The JSON object in ``metadata.json``; anything else is an error naming the member."""
+    try:
+        metadata = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainkitError(f"{path}: member {METADATA_NAME!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TrainkitError(f"{path}: member {METADATA_NAME!r} is not valid JSON: nested too deeply") from None
+    if not isinstance(metadata, dict):
+        raise TrainkitError(f"{path}: member {METADATA_NAME!r} must be a JSON object")
+    return metadata
 
 
 def latest_model(directory: Path) -> Path | None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from trainkit.errors import TrainkitError
+
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -45,23 +47,59 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         return {name: data[name] for name in data.files}
 
 
-class Artifact:
-    """Read-only view of one node's output directory."""
+class ArtifactError(TrainkitError):
+    """A file of an artifact is missing or unreadable (damaged or hostile model)."""
 
-    def __init__(self, path: Path) -> None:
+
+class Artifact:
+    """Read-only view of one node's output directory.
+
+    Reads never let a damaged file escape as a low-level exception: a missing file,
+    invalid JSON or an .npz that is not plain arrays becomes an `ArtifactError` naming
+    the file as `label/<name>` (the member name inside a model archive). The last file
+    files read are remembered so that a component which finds unexpected content in them
+    can be reported against those files.
+    """
+
+    def __init__(self, path: Path, label: str | None = None) -> None:
         self.path = Path(path)
+        self.label = label if label is not None else str(self.path)
+        self.read: list[str] = []
+
+    def member(self, name: str) -> str:
+        """How the file `name` is named in messages."""
+        return f"{self.label}/{name}"
 
     def has(self, name: str) -> bool:
         """Whether the artifact holds a file called `name`."""
         return (self.path / name).is_file()
 
+    def _require(self, name: str) -> Path:
+        if name not in self.read:
+            self.read.append(name)
+        path = self.path / name
+        if not path.is_file():
+            raise ArtifactError(f"{self.member(name)} is missing")
+        return path
+
     def json(self, name: str) -> Any:
         """Parse one JSON file of the artifact."""
-        return json.loads((self.path / name).read_text("utf-8"))
+        path = self._require(name)
+        try:
+            return json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise ArtifactError(f"{self.member(name)} is not valid JSON: {reason}") from None
+        except OSError as exc:
+            raise ArtifactError(f"{self.member(name)} cannot be read: {exc.strerror or exc}") from None
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """Load one .npz file of the artifact."""
-        return read_npz(self.path / name)
+        path = self._require(name)
+        try:
+            return read_npz(path)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+            raise ArtifactError(f"{self.member(name)} is not a valid .npz of plain arrays: {exc}") from None
 
     def __repr__(self) -> str:
         return f"Artifact({str(self.path)!r})"

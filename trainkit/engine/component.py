@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import importlib
+import os
 import warnings
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
-from trainkit.errors import GraphError
+from trainkit.errors import GraphError, TrainkitError
 
 Inputs = dict[str, "Artifact | list[Artifact]"]
 
@@ -146,3 +148,48 @@ def registered_components() -> dict[str, type[Component]]:
     """All registered components by name."""
     _load_builtin_components()
     return dict(_REGISTRY)
+
+
+ALLOW_CUSTOM_ENV = "TRAINKIT_ALLOW_CUSTOM_COMPONENTS"
+
+
+class ComponentNotAllowed(TrainkitError):
+    """A model names a component from a package its loader has not allowed."""
+
+
+def _is_builtin(cls: type[Component]) -> bool:
+    return cls.__module__ == "trainkit" or cls.__module__.startswith("trainkit.")
+
+
+def allowed_packages(allow_custom: Iterable[str] = ()) -> frozenset[str]:
+    """The packages allowed to provide components: the caller's plus the environment's."""
+    from_environment = os.environ.get(ALLOW_CUSTOM_ENV, "").split(",")
+    return frozenset(name.strip() for name in [*allow_custom, *from_environment] if name.strip())
+
+
+def model_component(name: str, allow_custom: Iterable[str] = ()) -> type[Component]:
+    """The class for a component named in a model archive, never importing by surprise.
+
+    A model file is data from wherever it was downloaded; letting its metadata pick a
+    module to import would let it run any code on load. So only trainkit's own
+    components resolve, plus components of packages the caller allows explicitly
+    (``allow_custom`` or ``TRAINKIT_ALLOW_CUSTOM_COMPONENTS``, comma-separated). A
+    package is allowed with its subpackages, never a name that merely starts the same.
+    """
+    _load_builtin_components()
+    short = name.rsplit(".", 1)[-1]
+    registered = _REGISTRY.get(short)
+    if registered is not None and _is_builtin(registered):
+        return registered
+    module_name = name.rpartition(".")[0]
+    allowed = allowed_packages(allow_custom)
+    if module_name and any(module_name == p or module_name.startswith(p + ".") for p in allowed):
+        return get_component(name)
+    if registered is not None and registered.__module__.split(".")[0] in allowed:
+        return registered
+    package = (module_name or name).split(".")[0]
+    raise ComponentNotAllowed(
+        f"component {name!r} is not built into trainkit; if you trust the package "
+        f"'{package}', allow it with load_model(..., allow_custom=[{package!r}]) or "
+        f"{ALLOW_CUSTOM_ENV}={package}"
+    )

@@ -162,9 +162,11 @@ class LogisticRegressionClassifier(NLUComponent):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(WEIGHTS_FILE):
+        if model is None:
             return cls(config)
         meta = model.json(MODEL_FILE)
+        if not meta["classes"]:
+            return cls(config)
         arrays = model.arrays(WEIGHTS_FILE)
         idf = [arrays[f"idf.{i}"] if scaled else None for i, scaled in enumerate(meta["scaled_blocks"])]
         return cls(config, SoftmaxModel(arrays["coef"], arrays["intercept"]), meta["classes"], idf)
@@ -229,7 +231,7 @@ class KeywordIntentClassifier(NLUComponent):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has("keywords.json"):
+        if model is None:
             return cls(config)
         return cls(config, {k: v for k, v in model.json("keywords.json")["keywords"]})
 

@@ -288,5 +288,5 @@ class CountVectorsFeaturizer(Featurizer):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        vocabulary = model.json(VOCABULARY_FILE)["vocabulary"] if model is not None and model.has(VOCABULARY_FILE) else []
+        vocabulary = model.json(VOCABULARY_FILE)["vocabulary"] if model is not None else []
         return cls(config, vocabulary)

@@ -257,10 +257,10 @@ class CRFEntityExtractor(NLUComponent):
     # --------------------------------------------------------------- prediction
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(MODEL_FILE):
+        if model is None:
             return cls(config)
         state = model.json(MODEL_FILE)
-        weights = model.arrays(WEIGHTS_FILE) if model.has(WEIGHTS_FILE) else {}
+        weights = model.arrays(WEIGHTS_FILE) if state["heads"] else {}
         return cls(config, state, weights)
 
     def process(self, batch: MessageBatch) -> None:

@@ -1075,7 +1075,7 @@ class DIETClassifier(NLUComponent):
     # --------------------------------------------------------------- prediction
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(WEIGHTS_FILE):
+        if model is None or model.json(MODEL_FILE).get("empty"):
             return cls(config)
         network, meta = load_network(model)
         return cls(config, network, meta)

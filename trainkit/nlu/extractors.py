@@ -77,7 +77,7 @@ class EntitySynonymMapper(NLUComponent):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(SYNONYMS_FILE):
+        if model is None:
             return cls(config)
         return cls(config, model.json(SYNONYMS_FILE)["synonyms"])
 

@@ -129,6 +129,6 @@ class LexicalSyntacticFeaturizer(Featurizer):
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         feature_map = None
-        if model is not None and model.has(FEATURE_MAP_FILE):
+        if model is not None:
             feature_map = model.json(FEATURE_MAP_FILE)["feature_map"]
         return cls(config, feature_map)

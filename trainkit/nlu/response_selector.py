@@ -31,7 +31,6 @@ from trainkit.nlu.diet import (
     COMMON_DEFAULTS,
     MODEL_FILE,
     TRANSFORMER_OPTIONS,
-    WEIGHTS_FILE,
     EncodedData,
     Network,
     NetworkSpec,
@@ -141,10 +140,10 @@ class ResponseSelector(NLUComponent):
     # --------------------------------------------------------------- prediction
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(MODEL_FILE):
+        if model is None:
             return cls(config)
-        if not model.has(WEIGHTS_FILE):
-            meta = model.json(MODEL_FILE)
+        meta = model.json(MODEL_FILE)
+        if meta.get("empty"):
             return cls(config, None, {k: v for k, v in meta.items() if k != "empty"})
         network, meta = load_network(model)
         return cls(config, network, meta)
