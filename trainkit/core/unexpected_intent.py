@@ -15,6 +15,7 @@ from trainkit.core.policy import Policy, PolicyPrediction
 from trainkit.data.domain import Domain
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import EPOCHS, HISTORY, PRIORITY, Option
 
 MARKER_FILE = "unexpected_intent_policy.json"
 
@@ -26,7 +27,7 @@ class UnexpecTEDIntentPolicy(Policy):
     name = "UnexpecTEDIntentPolicy"
     version = "1"
     priority = 2
-    defaults = {"max_history": None, "epochs": 1, "priority": 2}
+    defaults = {"max_history": Option(None, HISTORY), "epochs": Option(1, EPOCHS), "priority": Option(2, PRIORITY)}
     # Everything else Rasa's policy takes is accepted without a per-option warning: the
     # whole policy is already reported as skipped.
     unsupported_options = frozenset(

@@ -4,6 +4,11 @@ A component declares its defaults and an explicit implementation `version`; the 
 is part of every fingerprint, so bumping it is how a code change invalidates exactly the
 cache entries that component produced. Config merging happens once, here, so the
 fingerprint, the trainer and the loaded model all see the same merged config.
+
+The defaults table also declares what each option accepts (see `trainkit.engine.options`);
+constructing a component checks its merged config against it, and against a memory
+estimate for size options, so a bad value stops the build before anything trains (the
+recipe adds the config file and line) and a bad value stored in a model stops loading.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
-from trainkit.errors import GraphError, TrainkitError
+from trainkit.engine.cache import parse_size
+from trainkit.engine.options import Check, Option, infer_check
+from trainkit.errors import ConfigError, GraphError, TrainkitError
 
 Inputs = dict[str, "Artifact | list[Artifact]"]
 
@@ -47,6 +54,9 @@ class Component:
     roles: ClassVar[frozenset[str]] = frozenset()
     trainable: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
+    # What each option accepts; filled from `Option` entries of `defaults` (and inferred
+    # for plain boolean/string defaults) when the subclass is defined.
+    options: ClassVar[dict[str, Check]] = {}
     # Options Rasa has that trainkit accepts but does not implement: warned about once.
     unsupported_options: ClassVar[frozenset[str]] = frozenset()
     # Roles that must appear earlier in the pipeline (e.g. featurizers need a tokenizer).
@@ -54,8 +64,33 @@ class Component:
     # Rasa's policy priority, used to break ties between policies.
     priority: ClassVar[int] = 0
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("defaults")
+        if declared is None:
+            return
+        plain: dict[str, Any] = {}
+        checks: dict[str, Check] = {}
+        for key, entry in declared.items():
+            if isinstance(entry, Option):
+                plain[key], checks[key] = entry.default, entry.check
+            else:
+                plain[key] = entry
+                inferred = infer_check(entry)
+                if inferred is not None:
+                    checks[key] = inferred
+        cls.defaults = plain
+        cls.options = checks
+
     def __init__(self, config: dict[str, Any]) -> None:
+        check_options(type(self), config)
         self.config = config
+
+    @classmethod
+    def estimated_memory(cls, config: dict[str, Any]) -> int:
+        """Bytes training needs whatever the data (weights and optimizer state), for size
+        options that could ask for more than a machine has; 0 when nothing is sized."""
+        return 0
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         """Learn from upstream artifacts and persist the learned state to `out`."""
@@ -95,6 +130,48 @@ def component_config(cls: type[Component], item: dict[str, Any], where: str = ""
             warnings.warn(f"{where}{cls.name}: unknown option '{key}' is ignored", stacklevel=2)
     known = {k: v for k, v in user.items() if k in cls.defaults}
     return merge_config(cls.defaults, known)
+
+
+MEMORY_LIMIT_ENV = "TRAINKIT_MAX_MODEL_MEMORY"
+
+
+def memory_budget() -> int:
+    """What one component may plan to allocate: `TRAINKIT_MAX_MODEL_MEMORY`, else the
+    machine's physical memory."""
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        try:
+            budget = parse_size(text)
+        except TrainkitError:
+            budget = -1
+        if budget is None or budget <= 0:
+            raise ConfigError(f"{MEMORY_LIMIT_ENV}={text!r} is not a size; use e.g. 800M or 4G")
+        return budget
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 62
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1024**3:.1f} GB"
+
+
+def check_options(cls: type[Component], config: dict[str, Any]) -> None:
+    """Refuse option values outside their declaration, then sizes that cannot fit."""
+    for key, check in cls.options.items():
+        if key in config:
+            problem = check.problem(config[key])
+            if problem is not None:
+                raise ConfigError(f"{cls.name}: option '{key}' {problem}")
+    needed = cls.estimated_memory(config)
+    budget = memory_budget()
+    if needed > budget:
+        raise ConfigError(
+            f"{cls.name}: these sizes need about {_gigabytes(needed)} of memory to train, more "
+            f"than the {_gigabytes(budget)} available ({MEMORY_LIMIT_ENV}); use smaller "
+            "layers or dimensions"
+        )
 
 
 def register(cls: type[Component]) -> type[Component]:

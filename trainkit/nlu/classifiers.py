@@ -10,6 +10,15 @@ import numpy as np
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, Component, Inputs, register
+from trainkit.engine.options import (
+    MAX_ITERATIONS,
+    PROBABILITY,
+    RANKING_LENGTH,
+    SEED,
+    Float,
+    Int,
+    Option,
+)
 from trainkit.errors import ConfigError
 from trainkit.ml.linear import SoftmaxModel, balanced_class_weights, fit_softmax
 from trainkit.ml.sparse import CSR
@@ -65,12 +74,12 @@ class LogisticRegressionClassifier(NLUComponent):
     trainable = True
     requires: ClassVar[tuple[str, ...]] = (FEATURIZER,)
     defaults: ClassVar[dict[str, Any]] = {
-        "max_iter": 100,
+        "max_iter": Option(100, Int(1, MAX_ITERATIONS)),
         "solver": "lbfgs",
-        "tol": 1e-4,
-        "random_state": 42,
-        "ranking_length": 10,
-        "C": 10.0,
+        "tol": Option(1e-4, Float(0.0, 1.0, open_low=True)),
+        "random_state": Option(42, SEED),
+        "ranking_length": Option(10, RANKING_LENGTH),
+        "C": Option(10.0, Float(0.0, 1e12, open_low=True)),
         "feature_scaling": "tfidf",
     }
 
@@ -249,7 +258,10 @@ class FallbackClassifier(NLUComponent):
     roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER})
     trainable = False
     requires: ClassVar[tuple[str, ...]] = (INTENT_CLASSIFIER,)
-    defaults: ClassVar[dict[str, Any]] = {"threshold": 0.3, "ambiguity_threshold": 0.1}
+    defaults: ClassVar[dict[str, Any]] = {
+        "threshold": Option(0.3, PROBABILITY),
+        "ambiguity_threshold": Option(0.1, PROBABILITY),
+    }
 
     def should_fallback(self, intent: dict[str, Any], ranking: list[dict[str, Any]]) -> bool:
         """Whether the prediction is below `threshold` or its top two are too close."""
