@@ -106,16 +106,30 @@ class Artifact:
 
 
 class ArtifactWriter:
-    """Write side of an artifact: JSON and npz files into a fresh directory."""
+    """Write side of an artifact: JSON and npz files into a fresh directory.
+
+    A write that fails (disk full, read-only) removes the partial file and raises an
+    `ArtifactError` naming it, so no half-written file is ever mistaken for output.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
 
+    def _failed(self, name: str, exc: OSError) -> ArtifactError:
+        (self.path / name).unlink(missing_ok=True)
+        return ArtifactError(f"cannot write {self.path / name}: {exc.strerror or exc}")
+
     def json(self, name: str, obj: Any) -> None:
         """Store `obj` as deterministic JSON."""
-        (self.path / name).write_bytes(dump_json(obj))
+        try:
+            (self.path / name).write_bytes(dump_json(obj))
+        except OSError as exc:
+            raise self._failed(name, exc) from None
 
     def arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         """Store named arrays as a deterministic .npz."""
-        write_npz(self.path / name, arrays)
+        try:
+            write_npz(self.path / name, arrays)
+        except OSError as exc:
+            raise self._failed(name, exc) from None
