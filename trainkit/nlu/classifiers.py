@@ -196,8 +196,12 @@ class KeywordIntentClassifier(NLUComponent):
 
     def __init__(self, config: dict[str, Any], keywords: dict[str, str] | None = None) -> None:
         super().__init__(config)
-        self.keywords: dict[str, str] = dict(keywords or {})
-        flags = 0 if config["case_sensitive"] else re.IGNORECASE
+        self._use(dict(keywords or {}))
+
+    def _use(self, keywords: dict[str, str]) -> None:
+        """Make `keywords` the ones this instance predicts with (after load or training)."""
+        self.keywords = keywords
+        flags = 0 if self.config["case_sensitive"] else re.IGNORECASE
         self._compiled = [(re.compile(rf"\b{re.escape(k)}\b", flags), i) for k, i in self.keywords.items()]
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
@@ -218,6 +222,7 @@ class KeywordIntentClassifier(NLUComponent):
         for text in ambiguous:
             del keywords[text]
         self._warn_overlaps(keywords)
+        self._use(keywords)
         out.json("keywords.json", {"keywords": [[k, v] for k, v in keywords.items()]})
 
     def _warn_overlaps(self, keywords: dict[str, str]) -> None:

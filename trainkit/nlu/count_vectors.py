@@ -211,6 +211,7 @@ class CountVectorsFeaturizer(Featurizer):
                         documents.append(" ".join(labels.get(label, [label])))
         self._check_oov_present(documents)
         self.vocabulary = self._build_vocabulary(documents)
+        self._index = {term: i for i, term in enumerate(self.vocabulary)}
         out.json(VOCABULARY_FILE, {"vocabulary": self.vocabulary})
 
     def _check_oov_present(self, documents: list[str]) -> None:
