@@ -61,12 +61,15 @@ def test_aliases_that_expand_modestly_are_fine():
     assert to_plain(parse_yaml(text, "small.yml"))["items"][3] == {"x": 1, "y": [1, 2, 3]}
 
 
-@pytest.mark.parametrize("opening", ["[", "{a: ", "- "])
-def test_deep_nesting_is_refused_with_its_line(tmp_path, opening):
+@pytest.mark.parametrize("layout", ["[ per line", "{a: per line", "[ on one line", "- on one line"])
+def test_deep_nesting_is_refused_with_its_line(tmp_path, layout):
     depth = 10_000
-    if opening == "- ":
+    if layout == "- on one line":
         text = "- " * depth + "x\n"
+    elif layout == "[ on one line":
+        text = "[" * depth + "]" * depth + "\n"
     else:
+        opening = layout.split()[0].replace("{a:", "{a: ")
         closing = "]" if opening == "[" else "}"
         text = "\n".join([opening] * depth) + "\n1" + closing * depth + "\n"
     path = tmp_path / "deep.yml"

@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.scanner import RoundTripScanner
 
 from trainkit.errors import DataError
 
@@ -164,9 +165,29 @@ class _BoundedComposer(Composer):
         return node
 
 
+class _BoundedScanner(RoundTripScanner):
+    """ruamel's scanner, refusing flow collections (`[`, `{`) nested past the depth bound.
+
+    Checked here rather than only in the composer because the scanner looks ahead over
+    open flow collections and its cost grows with their nesting: 10,000 `[` on one line
+    take seconds before the first node is composed.
+    """
+
+    limits = YamlLimits()
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803
+        if self.flow_level >= self.limits.max_depth:
+            raise _LimitExceeded(
+                f"YAML nested deeper than {self.limits.max_depth} levels (TRAINKIT_YAML_MAX_DEPTH)",
+                self.reader.get_mark().line + 1,
+            )
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+
 def _loader(limits: YamlLimits) -> YAML:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.Scanner = type("BoundedScanner", (_BoundedScanner,), {"limits": limits})
     yaml.Composer = type("BoundedComposer", (_BoundedComposer,), {"limits": limits})
     return yaml
 
