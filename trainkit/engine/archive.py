@@ -174,8 +174,13 @@ def write_archive(path: Path, metadata: dict[str, Any], components: dict[str, Pa
     return path
 
 
-def _unsafe_reason(member: tarfile.TarInfo, target: Path) -> str | None:
-    """Why ``member`` must not be extracted into ``target``, or None if it is fine."""
+def _unsafe_reason(
+    member: tarfile.TarInfo, target: Path, checked: dict[str, bool] | None = None
+) -> str | None:
+    """Why ``member`` must not be extracted into ``target``, or None if it is fine.
+
+    ``checked`` remembers, for one extraction, which directories resolve inside ``target``.
+    """
     name = member.name
     if not name or "\x00" in name:
         return "has an empty or invalid name"
@@ -196,8 +201,16 @@ def _unsafe_reason(member: tarfile.TarInfo, target: Path) -> str | None:
         return "is a device or FIFO"
     if not (member.isfile() or member.isdir()):
         return "is not a regular file or directory"
-    resolved = (target / posixpath.normpath(name)).resolve()
-    if resolved != target and target not in resolved.parents:
+    # Only the directory part can pass through a symlink already in `target`; members of
+    # one directory share the answer (an archive may hold thousands of them).
+    directory = posixpath.dirname(posixpath.normpath(name))
+    inside = checked.get(directory) if checked is not None else None
+    if inside is None:
+        resolved = (target / directory).resolve() if directory else target
+        inside = resolved == target or target in resolved.parents
+        if checked is not None:
+            checked[directory] = inside
+    if not inside:
         return "resolves outside the target directory"
     return None
 
@@ -293,6 +306,7 @@ def _checked_members(
     decompressed, and a huge member count before all of it is held in memory.
     """
     members: list[tarfile.TarInfo] = []
+    checked: dict[str, bool] = {}
     total = 0
     while (member := tar.next()) is not None:
         members.append(member)
@@ -300,7 +314,7 @@ def _checked_members(
         excess = _over_limit(member, total, len(members), limits)
         if excess is not None:
             raise TrainkitError(f"refusing to extract {path}: it {excess}")
-        reason = _unsafe_reason(member, root)
+        reason = _unsafe_reason(member, root, checked)
         if reason is not None:
             raise TrainkitError(f"refusing to extract {path}: member {member.name!r} {reason}")
     return members
