@@ -203,3 +203,19 @@ def test_read_only_cache_api_reads_and_refuses_writes(tmp_path, monkeypatch):
     (artifact / "x.json").write_text("{}")
     with pytest.raises(CacheWriteError, match=str(tmp_path / "cache") + ".*read-only"):
         reader.put("fp-new", artifact, node="train_X")
+
+
+def test_a_damaged_read_only_index_is_used_as_an_empty_cache(tmp_path, monkeypatch):
+    cache, digests = _filled(tmp_path, count=3)
+    _damage(cache, "garbage header")
+    monkeypatch.setattr(Cache, "_writable", lambda self: False)
+    with pytest.warns(CacheWarning, match="read-only"):
+        reader = Cache(tmp_path / "cache")
+        assert reader.lookup("fp1") is None
+        assert reader.path_of(digests["fp1"]) is None
+        assert reader.stats() == {"entries": 0, "objects": 0, "bytes": 0}
+    artifact = tmp_path / "new"
+    artifact.mkdir()
+    (artifact / "x.json").write_text("{}")
+    with pytest.raises(CacheWriteError, match="read-only"):
+        reader.put("fp-new", artifact, node="train_X")

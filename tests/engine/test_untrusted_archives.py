@@ -442,3 +442,14 @@ def test_a_truncated_archive_is_one_error(trained, tmp_path):
     archive.write_bytes(trained.read_bytes()[: trained.stat().st_size // 2])
     with pytest.raises(TrainkitError, match=str(archive)):
         load_model(archive)
+
+
+def test_an_npz_that_expands_past_the_member_limit_is_refused(trained, tmp_path, monkeypatch):
+    name = _first(trained, "weights.npz")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, coef=np.zeros(40 * 1024**2 // 8))
+    assert len(buffer.getvalue()) < 1024**2
+    archive = _rewrite(trained, tmp_path / "m.tar.gz", **{name: buffer.getvalue()})
+    monkeypatch.setenv("TRAINKIT_ARCHIVE_MAX_MEMBER_SIZE", "10M")
+    with pytest.raises(TrainkitError, match=rf"{name} expands to \d+ bytes, over the limit"):
+        load_model(archive)

@@ -94,8 +94,26 @@ class Artifact:
             raise ArtifactError(f"{self.member(name)} cannot be read: {exc.strerror or exc}") from None
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
-        """Load one .npz file of the artifact."""
+        """Load one .npz file of the artifact.
+
+        A few KB of deflated zeros can expand to gigabytes, so the arrays' declared sizes
+        are checked first: an .npz may not expand beyond what one archive member may
+        hold (`ArchiveLimits.max_member_size`).
+        """
+        from trainkit.engine.archive import MAX_MEMBER_SIZE_ENV, ArchiveLimits
+
         path = self._require(name)
+        limit = ArchiveLimits.from_environment().max_member_size
+        try:
+            with zipfile.ZipFile(path) as archive:
+                expanded = sum(info.file_size for info in archive.infolist())
+        except (OSError, zipfile.BadZipFile, ValueError) as exc:
+            raise ArtifactError(f"{self.member(name)} is not a valid .npz of plain arrays: {exc}") from None
+        if expanded > limit:
+            raise ArtifactError(
+                f"{self.member(name)} expands to {expanded} bytes, over the limit of {limit} "
+                f"({MAX_MEMBER_SIZE_ENV})"
+            )
         try:
             return read_npz(path)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:

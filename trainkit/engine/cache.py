@@ -199,6 +199,7 @@ class Cache:
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
         self._warned_damage = False
+        self._index_unusable = False  # damaged and read-only: every lookup misses
         self.read_only = False
         if self.enabled:
             self._open_or_rebuild()
@@ -297,6 +298,8 @@ class Cache:
 
     def _has_index(self) -> bool:
         """Whether there is an index to act on, re-creating it if a live cache lost it."""
+        if self._index_unusable:
+            return False
         if self._index.exists():
             return True
         if self.enabled and self._writable():
@@ -321,20 +324,26 @@ class Cache:
         """Replace a damaged index by one listing the objects on disk.
 
         The objects are content-addressed, so their rows can be recreated from the
-        directory names; the fingerprint mappings cannot, and nodes simply rerun.
+        directory names; the fingerprint mappings cannot, and nodes simply rerun. A
+        read-only cache cannot be repaired, so it is used as an empty one.
         """
         if not self._warned_damage:
             self._warned_damage = True
+            action = (
+                "using the cache as empty (it is read-only)" if self.read_only
+                else "rebuilt it from the stored objects, nodes will rerun once"
+            )
             warnings.warn(
-                f"trainkit cache: the index {self._index} is damaged ({exc}); rebuilt it from "
-                "the stored objects, nodes will rerun once",
+                f"trainkit cache: the index {self._index} is damaged ({exc}); {action}",
                 CacheWarning,
                 stacklevel=4,
             )
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        self._require_writable("rebuild the damaged index")
+        if self.read_only:
+            self._index_unusable = True
+            return
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{self._index}{suffix}").unlink(missing_ok=True)
         self._open()
