@@ -28,7 +28,7 @@ SETTINGS = settings(
 )
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**12), 10**12),
+    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.integers(min_value=10**300),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
 )
 values = st.recursive(

@@ -71,6 +71,8 @@ CASES = [
     ("DIETClassifier", "learning_rate: -1", "learning_rate", "(0"),
     ("TEDPolicy", "learning_rate: 0", "learning_rate", "(0"),
     ("DIETClassifier", "drop_rate: 2.0", "drop_rate", "[0"),
+    ("DIETClassifier", "learning_rate: " + "9" * 400, "learning_rate", "(0"),
+    ("DIETClassifier", "learning_rate: .inf", "learning_rate", "number"),
     ("TEDPolicy", "drop_rate_dialogue: -0.5", "drop_rate_dialogue", "[0"),
     ("DIETClassifier", "ranking_length: -3", "ranking_length", "between"),
     ("LogisticRegressionClassifier", "ranking_length: -3", "ranking_length", "between"),

@@ -92,7 +92,7 @@ class Float(Check):
         left = "(" if self.open_low else "["
         right = ")" if self.open_high else "]"
         interval = f"{left}{self.low}, {self.high}{right}"
-        if not _is_number(value) or not math.isfinite(value):
+        if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
             return f"must be a number in {interval}, got {_describe(value)}"
         too_low = value <= self.low if self.open_low else value < self.low
         too_high = value >= self.high if self.open_high else value > self.high
@@ -104,9 +104,10 @@ class Float(Check):
         return _is_number(value) or (value is None and self.null)
 
     def examples(self) -> list[Any]:
-        inside = []
-        inside.append(math.nextafter(self.low, math.inf) if self.open_low else self.low)
-        inside.append(math.nextafter(self.high, -math.inf) if self.open_high else self.high)
+        inside = [
+            math.nextafter(self.low, math.inf) if self.open_low else self.low,
+            math.nextafter(self.high, -math.inf) if self.open_high else self.high,
+        ]
         return inside + ([None] if self.null else [])
 
     def counterexamples(self) -> list[Any]:
@@ -236,7 +237,8 @@ class AnyOf(Check):
         for check, problem in zip(self.checks, problems, strict=True):
             if check.matches_type(value):
                 return problem
-        return " or ".join(p.removeprefix("must be ") for p in problems if p).join(("must be ", ""))
+        alternatives = " or ".join(p.removeprefix("must be ") for p in problems if p)
+        return f"must be {alternatives}"
 
     def examples(self) -> list[Any]:
         return [v for check in self.checks for v in check.examples()]
