@@ -87,6 +87,7 @@ fragments = st.lists(
     st.sampled_from([
         "- ", ": ", "&a ", "*a", "[", "]", "{", "}", "|\n", ">\n", "  ", "\n", "'", '"', "#", "!!str ",
         "<<: *a", "---\n", "intent: greet", "examples: |\n    - hi\n", "version: '3.1'", "\t", "\\x00",
+        "9" * 4400, "1e999", "0x", ".nan",
     ]),
     max_size=30,
 ).map("".join)

@@ -121,3 +121,10 @@ def test_the_example_assistant_is_well_within_the_limits():
     example = Path(__file__).resolve().parents[2] / "examples" / "coffeebot"
     for path in [example / "domain.yml", example / "config.yml", *sorted((example / "data").glob("*.yml"))]:
         assert load_yaml(path) is not None
+
+
+def test_an_integer_too_long_for_python_is_a_data_error_with_its_line(tmp_path):
+    path = tmp_path / "domain.yml"
+    path.write_text("version: '3.1'\nslots:\n  big:\n    initial_value: " + "9" * 5000 + "\n")
+    error = _refused_quickly(load_domain, path)
+    assert error.problem.line == 4 and "digits" in str(error)

@@ -14,6 +14,7 @@ raised through the environment.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,9 @@ class _BoundedScanner(RoundTripScanner):
         super().fetch_flow_collection_start(TokenClass, to_push)
 
 
+_HUGE_NUMBER = re.compile(r"[0-9_]{4000,}")
+
+
 def _loader(limits: YamlLimits) -> YAML:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
@@ -209,6 +213,12 @@ def parse_yaml(text: str, path: str | Path, limits: YamlLimits | None = None) ->
         raise DataError(str(exc), path, exc.line) from None
     except RecursionError:
         raise DataError("YAML nested too deeply to read", path) from None
+    except (ValueError, OverflowError) as exc:
+        # ruamel converts scalars with Python's int()/float(), which refuse e.g. integers
+        # of more than 4300 digits; it gives no position, so find the long number.
+        huge = _HUGE_NUMBER.search(text)
+        line = text.count("\n", 0, huge.start()) + 1 if huge else None
+        raise DataError(f"YAML value cannot be read: {exc}", path, line) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
