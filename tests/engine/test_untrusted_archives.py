@@ -353,6 +353,7 @@ def _first(trained: Path, suffix: str) -> str:
         ("weights.npz", _npz(coef=np.array([{"a": 1}, None], dtype=object)), "not a valid .npz"),
         ("weights.npz", b"PK\x03\x04" + b"\0" * 40, "not a valid .npz"),
         (".json", b"{not json", "not valid JSON"),
+        (".json", b'{"n": ' + b"9" * 5000 + b"}", "not valid JSON"),
         (".json", b"\xff\xfe\x00garbage", "not valid JSON"),
         (".json", b"[1, 2, 3]", "unexpected content"),
         (".json", b"{}", "unexpected content"),
@@ -383,6 +384,8 @@ def test_weights_of_the_wrong_shape_are_refused(trained, tmp_path):
     [
         (b"{broken", "not valid JSON"),
         (b"\xff\xfe\xfd", "not valid JSON"),
+        (b'{"format_version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
         (b'{"format_version": 1, "training_type": 3}', "predict_schema"),
         (b'{"format_version": 1, "training_type": 1, "predict_schema": []}', "predict_schema"),

@@ -388,7 +388,7 @@ def parse_metadata(data: bytes, path: Path) -> dict[str, Any]:
     """The JSON object in ``metadata.json``; anything else is an error naming the member."""
     try:
         metadata = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # bad UTF-8, bad JSON, or a number Python refuses to convert
         raise TrainkitError(f"{path}: member {METADATA_NAME!r} is not valid JSON: {exc}") from None
     except RecursionError:
         raise TrainkitError(f"{path}: member {METADATA_NAME!r} is not valid JSON: nested too deeply") from None

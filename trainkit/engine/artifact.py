@@ -87,7 +87,7 @@ class Artifact:
         path = self._require(name)
         try:
             return json.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, unconvertible numbers
             reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ArtifactError(f"{self.member(name)} is not valid JSON: {reason}") from None
         except OSError as exc:
