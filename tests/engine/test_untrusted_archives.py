@@ -456,3 +456,52 @@ def test_an_npz_that_expands_past_the_member_limit_is_refused(trained, tmp_path,
     monkeypatch.setenv("TRAINKIT_ARCHIVE_MAX_MEMBER_SIZE", "10M")
     with pytest.raises(TrainkitError, match=rf"{name} expands to \d+ bytes, over the limit"):
         load_model(archive)
+
+
+# ----------------------------------------------------------------- fuzzing the metadata
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_fuzz_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=10,
+)
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value[:3]):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+@pytest.fixture(scope="module")
+def metadata_paths(trained):
+    metadata = _metadata(trained)
+    return metadata, [p for p in _paths(metadata) if p and p[0] not in ("train_schema", "fingerprints", "trained_at")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_change_to_the_metadata_loads_or_is_a_trainkit_error(trained, metadata_paths, tmp_path, data):
+    original, paths = metadata_paths
+    metadata = json.loads(json.dumps(original))
+    path = data.draw(st.sampled_from(paths))
+    target = metadata
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(_fuzz_values)
+    archive = _with_metadata(trained, tmp_path / "fuzz.tar.gz", metadata)
+    try:
+        model = load_model(archive)
+    except TrainkitError:
+        return
+    model.parse("a large latte please")
+    if model.policies:
+        model.predict_next_action([])
