@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import trainkit
 from trainkit.engine.archive import (
@@ -459,9 +461,6 @@ def test_an_npz_that_expands_past_the_member_limit_is_refused(trained, tmp_path,
 
 
 # ----------------------------------------------------------------- fuzzing the metadata
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _fuzz_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(), st.text(max_size=12)),
