@@ -8,19 +8,29 @@ open files.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from trainkit.core.ensemble import PolicyEnsemble
 from trainkit.core.events import Event, event_from_dict
 from trainkit.data.domain import Domain
-from trainkit.engine.archive import COMPONENTS_DIR, METADATA_NAME, extract_archive, latest_model
-from trainkit.engine.artifact import Artifact
-from trainkit.engine.component import get_component
+from trainkit.engine.archive import (
+    COMPONENTS_DIR,
+    METADATA_NAME,
+    ArchiveLimits,
+    extract_archive,
+    latest_model,
+    parse_metadata,
+)
+from trainkit.engine.artifact import Artifact, ArtifactError
+from trainkit.engine.component import ComponentNotAllowed, model_component
+from trainkit.engine.metadata import MetadataError, SchemaItem, check_metadata
 from trainkit.engine.package import FORMAT_VERSION
-from trainkit.errors import TrainkitError
+from trainkit.errors import GraphError, TrainkitError
 
 _INTENT_SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?P<entities>\{.*\})?\s*$", re.S)
 
@@ -97,20 +107,74 @@ def _shortcut(text: str) -> dict[str, Any] | None:
     return {"text": text, "intent": intent, "intent_ranking": [intent], "entities": entities}
 
 
-def _load_components(items: list[dict[str, Any]], components: Path) -> list[Any]:
-    loaded = []
-    for item in items:
-        cls = get_component(item["component"])
-        node = item.get("node")
-        artifact = Artifact(components / node) if node and (components / node).is_dir() else None
-        if node and artifact is None:
-            raise TrainkitError(f"the model has no files for '{node}'; it may be damaged")
-        loaded.append(cls.load(item["config"], artifact))
-    return loaded
+def _component_dirs(components: Path) -> set[str]:
+    """Names of the node directories an extracted archive really contains."""
+    if not components.is_dir():
+        return set()
+    return {entry.name for entry in os.scandir(components) if entry.is_dir(follow_symlinks=False)}
 
 
-def load_model(path: str | Path) -> Model:
-    """Load a model archive, or the newest archive in a directory."""
+def _load_component(
+    item: SchemaItem, components: Path, archive: Path, allow_custom: Iterable[str]
+) -> tuple[Any, Artifact | None]:
+    """Rebuild one component; anything unusable in its files is an error naming the file."""
+    try:
+        cls = model_component(item.component, allow_custom)
+    except GraphError as exc:
+        raise TrainkitError(f"{archive}: {item.where}: {exc}") from None
+    except ComponentNotAllowed as exc:
+        raise ComponentNotAllowed(f"{archive}: {item.where}: {exc}") from None
+    if item.node is None and cls.trainable:
+        raise TrainkitError(f"{archive}: {item.where}: the model has no files for this trained component")
+    artifact = None
+    if item.node is not None:
+        artifact = Artifact(components / item.node, label=f"{COMPONENTS_DIR}/{item.node}")
+    try:
+        return cls.load(item.config, artifact), artifact
+    except ArtifactError as exc:
+        raise ArtifactError(f"{archive}: {exc}") from None
+    except TrainkitError as exc:
+        raise TrainkitError(f"{archive}: {item.where}: {exc}") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        # The files parsed but do not hold what this component writes.
+        member = artifact.member(artifact.read[-1]) if artifact and artifact.read else item.where
+        raise ArtifactError(f"{archive}: {member} has unexpected content ({type(exc).__name__}: {exc})") from None
+
+
+_PROBE_TEXT = "hello 123 probe"
+
+
+def _probe(model: Model, items: list[SchemaItem], loaded: list[tuple[Any, Artifact | None]], archive: Path) -> None:
+    """Run every loaded component once, so stored arrays that do not fit the stored
+    network (wrong shapes, wrong widths) fail here, naming their files, not in `parse`."""
+    from trainkit.nlu.batch import MessageBatch
+
+    batch = MessageBatch(texts=[_PROBE_TEXT])
+    for item, (component, artifact) in zip(items, loaded, strict=True):
+        try:
+            if item.section == "pipeline":
+                component.process(batch)
+            else:
+                component.predict_action_probabilities([], model.domain)
+        except Exception as exc:  # untrusted arrays can break numpy in any way
+            files = " or ".join(artifact.member(n) for n in artifact.read) if artifact else ""
+            raise ArtifactError(
+                f"{archive}: {item.where}: {files or 'its stored config'} has unexpected content "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+
+
+def load_model(
+    path: str | Path,
+    allow_custom: Iterable[str] = (),
+    limits: ArchiveLimits | None = None,
+) -> Model:
+    """Load a model archive, or the newest archive in a directory.
+
+    Archives are untrusted: extraction is bounded by `limits` (default: from the
+    environment, see `ArchiveLimits`), and only trainkit's own components load unless
+    `allow_custom` names the packages whose components the caller trusts.
+    """
     path = Path(path)
     if path.is_dir():
         newest = latest_model(path)
@@ -119,19 +183,26 @@ def load_model(path: str | Path) -> Model:
         path = newest
     if not path.is_file():
         raise TrainkitError(f"model file '{path}' does not exist")
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     with tempfile.TemporaryDirectory(prefix="trainkit-model-") as tmp:
-        root = extract_archive(path, Path(tmp))
+        root = extract_archive(path, Path(tmp), limits)
         metadata_path = root / METADATA_NAME
         if not metadata_path.is_file():
             raise TrainkitError(f"'{path}' is not a trainkit model (no {METADATA_NAME})")
-        metadata = json.loads(metadata_path.read_text("utf-8"))
+        metadata = parse_metadata(metadata_path.read_bytes(), path)
         if metadata.get("format_version") != FORMAT_VERSION:
             raise ModelVersionError(
                 f"'{path}' was written by trainkit {metadata.get('trainkit_version', '?')} in model format "
                 f"{metadata.get('format_version')!r}; this trainkit reads format {FORMAT_VERSION}. Retrain the model."
             )
-        schema = metadata.get("predict_schema", {})
         components = root / COMPONENTS_DIR
-        pipeline = _load_components(schema.get("pipeline", []), components)
-        policies = _load_components(schema.get("policies", []), components)
-    return Model(metadata, pipeline, policies)
+        items = check_metadata(metadata, path, _component_dirs(components))
+        loaded = [_load_component(item, components, path, allow_custom) for item in items]
+    pipeline = [c for item, (c, _) in zip(items, loaded, strict=True) if item.section == "pipeline"]
+    policies = [c for item, (c, _) in zip(items, loaded, strict=True) if item.section == "policies"]
+    try:
+        model = Model(metadata, pipeline, policies)
+    except (TrainkitError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise MetadataError(f"{path}: member {METADATA_NAME!r}: 'domain' cannot be used: {exc}") from None
+    _probe(model, items, loaded, path)
+    return model

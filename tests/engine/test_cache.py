@@ -313,12 +313,16 @@ def test_for_project_environment(tmp_path, monkeypatch):
 
 def _concurrent_worker(root: str, artifact: str, tag: str, rounds: int, start, results) -> None:
     """Runs in a spawned process: put the same artifact repeatedly, report digests."""
-    cache = Cache(Path(root))
-    start.wait(30)
-    digests = []
-    for index in range(rounds):
-        digests.append(cache.put(f"{tag}-{index}", Path(artifact), node=tag))
-    results.put((tag, digests))
+    try:
+        cache = Cache(Path(root))
+        start.wait(30)
+        digests = []
+        for index in range(rounds):
+            digests.append(cache.put(f"{tag}-{index}", Path(artifact), node=tag))
+        results.put((tag, digests))
+    except BaseException as exc:  # report it: a silent death would only show as a timeout
+        results.put((tag, f"failed: {exc!r}"))
+        raise
 
 
 def _run_workers(root: Path, jobs: list[tuple[Path, str]], rounds: int) -> dict[str, list[str]]:
@@ -334,7 +338,9 @@ def _run_workers(root: Path, jobs: list[tuple[Path, str]], rounds: int) -> dict[
     for process in processes:
         process.start()
     start.set()
-    collected = dict(results.get(timeout=120) for _ in processes)
+    collected = dict(results.get(timeout=300) for _ in processes)
+    failures = {tag: value for tag, value in collected.items() if isinstance(value, str)}
+    assert not failures, failures
     for process in processes:
         process.join(timeout=60)
         assert process.exitcode == 0

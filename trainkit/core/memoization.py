@@ -24,6 +24,7 @@ from trainkit.core.tracker import DialogueStateTracker
 from trainkit.data.domain import Domain
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import HISTORY, PRIORITY, Option
 
 LOOKUP_FILE = "memorized_turns.json"
 
@@ -35,7 +36,7 @@ class MemoizationPolicy(Policy):
     name = "MemoizationPolicy"
     version = "1"
     priority = 3
-    defaults = {"max_history": 5, "priority": 3}
+    defaults = {"max_history": Option(5, HISTORY), "priority": Option(3, PRIORITY)}
     unsupported_options = frozenset({"enable_feature_string_compression", "use_nlu_confidence_as_score"})
 
     def __init__(self, config: dict[str, Any], lookup: dict[str, str] | None = None) -> None:
@@ -78,7 +79,7 @@ class MemoizationPolicy(Policy):
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         """Rebuild from the persisted lookup."""
-        lookup = model.json(LOOKUP_FILE)["lookup"] if model is not None and model.has(LOOKUP_FILE) else {}
+        lookup = model.json(LOOKUP_FILE)["lookup"] if model is not None else {}
         return cls(config, lookup)
 
     def recall(self, events: list[Event], domain: Domain) -> str | None:

@@ -42,6 +42,7 @@ from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import PRIORITY, PROBABILITY, Option
 from trainkit.errors import TrainkitError
 
 RULES_FILE = "rules.json"
@@ -134,12 +135,12 @@ class RulePolicy(Policy):
     version = "1"
     priority = 4
     defaults = {
-        "core_fallback_threshold": 0.3,
+        "core_fallback_threshold": Option(0.3, PROBABILITY),
         "core_fallback_action_name": "action_default_fallback",
         "enable_fallback_prediction": True,
         "restrict_rules": True,
         "check_for_contradictions": True,
-        "priority": 4,
+        "priority": Option(4, PRIORITY),
     }
     unsupported_options = frozenset({"use_nlu_confidence_as_score", "enable_feature_string_compression"})
 
@@ -236,7 +237,7 @@ class RulePolicy(Policy):
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         """Rebuild from the persisted rules."""
         rules = []
-        if model is not None and model.has(RULES_FILE):
+        if model is not None:
             for item in model.json(RULES_FILE)["rules"]:
                 rules.append(Rule(item["states"], item["action"], list(item["names"])))
         return cls(config, rules)

@@ -30,6 +30,23 @@ from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import (
+    DROP_RATE,
+    EPOCHS,
+    HISTORY,
+    LEARNING_RATE,
+    MAX_BATCH_SIZE,
+    MAX_UNITS,
+    NON_NEGATIVE,
+    PRIORITY,
+    SEED,
+    AnyOf,
+    Int,
+    ListOf,
+    Option,
+    layers,
+    pair_or_int,
+)
 
 MODEL_FILE = "ted_policy.json"
 WEIGHTS_FILE = "ted_weights.npz"
@@ -131,18 +148,37 @@ class TEDPolicy(Policy):
     version = "1"
     priority = 1
     defaults = {
-        "max_history": None,
-        "epochs": 1,
-        "batch_size": [64, 256],
-        "learning_rate": 0.001,
-        "hidden_layers_sizes": {"text": [], "action_text": [], "label_action_text": [], "dialogue": [128]},
-        "embedding_dimension": 20,
-        "drop_rate_dialogue": 0.1,
-        "regularization_constant": 0.001,
-        "random_seed": None,
-        "priority": 1,
+        "max_history": Option(None, HISTORY),
+        "epochs": Option(1, EPOCHS),
+        "batch_size": Option([64, 256], pair_or_int(1, MAX_BATCH_SIZE)),
+        "learning_rate": Option(0.001, LEARNING_RATE),
+        "hidden_layers_sizes": Option(
+            {"text": [], "action_text": [], "label_action_text": [], "dialogue": [128]},
+            AnyOf((
+                layers(("text", "action_text", "label_action_text", "dialogue"), MAX_UNITS),
+                ListOf(Int(1, MAX_UNITS), max_length=16),
+            )),
+        ),
+        "embedding_dimension": Option(20, Int(1, MAX_UNITS)),
+        "drop_rate_dialogue": Option(0.1, DROP_RATE),
+        "regularization_constant": Option(0.001, NON_NEGATIVE),
+        "random_seed": Option(None, SEED),
+        "priority": Option(1, PRIORITY),
     }
     unsupported_options = _UNSUPPORTED
+
+    # Every dialogue state has at least this many features (intents, actions, slots), so
+    # the memory estimate is a lower bound whatever the domain.
+    _MIN_STATE_FEATURES = 16
+
+    @classmethod
+    def estimated_memory(cls, config: dict[str, Any]) -> int:
+        """Float32 weights, gradients and Adam moments of the dialogue encoder."""
+        window = int(config.get("max_history") or 1)
+        sizes = [window * cls._MIN_STATE_FEATURES, *_dialogue_layers(config.get("hidden_layers_sizes")),
+                 int(config.get("embedding_dimension") or 1)]
+        params = sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+        return params * 4 * 4
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -303,14 +339,14 @@ class TEDPolicy(Policy):
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         """Rebuild the network from its artifact."""
         policy = cls(config)
-        if model is None or not model.has(MODEL_FILE):
+        if model is None:
             return policy
         meta = model.json(MODEL_FILE)
         policy.actions = list(meta["actions"])
         policy.encoder = StateEncoder.from_dict(meta["encoder"])
         policy.window = int(meta["window"])
         policy.n_layers = int(meta["n_layers"])
-        policy.params = model.arrays(WEIGHTS_FILE) if model.has(WEIGHTS_FILE) else {}
+        policy.params = model.arrays(WEIGHTS_FILE)
         return policy
 
     # --- prediction ---------------------------------------------------------------------

@@ -39,6 +39,7 @@ from trainkit.data.domain import Domain
 from trainkit.data.stories import STORY_START, StoryGraph, StoryStep
 from trainkit.engine.artifact import ArtifactWriter
 from trainkit.engine.component import PROVIDER, Component, Inputs, register
+from trainkit.engine.options import SEED, Int, Option
 
 # Rounds of gluing story endings in front of stories (a story can be prefixed by up to
 # this many others).
@@ -390,11 +391,11 @@ class TrackerProvider(Component):
     version = "1"
     roles = frozenset({PROVIDER})
     defaults = {
-        "augmentation_factor": 50,
+        "augmentation_factor": Option(50, Int(0, 100_000)),
         "remove_duplicates": True,
         "use_story_concatenation": True,
-        "tracker_limit": None,
-        "random_seed": 42,
+        "tracker_limit": Option(None, Int(1, 10**9, null=True)),
+        "random_seed": Option(42, SEED),
     }
 
     def derive(self, inputs: Inputs, out: ArtifactWriter) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 from trainkit.core.events import Event
 from trainkit.core.policy import Policy, PolicyPrediction
 from trainkit.data.domain import Domain
-from trainkit.engine.artifact import ArtifactWriter
-from trainkit.engine.component import Inputs, register
+from trainkit.engine.artifact import Artifact, ArtifactWriter
+from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import EPOCHS, HISTORY, PRIORITY, Option
 
 MARKER_FILE = "unexpected_intent_policy.json"
 
@@ -26,7 +27,7 @@ class UnexpecTEDIntentPolicy(Policy):
     name = "UnexpecTEDIntentPolicy"
     version = "1"
     priority = 2
-    defaults = {"max_history": None, "epochs": 1, "priority": 2}
+    defaults = {"max_history": Option(None, HISTORY), "epochs": Option(1, EPOCHS), "priority": Option(2, PRIORITY)}
     # Everything else Rasa's policy takes is accepted without a per-option warning: the
     # whole policy is already reported as skipped.
     unsupported_options = frozenset(
@@ -66,6 +67,13 @@ class UnexpecTEDIntentPolicy(Policy):
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         """Write only a marker, so the node has an artifact like every policy."""
         out.json(MARKER_FILE, {"supported": False})
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
+        """Check the marker is there, like every policy checks its files."""
+        if model is not None:
+            model.json(MARKER_FILE)
+        return cls(config)
 
     def predict_action_probabilities(self, events: list[Event], domain: Domain) -> PolicyPrediction:
         """No opinion."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import xxhash
 
+from trainkit.engine.cache import parse_size
 from trainkit.engine.fingerprint import digest_entries
 from trainkit.errors import TrainkitError
 
@@ -140,15 +141,21 @@ def write_archive(path: Path, metadata: dict[str, Any], components: dict[str, Pa
     path = Path(path)
     for node in components:
         _check_node_name(node)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainkitError(f"cannot create the model directory {path.parent}: {exc.strerror or exc}") from exc
     metadata_bytes = (
         json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     ).encode("utf-8")
     # The writer's pid in the name lets a later run tell a leftover of a killed process
     # from a file another process is still writing (`remove_leftovers`).
     temp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    # os.open with 0o666 lets the umask decide the final permissions, like a plain open.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        # os.open with 0o666 lets the umask decide the final permissions, like a plain open.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise TrainkitError(f"cannot write the model archive {path}: {exc.strerror or exc}") from exc
     try:
         with (
             os.fdopen(fd, "wb") as raw,
@@ -174,14 +181,22 @@ def write_archive(path: Path, metadata: dict[str, Any], components: dict[str, Pa
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(temp, path)
+    except OSError as exc:  # a full disk, a read-only directory: one clear line, nothing left
+        temp.unlink(missing_ok=True)
+        raise TrainkitError(f"cannot write the model archive {path}: {exc.strerror or exc}") from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return path
 
 
-def _unsafe_reason(member: tarfile.TarInfo, target: Path) -> str | None:
-    """Why ``member`` must not be extracted into ``target``, or None if it is fine."""
+def _unsafe_reason(
+    member: tarfile.TarInfo, target: Path, checked: dict[str, bool] | None = None
+) -> str | None:
+    """Why ``member`` must not be extracted into ``target``, or None if it is fine.
+
+    ``checked`` remembers, for one extraction, which directories resolve inside ``target``.
+    """
     name = member.name
     if not name or "\x00" in name:
         return "has an empty or invalid name"
@@ -202,68 +217,200 @@ def _unsafe_reason(member: tarfile.TarInfo, target: Path) -> str | None:
         return "is a device or FIFO"
     if not (member.isfile() or member.isdir()):
         return "is not a regular file or directory"
-    resolved = (target / posixpath.normpath(name)).resolve()
-    if resolved != target and target not in resolved.parents:
+    # Only the directory part can pass through a symlink already in `target`; members of
+    # one directory share the answer (an archive may hold thousands of them).
+    directory = posixpath.dirname(posixpath.normpath(name))
+    inside = checked.get(directory) if checked is not None else None
+    if inside is None:
+        resolved = (target / directory).resolve() if directory else target
+        inside = resolved == target or target in resolved.parents
+        if checked is not None:
+            checked[directory] = inside
+    if not inside:
         return "resolves outside the target directory"
     return None
 
 
-def extract_archive(path: Path, target: Path) -> Path:
-    """Unpack a model archive into ``target``, refusing anything unsafe.
+MAX_MEMBERS_ENV = "TRAINKIT_ARCHIVE_MAX_MEMBERS"
+MAX_MEMBER_SIZE_ENV = "TRAINKIT_ARCHIVE_MAX_MEMBER_SIZE"
+MAX_TOTAL_SIZE_ENV = "TRAINKIT_ARCHIVE_MAX_TOTAL_SIZE"
+MAX_METADATA_SIZE_ENV = "TRAINKIT_ARCHIVE_MAX_METADATA_SIZE"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How much an archive may ask of the machine that unpacks it.
+
+    The defaults sit far above any model trainkit writes (a large DIET model is tens of
+    MB in a few dozen files) but far below what would fill a disk or exhaust memory, so a
+    hostile or broken archive is refused from its tar headers alone, before anything is
+    written or read into memory.
+    """
+
+    max_members: int = 10_000
+    max_member_size: int = 1024**3
+    max_total_size: int = 4 * 1024**3
+    max_metadata_size: int = 64 * 1024**2
+
+    @classmethod
+    def from_environment(cls) -> ArchiveLimits:
+        """The defaults, overridden by ``TRAINKIT_ARCHIVE_MAX_*`` variables where set.
+
+        Sizes read like the cache size (``500`` is MiB, ``2G``, ``1.5GiB``); the member
+        count is a plain number.
+        """
+        defaults = cls()
+        count_text = os.environ.get(MAX_MEMBERS_ENV, "").strip()
+        max_members = defaults.max_members
+        if count_text:
+            if not count_text.isdigit() or int(count_text) < 1:
+                raise TrainkitError(f"{MAX_MEMBERS_ENV}={count_text!r} is not a positive whole number")
+            max_members = int(count_text)
+        return cls(
+            max_members=max_members,
+            max_member_size=_size_from_environment(MAX_MEMBER_SIZE_ENV, defaults.max_member_size),
+            max_total_size=_size_from_environment(MAX_TOTAL_SIZE_ENV, defaults.max_total_size),
+            max_metadata_size=_size_from_environment(
+                MAX_METADATA_SIZE_ENV, defaults.max_metadata_size
+            ),
+        )
+
+
+def _size_from_environment(variable: str, default: int) -> int:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        size = parse_size(text)
+    except TrainkitError:
+        size = -1
+    if size is None or size <= 0:
+        raise TrainkitError(
+            f"{variable}={text!r} is not a size; use e.g. 500 (MiB), 800M or 2G"
+        )
+    return size
+
+
+def _over_limit(member: tarfile.TarInfo, total: int, count: int, limits: ArchiveLimits) -> str | None:
+    """Why the archive must be refused at ``member`` (its ``count``-th), or None."""
+    if count > limits.max_members:
+        return f"has more than {limits.max_members} members ({MAX_MEMBERS_ENV})"
+    name = member.name.removeprefix("./")
+    if name == METADATA_NAME and member.size > limits.max_metadata_size:
+        return (
+            f"has a member {METADATA_NAME!r} of {member.size} bytes, over the limit of "
+            f"{limits.max_metadata_size} ({MAX_METADATA_SIZE_ENV})"
+        )
+    if member.size > limits.max_member_size:
+        return (
+            f"has a member {name!r} of {member.size} bytes, over the limit of "
+            f"{limits.max_member_size} ({MAX_MEMBER_SIZE_ENV})"
+        )
+    if total > limits.max_total_size:
+        return (
+            f"holds more than {limits.max_total_size} bytes in total ({MAX_TOTAL_SIZE_ENV})"
+        )
+    return None
+
+
+def _checked_members(
+    tar: tarfile.TarFile, path: Path, root: Path, limits: ArchiveLimits
+) -> list[tarfile.TarInfo]:
+    """Every member of ``tar``, refusing the archive at the first header over a limit.
+
+    Headers are read one at a time so an oversized member is refused before its data is
+    decompressed, and a huge member count before all of it is held in memory.
+    """
+    members: list[tarfile.TarInfo] = []
+    checked: dict[str, bool] = {}
+    total = 0
+    while (member := tar.next()) is not None:
+        members.append(member)
+        total += member.size
+        excess = _over_limit(member, total, len(members), limits)
+        if excess is not None:
+            raise TrainkitError(f"refusing to extract {path}: it {excess}")
+        reason = _unsafe_reason(member, root, checked)
+        if reason is not None:
+            raise TrainkitError(f"refusing to extract {path}: member {member.name!r} {reason}")
+    return members
+
+
+def extract_archive(path: Path, target: Path, limits: ArchiveLimits | None = None) -> Path:
+    """Unpack a model archive into ``target``, refusing anything unsafe or too large.
 
     Every member is checked before the first byte is written, so a malicious archive
     leaves ``target`` untouched. Python's ``data`` extraction filter is applied on top
-    where available (it also strips set-uid bits and odd permissions).
+    where available (it also strips set-uid bits and odd permissions). ``limits``
+    defaults to :meth:`ArchiveLimits.from_environment`.
     """
     path = Path(path)
     target = Path(target)
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
     try:
         with tarfile.open(path, mode="r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                reason = _unsafe_reason(member, root)
-                if reason is not None:
-                    raise TrainkitError(
-                        f"refusing to extract {path}: member {member.name!r} {reason}"
-                    )
+            members = _checked_members(tar, path, root, limits)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(root, members=members, filter="data")
             else:  # pragma: no cover - Python without extraction filters
                 tar.extractall(root, members=members)
     except _FILTER_ERRORS as exc:
         raise TrainkitError(f"refusing to extract {path}: {exc}") from exc
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError) and not path.exists():
             raise TrainkitError(f"model archive not found: {path}") from exc
-        raise TrainkitError(f"cannot extract model archive {path}: {exc}") from exc
+        raise TrainkitError(f"cannot extract model archive {path}: {_describe(exc)}") from exc
     return target
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for a low-level read error (some carry an empty message)."""
+    text = str(exc).strip()
+    if isinstance(exc, EOFError) or not text:
+        return "the file is truncated or empty"
+    return text
+
+
+def read_metadata(path: Path, limits: ArchiveLimits | None = None) -> dict[str, Any]:
     """Read ``metadata.json`` without unpacking the (possibly large) components.
 
     ``metadata.json`` is the first member of archives written here, so only the start of
-    the file is decompressed.
+    the file is decompressed; its size is checked against the limits before it is read.
     """
     path = Path(path)
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     try:
         with tarfile.open(path, mode="r:*") as tar:
             for member in tar:
                 if member.name.removeprefix("./") == METADATA_NAME and member.isfile():
+                    if member.size > limits.max_metadata_size:
+                        raise TrainkitError(
+                            f"refusing to read {path}: member {METADATA_NAME!r} has "
+                            f"{member.size} bytes, over the limit of {limits.max_metadata_size} "
+                            f"({MAX_METADATA_SIZE_ENV})"
+                        )
                     handle = tar.extractfile(member)
                     if handle is None:  # pragma: no cover - isfile() guarantees a handle
                         break
-                    data = json.loads(handle.read().decode("utf-8"))
-                    if not isinstance(data, dict):
-                        raise TrainkitError(f"{path}: {METADATA_NAME} is not a JSON object")
-                    return data
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile) as exc:
-        raise TrainkitError(f"cannot read model archive {path}: {exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrainkitError(f"{path}: {METADATA_NAME} is not valid JSON: {exc}") from exc
+                    return parse_metadata(handle.read(), path)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise TrainkitError(f"cannot read model archive {path}: {_describe(exc)}") from exc
     raise TrainkitError(f"{path} is not a trainkit model: it has no {METADATA_NAME}")
+
+
+def parse_metadata(data: bytes, path: Path) -> dict[str, Any]:
+    """The JSON object in ``metadata.json``; anything else is an error naming the member."""
+    try:
+        metadata = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # bad UTF-8, bad JSON, or a number Python refuses to convert
+        raise TrainkitError(f"{path}: member {METADATA_NAME!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TrainkitError(f"{path}: member {METADATA_NAME!r} is not valid JSON: nested too deeply") from None
+    if not isinstance(metadata, dict):
+        raise TrainkitError(f"{path}: member {METADATA_NAME!r} must be a JSON object")
+    return metadata
 
 
 def latest_model(directory: Path) -> Path | None:
@@ -328,9 +475,6 @@ def remove_leftovers(directory: Path) -> list[Path]:
     return removed
 
 
-_MAX_METADATA_BYTES = 64 * 1024**2
-
-
 @dataclass
 class ArchiveContents:
     """What a full read of an archive found: its metadata and each component's digest."""
@@ -339,26 +483,32 @@ class ArchiveContents:
     components: dict[str, str]
 
 
-def scan_archive(path: Path) -> ArchiveContents:
+def scan_archive(path: Path, limits: ArchiveLimits | None = None) -> ArchiveContents:
     """Read a whole archive, proving it intact, and digest every component directory.
 
     Reading to the end checks the gzip CRC and length, so truncation and flipped bits are
     caught; the component digests are those of :func:`~trainkit.engine.fingerprint.digest_dir`,
-    so they compare directly with the cache's. Memory stays bounded: files are hashed in
-    chunks. Any damage is a :class:`TrainkitError` saying what is wrong.
+    so they compare directly with the cache's. Memory stays bounded (files are hashed in
+    chunks, headers are held to the same limits as extraction). Any damage is a
+    :class:`TrainkitError` saying what is wrong.
     """
     path = Path(path)
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     metadata: dict[str, Any] | None = None
     trees: dict[str, list[tuple[str, str, str]]] = {}
+    count = total = 0
     try:
         with tarfile.open(path, mode="r:gz") as tar:
-            for member in tar:
+            while (member := tar.next()) is not None:
+                count += 1
+                total += member.size
+                excess = _over_limit(member, total, count, limits)
+                if excess is not None:
+                    raise TrainkitError(f"refusing to read {path}: it {excess}")
                 name = member.name.removeprefix("./")
                 if name == METADATA_NAME and member.isfile():
-                    if member.size > _MAX_METADATA_BYTES:
-                        raise TrainkitError(f"{path}: {METADATA_NAME} is larger than {_MAX_METADATA_BYTES} bytes")
                     handle = tar.extractfile(member)
-                    metadata = json.loads(handle.read().decode("utf-8")) if handle else None
+                    metadata = parse_metadata(handle.read(), path) if handle else None
                     continue
                 parts = name.split("/")
                 if parts[0] != COMPONENTS_DIR or len(parts) < 2:
@@ -377,11 +527,8 @@ def scan_archive(path: Path) -> ArchiveContents:
                     tree.append((relative, "file", hasher.hexdigest()))
                 else:
                     raise TrainkitError(f"{path}: member {member.name!r} is not a regular file or directory")
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
-        raise TrainkitError(f"model archive {path} is damaged: {exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrainkitError(f"{path}: {METADATA_NAME} is not valid JSON: {exc}") from exc
-    if not isinstance(metadata, dict):
-        raise TrainkitError(f"{path} is not a trainkit model: it has no {METADATA_NAME} object")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise TrainkitError(f"model archive {path} is damaged: {_describe(exc)}") from exc
+    if metadata is None:
+        raise TrainkitError(f"{path} is not a trainkit model: it has no {METADATA_NAME}")
     return ArchiveContents(metadata, {node: digest_entries(tree) for node, tree in trees.items()})
-

@@ -17,10 +17,19 @@ Concurrency and crash safety rest on two rules:
   :meth:`Cache.gc` (also run during eviction) deletes it.
 
 SQLite runs in WAL mode, which needs a local file system; do not put the cache on NFS.
+
+The cache survives its own damage and its environment: an index that is no longer a
+database (garbage over its header, cut short) is reported once and rebuilt from the
+object directories (the fingerprint mappings are lost, so nodes rerun, and early cutoff
+finds their outputs again); a cache directory that cannot be written is used read-only,
+so a fully cached build still works from it; and any write that fails (read-only, disk
+full) is a `CacheWriteError` naming what could not be stored, with nothing partial left.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import re
 import shutil
@@ -29,10 +38,10 @@ import stat
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from trainkit.engine.fingerprint import digest_dir
 from trainkit.errors import TrainkitError
@@ -73,6 +82,42 @@ CREATE INDEX IF NOT EXISTS objects_by_last_used ON objects(last_used);
 
 class CacheWarning(UserWarning):
     """A cache entry was unusable and has been dropped; the build continues without it."""
+
+
+class CacheWriteError(TrainkitError):
+    """Something could not be written to the cache (read-only directory, disk full)."""
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the index file itself is bad (not busy, not read-only)."""
+    return not isinstance(exc, sqlite3.OperationalError)
+
+
+def _is_write_failure(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in ("readonly", "read-only", "disk is full", "disk i/o", "unable to open")
+    )
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _survives_damaged_index(method: _Method) -> _Method:
+    """Run a public method; if the index turns out to be damaged, rebuild it and retry."""
+
+    @functools.wraps(method)
+    def wrapper(self: Cache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            self._rebuild_index(exc)
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def parse_size(text: str) -> int | None:
@@ -153,8 +198,11 @@ class Cache:
         self._tmp = self.root / "tmp"
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
+        self._warned_damage = False
+        self._index_unusable = False  # damaged and read-only: every lookup misses
+        self.read_only = False
         if self.enabled:
-            self._open()
+            self._open_or_rebuild()
 
     def __repr__(self) -> str:
         return f"Cache(root={str(self.root)!r}, max_size_bytes={self.max_size_bytes!r})"
@@ -186,10 +234,32 @@ class Cache:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    def _writable(self) -> bool:
+        """Whether this process may create files in the cache (False on a read-only
+        mount, which `os.access` reports even to root)."""
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        return os.access(existing, os.W_OK)
+
+    def _open_or_rebuild(self) -> None:
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            self._rebuild_index(exc)
+
     def _open(self) -> None:
         """Create the layout and schema, and drop temp dirs left by crashed processes."""
-        self._objects.mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self.read_only = not self._writable()
+        if self.read_only:
+            return
+        try:
+            self._objects.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._write_error("create the cache directories", exc) from None
         conn = self._raw_connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -202,6 +272,8 @@ class Cache:
         self._clean_tmp()
 
     def _raw_connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._read_only_connect()
         conn = sqlite3.connect(
             str(self._index), timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
         )
@@ -209,14 +281,83 @@ class Cache:
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def _read_only_connect(self) -> sqlite3.Connection:
+        """A connection that never writes. Plain read-only mode sees the WAL when its
+        shared-memory file exists; without it SQLite cannot open a WAL database in a
+        directory it may not write, and `immutable` (nobody writes a read-only
+        directory) reads the main file alone."""
+        base = self._index.resolve().as_uri()
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(f"{base}?{query}", uri=True, isolation_level=None)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+        return sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, isolation_level=None)
+
     def _has_index(self) -> bool:
         """Whether there is an index to act on, re-creating it if a live cache lost it."""
+        if self._index_unusable:
+            return False
         if self._index.exists():
             return True
-        if self.enabled:
+        if self.enabled and self._writable():
             self._open()
             return True
         return False
+
+    def _write_error(self, what: str, exc: BaseException) -> CacheWriteError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if self.read_only or (isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES)):
+            reason = f"the cache directory is read-only ({reason})"
+        return CacheWriteError(f"cannot {what} in the cache at {self.root}: {reason}")
+
+    def _require_writable(self, what: str) -> None:
+        if self.read_only:
+            raise CacheWriteError(
+                f"cannot {what} in the cache at {self.root}: the cache directory is read-only; "
+                f"point {CACHE_DIR_ENV} at a writable directory"
+            )
+
+    def _rebuild_index(self, exc: sqlite3.DatabaseError) -> None:
+        """Replace a damaged index by one listing the objects on disk.
+
+        The objects are content-addressed, so their rows can be recreated from the
+        directory names; the fingerprint mappings cannot, and nodes simply rerun. A
+        read-only cache cannot be repaired, so it is used as an empty one.
+        """
+        if not self._warned_damage:
+            self._warned_damage = True
+            action = (
+                "using the cache as empty (it is read-only)" if self.read_only
+                else "rebuilt it from the stored objects, nodes will rerun once"
+            )
+            warnings.warn(
+                f"trainkit cache: the index {self._index} is damaged ({exc}); {action}",
+                CacheWarning,
+                stacklevel=4,
+            )
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self.read_only:
+            self._index_unusable = True
+            return
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self._index}{suffix}").unlink(missing_ok=True)
+        self._open()
+        now = time.time()
+        rows = []
+        for shard in sorted(self._objects.iterdir()) if self._objects.is_dir() else []:
+            for entry in sorted(shard.iterdir()) if shard.is_dir() else []:
+                if _DIGEST_RE.fullmatch(entry.name) and entry.is_dir():
+                    rows.append((entry.name, _tree_size(entry), now, now))
+        with self._connection() as conn, self._transaction(conn):
+            conn.executemany(
+                "INSERT OR IGNORE INTO objects(digest, size, created, last_used) VALUES (?, ?, ?, ?)",
+                rows,
+            )
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -262,6 +403,8 @@ class Cache:
         return trash
 
     def _clean_tmp(self) -> None:
+        if self.read_only:
+            return
         cutoff = time.time() - _STALE_TMP_SECONDS
         try:
             entries = list(os.scandir(self._tmp))
@@ -279,6 +422,8 @@ class Cache:
                 continue  # another process cleaned it first
 
     def _touch(self, digest: str, fingerprint: str | None = None) -> None:
+        if self.read_only:
+            return  # LRU order is a hint; reading must not need a write
         now = time.time()
         with self._connection() as conn, self._transaction(conn):
             conn.execute("UPDATE objects SET last_used=? WHERE digest=?", (now, digest))
@@ -311,10 +456,12 @@ class Cache:
     def _discard_damaged(self, digest: str, reason: str) -> None:
         warnings.warn(
             f"trainkit cache: stored artifact {digest} is damaged ({reason}); "
-            "removed it, the node will be rebuilt",
+            + ("ignoring it (read-only cache)" if self.read_only else "removed it, the node will be rebuilt"),
             CacheWarning,
             stacklevel=3,
         )
+        if self.read_only:
+            return
         with self._connection() as conn, self._transaction(conn):
             conn.execute("DELETE FROM runs WHERE digest=?", (digest,))
             conn.execute("DELETE FROM objects WHERE digest=?", (digest,))
@@ -374,6 +521,7 @@ class Cache:
 
     # -- public API -------------------------------------------------------------------
 
+    @_survives_damaged_index
     def lookup(self, fingerprint: str, touch: bool = True) -> str | None:
         """Output digest recorded for ``fingerprint`` if its object is still stored.
 
@@ -406,6 +554,29 @@ class Cache:
         source = Path(artifact_dir)
         if not self.enabled:
             return digest_dir(source)
+        what = f"store the output of {node or fingerprint}"
+        if self.read_only:
+            # Providers rerun on every build; their unchanged output needs no write.
+            digest = digest_dir(source)
+            if self.lookup(fingerprint, touch=False) == digest:
+                return digest
+            self._require_writable(what)
+        try:
+            digest = self._store(fingerprint, source, node, component)
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                self._rebuild_index(exc)
+                digest = self._store(fingerprint, source, node, component)
+            elif _is_write_failure(exc):
+                raise self._write_error(what, exc) from None
+            else:
+                raise
+        except OSError as exc:
+            raise self._write_error(what, exc) from None
+        self._enforce_limit(keep=digest)
+        return digest
+
+    def _store(self, fingerprint: str, source: Path, node: str, component: str) -> str:
         self._has_index()
         staging = self._new_tmp("put")
         try:
@@ -425,9 +596,9 @@ class Cache:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        self._enforce_limit(keep=digest)
         return digest
 
+    @_survives_damaged_index
     def path_of(self, digest: str, verify: bool = True) -> Path | None:
         """Directory of a stored object, or ``None`` if it is missing or damaged.
 
@@ -455,6 +626,7 @@ class Cache:
         self._touch(digest)
         return target
 
+    @_survives_damaged_index
     def restore(self, digest: str, dest: Path) -> bool:
         """Copy a stored object to ``dest`` (absent or empty); False if unavailable.
 
@@ -489,6 +661,7 @@ class Cache:
         self.path_of(digest, verify=True)
         return False
 
+    @_survives_damaged_index
     def record(self, fingerprint: str, digest: str, node: str = "", component: str = "") -> bool:
         """Map ``fingerprint`` to an object that is already stored.
 
@@ -498,6 +671,7 @@ class Cache:
         _check_digest(digest)
         if not self.enabled or not self._has_index():
             return False
+        self._require_writable(f"record the output of {node or fingerprint}")
         target = self._object_dir(digest)
         with self._connection() as conn, self._transaction(conn):
             if not target.is_dir():
@@ -507,13 +681,16 @@ class Cache:
             self._upsert(conn, fingerprint, digest, size, node, component)
         return True
 
+    @_survives_damaged_index
     def forget(self, fingerprint: str) -> None:
         """Drop one fingerprint mapping; its object stays (others may share it)."""
         if not self._has_index():
             return
+        self._require_writable("forget an entry")
         with self._connection() as conn, self._transaction(conn):
             conn.execute("DELETE FROM runs WHERE fingerprint=?", (fingerprint,))
 
+    @_survives_damaged_index
     def stats(self) -> dict[str, Any]:
         """Counts for ``trainkit cache`` output: mapped fingerprints, objects, bytes."""
         if not self._has_index():
@@ -525,10 +702,12 @@ class Cache:
             ).fetchone()
         return {"entries": entries, "objects": objects, "bytes": size}
 
+    @_survives_damaged_index
     def clear(self) -> None:
         """Remove every entry and object (works even when storing is disabled)."""
         if not self._has_index():
             return
+        self._require_writable("clear the entries")
         trash = self._new_tmp("trash")
         with self._connection() as conn, self._transaction(conn):
             conn.execute("DELETE FROM runs")
@@ -539,12 +718,13 @@ class Cache:
             self._objects.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(trash, ignore_errors=True)
 
+    @_survives_damaged_index
     def gc(self) -> int:
         """Repair leftovers of crashes: orphan objects, dangling rows, stale temp dirs.
 
         Returns the number of orphan objects removed.
         """
-        if not self._has_index():
+        if not self._has_index() or self.read_only:
             return 0
         self._clean_tmp()
         with self._connection() as conn, self._transaction(conn):

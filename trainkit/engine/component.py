@@ -4,17 +4,26 @@ A component declares its defaults and an explicit implementation `version`; the 
 is part of every fingerprint, so bumping it is how a code change invalidates exactly the
 cache entries that component produced. Config merging happens once, here, so the
 fingerprint, the trainer and the loaded model all see the same merged config.
+
+The defaults table also declares what each option accepts (see `trainkit.engine.options`);
+constructing a component checks its merged config against it, and against a memory
+estimate for size options, so a bad value stops the build before anything trains (the
+recipe adds the config file and line) and a bad value stored in a model stops loading.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import os
 import warnings
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
-from trainkit.errors import GraphError
+from trainkit.engine.cache import parse_size
+from trainkit.engine.options import Check, Option, infer_check
+from trainkit.errors import ConfigError, GraphError, TrainkitError
 
 Inputs = dict[str, "Artifact | list[Artifact]"]
 
@@ -45,6 +54,9 @@ class Component:
     roles: ClassVar[frozenset[str]] = frozenset()
     trainable: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
+    # What each option accepts; filled from `Option` entries of `defaults` (and inferred
+    # for plain boolean/string defaults) when the subclass is defined.
+    options: ClassVar[dict[str, Check]] = {}
     # Options Rasa has that trainkit accepts but does not implement: warned about once.
     unsupported_options: ClassVar[frozenset[str]] = frozenset()
     # Roles that must appear earlier in the pipeline (e.g. featurizers need a tokenizer).
@@ -52,8 +64,33 @@ class Component:
     # Rasa's policy priority, used to break ties between policies.
     priority: ClassVar[int] = 0
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("defaults")
+        if declared is None:
+            return
+        plain: dict[str, Any] = {}
+        checks: dict[str, Check] = {}
+        for key, entry in declared.items():
+            if isinstance(entry, Option):
+                plain[key], checks[key] = entry.default, entry.check
+            else:
+                plain[key] = entry
+                inferred = infer_check(entry)
+                if inferred is not None:
+                    checks[key] = inferred
+        cls.defaults = plain
+        cls.options = checks
+
     def __init__(self, config: dict[str, Any]) -> None:
+        check_options(type(self), config)
         self.config = config
+
+    @classmethod
+    def estimated_memory(cls, config: dict[str, Any]) -> int:
+        """Bytes training needs whatever the data (weights and optimizer state), for size
+        options that could ask for more than a machine has; 0 when nothing is sized."""
+        return 0
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         """Learn from upstream artifacts and persist the learned state to `out`."""
@@ -93,6 +130,48 @@ def component_config(cls: type[Component], item: dict[str, Any], where: str = ""
             warnings.warn(f"{where}{cls.name}: unknown option '{key}' is ignored", stacklevel=2)
     known = {k: v for k, v in user.items() if k in cls.defaults}
     return merge_config(cls.defaults, known)
+
+
+MEMORY_LIMIT_ENV = "TRAINKIT_MAX_MODEL_MEMORY"
+
+
+def memory_budget() -> int:
+    """What one component may plan to allocate: `TRAINKIT_MAX_MODEL_MEMORY`, else the
+    machine's physical memory."""
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        try:
+            budget = parse_size(text)
+        except TrainkitError:
+            budget = -1
+        if budget is None or budget <= 0:
+            raise ConfigError(f"{MEMORY_LIMIT_ENV}={text!r} is not a size; use e.g. 800M or 4G")
+        return budget
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 62
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1024**3:.1f} GB"
+
+
+def check_options(cls: type[Component], config: dict[str, Any]) -> None:
+    """Refuse option values outside their declaration, then sizes that cannot fit."""
+    for key, check in cls.options.items():
+        if key in config:
+            problem = check.problem(config[key])
+            if problem is not None:
+                raise ConfigError(f"{cls.name}: option '{key}' {problem}")
+    needed = cls.estimated_memory(config)
+    budget = memory_budget()
+    if needed > budget:
+        raise ConfigError(
+            f"{cls.name}: these sizes need about {_gigabytes(needed)} of memory to train, more "
+            f"than the {_gigabytes(budget)} available ({MEMORY_LIMIT_ENV}); use smaller "
+            "layers or dimensions"
+        )
 
 
 def register(cls: type[Component]) -> type[Component]:
@@ -149,3 +228,48 @@ def registered_components() -> dict[str, type[Component]]:
     """All registered components by name."""
     _load_builtin_components()
     return dict(_REGISTRY)
+
+
+ALLOW_CUSTOM_ENV = "TRAINKIT_ALLOW_CUSTOM_COMPONENTS"
+
+
+class ComponentNotAllowed(TrainkitError):
+    """A model names a component from a package its loader has not allowed."""
+
+
+def _is_builtin(cls: type[Component]) -> bool:
+    return cls.__module__ == "trainkit" or cls.__module__.startswith("trainkit.")
+
+
+def allowed_packages(allow_custom: Iterable[str] = ()) -> frozenset[str]:
+    """The packages allowed to provide components: the caller's plus the environment's."""
+    from_environment = os.environ.get(ALLOW_CUSTOM_ENV, "").split(",")
+    return frozenset(name.strip() for name in [*allow_custom, *from_environment] if name.strip())
+
+
+def model_component(name: str, allow_custom: Iterable[str] = ()) -> type[Component]:
+    """The class for a component named in a model archive, never importing by surprise.
+
+    A model file is data from wherever it was downloaded; letting its metadata pick a
+    module to import would let it run any code on load. So only trainkit's own
+    components resolve, plus components of packages the caller allows explicitly
+    (``allow_custom`` or ``TRAINKIT_ALLOW_CUSTOM_COMPONENTS``, comma-separated). A
+    package is allowed with its subpackages, never a name that merely starts the same.
+    """
+    _load_builtin_components()
+    short = name.rsplit(".", 1)[-1]
+    registered = _REGISTRY.get(short)
+    if registered is not None and _is_builtin(registered):
+        return registered
+    module_name = name.rpartition(".")[0]
+    allowed = allowed_packages(allow_custom)
+    if module_name and any(module_name == p or module_name.startswith(p + ".") for p in allowed):
+        return get_component(name)
+    if registered is not None and registered.__module__.split(".")[0] in allowed:
+        return registered
+    package = (module_name or name).split(".")[0]
+    raise ComponentNotAllowed(
+        f"component {name!r} is not built into trainkit; if you trust the package "
+        f"'{package}', allow it with load_model(..., allow_custom=[{package!r}]) or "
+        f"{ALLOW_CUSTOM_ENV}={package}"
+    )

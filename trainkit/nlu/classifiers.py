@@ -10,6 +10,15 @@ import numpy as np
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, Component, Inputs, register
+from trainkit.engine.options import (
+    MAX_ITERATIONS,
+    PROBABILITY,
+    RANKING_LENGTH,
+    SEED,
+    Float,
+    Int,
+    Option,
+)
 from trainkit.errors import ConfigError
 from trainkit.ml.linear import SoftmaxModel, balanced_class_weights, fit_softmax
 from trainkit.ml.sparse import CSR
@@ -65,12 +74,12 @@ class LogisticRegressionClassifier(NLUComponent):
     trainable = True
     requires: ClassVar[tuple[str, ...]] = (FEATURIZER,)
     defaults: ClassVar[dict[str, Any]] = {
-        "max_iter": 100,
+        "max_iter": Option(100, Int(1, MAX_ITERATIONS)),
         "solver": "lbfgs",
-        "tol": 1e-4,
-        "random_state": 42,
-        "ranking_length": 10,
-        "C": 10.0,
+        "tol": Option(1e-4, Float(0.0, 1.0, open_low=True)),
+        "random_state": Option(42, SEED),
+        "ranking_length": Option(10, RANKING_LENGTH),
+        "C": Option(10.0, Float(0.0, 1e12, open_low=True)),
         "feature_scaling": "tfidf",
     }
 
@@ -162,9 +171,11 @@ class LogisticRegressionClassifier(NLUComponent):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(WEIGHTS_FILE):
+        if model is None:
             return cls(config)
         meta = model.json(MODEL_FILE)
+        if not meta["classes"]:
+            return cls(config)
         arrays = model.arrays(WEIGHTS_FILE)
         idf = [arrays[f"idf.{i}"] if scaled else None for i, scaled in enumerate(meta["scaled_blocks"])]
         return cls(config, SoftmaxModel(arrays["coef"], arrays["intercept"]), meta["classes"], idf)
@@ -185,8 +196,12 @@ class KeywordIntentClassifier(NLUComponent):
 
     def __init__(self, config: dict[str, Any], keywords: dict[str, str] | None = None) -> None:
         super().__init__(config)
-        self.keywords: dict[str, str] = dict(keywords or {})
-        flags = 0 if config["case_sensitive"] else re.IGNORECASE
+        self._use(dict(keywords or {}))
+
+    def _use(self, keywords: dict[str, str]) -> None:
+        """Make `keywords` the ones this instance predicts with (after load or training)."""
+        self.keywords = keywords
+        flags = 0 if self.config["case_sensitive"] else re.IGNORECASE
         self._compiled = [(re.compile(rf"\b{re.escape(k)}\b", flags), i) for k, i in self.keywords.items()]
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
@@ -207,6 +222,7 @@ class KeywordIntentClassifier(NLUComponent):
         for text in ambiguous:
             del keywords[text]
         self._warn_overlaps(keywords)
+        self._use(keywords)
         out.json("keywords.json", {"keywords": [[k, v] for k, v in keywords.items()]})
 
     def _warn_overlaps(self, keywords: dict[str, str]) -> None:
@@ -229,7 +245,7 @@ class KeywordIntentClassifier(NLUComponent):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has("keywords.json"):
+        if model is None:
             return cls(config)
         return cls(config, {k: v for k, v in model.json("keywords.json")["keywords"]})
 
@@ -247,7 +263,10 @@ class FallbackClassifier(NLUComponent):
     roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER})
     trainable = False
     requires: ClassVar[tuple[str, ...]] = (INTENT_CLASSIFIER,)
-    defaults: ClassVar[dict[str, Any]] = {"threshold": 0.3, "ambiguity_threshold": 0.1}
+    defaults: ClassVar[dict[str, Any]] = {
+        "threshold": Option(0.3, PROBABILITY),
+        "ambiguity_threshold": Option(0.1, PROBABILITY),
+    }
 
     def should_fallback(self, intent: dict[str, Any], ranking: list[dict[str, Any]]) -> bool:
         """Whether the prediction is below `threshold` or its top two are too close."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import AnyOf, Float, Int, OfType, Option, strings
 from trainkit.errors import ConfigError
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import Featurizer
@@ -80,6 +81,12 @@ def char_wb_ngrams(text: str, min_n: int, max_n: int) -> list[str]:
     return out
 
 
+# Word n-grams beyond this many tokens never repeat; the bound keeps feature counts sane.
+MAX_NGRAM = 20
+# A document count (whole number) or a proportion of the documents (0.0 to 1.0).
+DOCUMENT_FREQUENCY = AnyOf((Int(0, 10**12), Float(0.0, 1.0)))
+
+
 @register
 class CountVectorsFeaturizer(Featurizer):
     """Sparse count features of a message (sentence) and of each of its tokens (sequence).
@@ -92,19 +99,19 @@ class CountVectorsFeaturizer(Featurizer):
     trainable = True
     defaults: ClassVar[dict[str, Any]] = {
         "analyzer": "word",
-        "min_ngram": 1,
-        "max_ngram": 1,
-        "min_df": 1,
-        "max_df": 1.0,
-        "max_features": None,
+        "min_ngram": Option(1, Int(1, MAX_NGRAM)),
+        "max_ngram": Option(1, Int(1, MAX_NGRAM)),
+        "min_df": Option(1, DOCUMENT_FREQUENCY),
+        "max_df": Option(1.0, DOCUMENT_FREQUENCY),
+        "max_features": Option(None, Int(1, 100_000_000, null=True)),
         "lowercase": True,
-        "strip_accents": None,
-        "stop_words": None,
-        "OOV_token": None,
-        "OOV_words": [],
+        "strip_accents": Option(None, OfType((str,), null=True)),
+        "stop_words": Option(None, AnyOf((strings(1_000_000, null=True), OfType((str,))))),
+        "OOV_token": Option(None, OfType((str,), null=True)),
+        "OOV_words": Option([], strings(1_000_000)),
         "use_lemma": True,
         "use_shared_vocab": False,
-        "alias": None,
+        "alias": Option(None, OfType((str,), null=True)),
     }
     # Deprecated in Rasa 3 (no vocabulary buffer any more); Rasa ignores it as well.
     unsupported_options: ClassVar[frozenset[str]] = frozenset({"additional_vocabulary_size"})
@@ -204,6 +211,7 @@ class CountVectorsFeaturizer(Featurizer):
                         documents.append(" ".join(labels.get(label, [label])))
         self._check_oov_present(documents)
         self.vocabulary = self._build_vocabulary(documents)
+        self._index = {term: i for i, term in enumerate(self.vocabulary)}
         out.json(VOCABULARY_FILE, {"vocabulary": self.vocabulary})
 
     def _check_oov_present(self, documents: list[str]) -> None:
@@ -288,5 +296,5 @@ class CountVectorsFeaturizer(Featurizer):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        vocabulary = model.json(VOCABULARY_FILE)["vocabulary"] if model is not None and model.has(VOCABULARY_FILE) else []
+        vocabulary = model.json(VOCABULARY_FILE)["vocabulary"] if model is not None else []
         return cls(config, vocabulary)

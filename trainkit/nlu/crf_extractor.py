@@ -20,6 +20,17 @@ import numpy as np
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import ENTITY_EXTRACTOR, TOKENIZER, Component, Inputs, register
+from trainkit.engine.options import (
+    MAX_ITERATIONS,
+    NON_NEGATIVE,
+    AnyOf,
+    Int,
+    ListOf,
+    MapOf,
+    OfType,
+    Option,
+    strings,
+)
 from trainkit.errors import ConfigError
 from trainkit.ml import crf
 from trainkit.ml.optim import lbfgs
@@ -121,15 +132,15 @@ class CRFEntityExtractor(NLUComponent):
     requires: ClassVar[tuple[str, ...]] = (TOKENIZER,)
     defaults: ClassVar[dict[str, Any]] = {
         "BILOU_flag": True,
-        "split_entities_by_comma": True,
-        "features": [
+        "split_entities_by_comma": Option(True, AnyOf((OfType((bool,)), MapOf(None, OfType((bool,)))))),
+        "features": Option([
             ["low", "title", "upper"],
             ["low", "bias", "prefix5", "prefix2", "suffix5", "suffix3", "suffix2", "upper", "title", "digit", "pattern", "text_dense_features"],
             ["low", "title", "upper"],
-        ],
-        "max_iterations": 50,
-        "L1_c": 0.1,
-        "L2_c": 0.1,
+        ], ListOf(strings(100), max_length=101)),
+        "max_iterations": Option(50, Int(1, MAX_ITERATIONS)),
+        "L1_c": Option(0.1, NON_NEGATIVE),
+        "L2_c": Option(0.1, NON_NEGATIVE),
     }
 
     def __init__(self, config: dict[str, Any], state: dict[str, Any] | None = None,
@@ -257,10 +268,10 @@ class CRFEntityExtractor(NLUComponent):
     # --------------------------------------------------------------- prediction
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(MODEL_FILE):
+        if model is None:
             return cls(config)
         state = model.json(MODEL_FILE)
-        weights = model.arrays(WEIGHTS_FILE) if model.has(WEIGHTS_FILE) else {}
+        weights = model.arrays(WEIGHTS_FILE) if state["heads"] else {}
         return cls(config, state, weights)
 
     def process(self, batch: MessageBatch) -> None:

@@ -44,6 +44,29 @@ from trainkit.engine.component import (
     Inputs,
     register,
 )
+from trainkit.engine.options import (
+    DROP_RATE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_UNITS,
+    NON_NEGATIVE,
+    RANKING_LENGTH,
+    SEED,
+    SIMILARITY,
+    AnyOf,
+    Choice,
+    Float,
+    Int,
+    ListOf,
+    MapOf,
+    OfType,
+    Option,
+    layers,
+    pair_or_int,
+    strings,
+)
 from trainkit.errors import ConfigError
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
@@ -86,58 +109,78 @@ TRANSFORMER_OPTIONS = frozenset(
 
 # Options shared by DIETClassifier and ResponseSelector, with Rasa 3.6 defaults except
 # where noted.
+_DIMENSION = AnyOf((Int(1, MAX_UNITS), MapOf(("text", "label"), Int(1, MAX_UNITS))))
+_LAYERS = AnyOf((layers(("text", "label"), MAX_UNITS), ListOf(Int(1, MAX_UNITS), max_length=16)))
+
 COMMON_DEFAULTS: dict[str, Any] = {
-    "hidden_layers_sizes": {"text": [], "label": []},
+    "hidden_layers_sizes": Option({"text": [], "label": []}, _LAYERS),
     # size of the sparse-to-dense layer; Rasa uses 128 in front of its transformer, here
     # it is the model's main hidden layer
-    "dense_dimension": {"text": 128, "label": 20},
-    "concat_dimension": {"text": 128, "label": 20},
-    "embedding_dimension": 20,
-    "epochs": 300,
-    "batch_size": [64, 256],
-    "batch_strategy": "balanced",
-    "learning_rate": 0.001,
-    "number_of_negative_examples": 20,
-    "similarity_type": "auto",
-    "loss_type": "cross_entropy",
-    "ranking_length": 10,
+    "dense_dimension": Option({"text": 128, "label": 20}, AnyOf((_DIMENSION, Choice((None,))))),
+    "concat_dimension": Option({"text": 128, "label": 20}, AnyOf((_DIMENSION, Choice((None,))))),
+    "embedding_dimension": Option(20, Int(1, MAX_UNITS)),
+    "epochs": Option(300, EPOCHS),
+    "batch_size": Option([64, 256], pair_or_int(1, MAX_BATCH_SIZE)),
+    "batch_strategy": Option("balanced", Choice(("balanced", "sequence"))),
+    "learning_rate": Option(0.001, LEARNING_RATE),
+    "number_of_negative_examples": Option(20, Int(0, 10_000)),
+    "similarity_type": Option("auto", Choice(("auto", "inner", "cosine"))),
+    "loss_type": Option("cross_entropy", Choice(("cross_entropy", "margin", "softmax"))),
+    "ranking_length": Option(10, RANKING_LENGTH),
     "renormalize_confidences": False,
-    "maximum_positive_similarity": 0.8,
-    "maximum_negative_similarity": -0.4,
+    "maximum_positive_similarity": Option(0.8, SIMILARITY),
+    "maximum_negative_similarity": Option(-0.4, SIMILARITY),
     "use_maximum_negative_similarity": True,
     "scale_loss": False,
-    "regularization_constant": 0.002,
-    "negative_margin_scale": 0.8,
-    "drop_rate": 0.2,
-    "drop_rate_attention": 0.0,
+    "regularization_constant": Option(0.002, NON_NEGATIVE),
+    "negative_margin_scale": Option(0.8, NON_NEGATIVE),
+    "drop_rate": Option(0.2, DROP_RATE),
+    "drop_rate_attention": Option(0.0, DROP_RATE),
     # dropout after the hidden layers; null uses drop_rate (not a Rasa option: Rasa's
     # transformer layers add dropout of their own, which this stands in for)
-    "hidden_drop_rate": 0.4,
+    "hidden_drop_rate": Option(0.4, Float(0.0, 1.0, open_high=True, null=True)),
     # Rasa prunes 80% of the connections (0.2) of layers feeding its transformer; here the
     # sparse layer is the encoder's only hidden layer and pruning it costs accuracy
-    "connection_density": 1.0,
-    "weight_sparsity": None,
+    "connection_density": Option(1.0, Float(0.0, 1.0, open_low=True)),
+    "weight_sparsity": Option(None, Float(0.0, 1.0, open_high=True, null=True)),
     "use_sparse_input_dropout": True,
     "use_dense_input_dropout": False,
-    "evaluate_every_number_of_epochs": 20,
-    "evaluate_on_number_of_examples": 0,
-    "random_seed": None,
+    "evaluate_every_number_of_epochs": Option(20, Int(-1, MAX_EPOCHS)),
+    "evaluate_on_number_of_examples": Option(0, Int(0, 1_000_000)),
+    "random_seed": Option(None, SEED),
     "constrain_similarities": False,
-    "model_confidence": "softmax",
-    "featurizers": [],
-    "split_entities_by_comma": True,
+    "model_confidence": Option("softmax", Choice(("softmax",))),
+    "featurizers": Option([], strings(1_000)),
+    "split_entities_by_comma": Option(True, AnyOf((OfType((bool,)), MapOf(None, OfType((bool,)))))),
     # tokens on each side a token sees when tagging entities (not a Rasa option: it
     # replaces the transformer's context)
-    "entity_context_window": 2,
+    "entity_context_window": Option(2, Int(0, 50)),
     # feed the max-pooled token context into the sentence embedding, so intents see
     # word order (not a Rasa option: Rasa's transformer plays this part)
     "use_token_context": False,
     # average the weights of the last epochs (from this fraction of training on) for
     # prediction, which makes the model less sensitive to the number of epochs (not a
     # Rasa option; null turns it off)
-    "weight_averaging": 0.5,
-    "entity_hidden_size": 128,
+    "weight_averaging": Option(0.5, Float(0.0, 1.0, open_high=True, null=True)),
+    "entity_hidden_size": Option(128, Int(1, MAX_UNITS)),
 }
+
+
+def estimated_network_memory(config: dict[str, Any]) -> int:
+    """Bytes for the dense part of a DIET-style network: float32 weights, their
+    gradients and Adam's two moments, for the configured widths (the sparse input layer
+    depends on the vocabulary, so this is a lower bound)."""
+    text = [_dimension(config.get("dense_dimension"), "text", 256),
+            *_layer_sizes(config.get("hidden_layers_sizes"), "text"),
+            int(config.get("embedding_dimension") or 1)]
+    label = [_dimension(config.get("dense_dimension"), "label", 20),
+             *_layer_sizes(config.get("hidden_layers_sizes"), "label"),
+             int(config.get("embedding_dimension") or 1)]
+    entity = int(config.get("entity_hidden_size") or 0)
+    window = 2 * int(config.get("entity_context_window") or 0) + 1
+    params = sum(a * b for side in (text, label) for a, b in zip(side, side[1:], strict=False))
+    params += entity * entity * window
+    return params * 4 * 4
 
 
 # ============================================================== entity tagging
@@ -983,6 +1026,10 @@ class DIETClassifier(NLUComponent):
         "use_masked_language_model": False,
     }
 
+    @classmethod
+    def estimated_memory(cls, config: dict[str, Any]) -> int:
+        return estimated_network_memory(config)
+
     def __init__(self, config: dict[str, Any], network: Network | None = None, meta: dict[str, Any] | None = None) -> None:
         super().__init__(config)
         check_common_config(self.name, config)
@@ -1075,7 +1122,7 @@ class DIETClassifier(NLUComponent):
     # --------------------------------------------------------------- prediction
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(WEIGHTS_FILE):
+        if model is None or model.json(MODEL_FILE).get("empty"):
             return cls(config)
         network, meta = load_network(model)
         return cls(config, network, meta)

@@ -19,6 +19,7 @@ from trainkit.engine.component import (
     TOKENIZER,
     register,
 )
+from trainkit.engine.options import Choice, OfType, Option, strings
 from trainkit.errors import ConfigError
 from trainkit.nlu.base import NLUComponent
 
@@ -69,7 +70,7 @@ class SpacyNLP(_SpacyComponent):
     name = "SpacyNLP"
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({PROVIDER})
-    defaults: ClassVar[dict[str, Any]] = {"model": None, "case_sensitive": False}
+    defaults: ClassVar[dict[str, Any]] = {"model": Option(None, OfType((str,), null=True)), "case_sensitive": False}
 
     def model_name(self) -> str | None:
         return self.config.get("model")
@@ -85,7 +86,7 @@ class SpacyTokenizer(_SpacyComponent):
     defaults: ClassVar[dict[str, Any]] = {
         "intent_tokenization_flag": False,
         "intent_split_symbol": "_",
-        "token_pattern": None,
+        "token_pattern": Option(None, OfType((str,), null=True)),
     }
 
 
@@ -96,7 +97,10 @@ class SpacyFeaturizer(_SpacyComponent):
     name = "SpacyFeaturizer"
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({FEATURIZER})
-    defaults: ClassVar[dict[str, Any]] = {"pooling": "mean", "alias": None}
+    defaults: ClassVar[dict[str, Any]] = {
+        "pooling": Option("mean", Choice(("mean", "max"))),
+        "alias": Option(None, OfType((str,), null=True)),
+    }
 
 
 @register
@@ -106,7 +110,7 @@ class SpacyEntityExtractor(_SpacyComponent):
     name = "SpacyEntityExtractor"
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
-    defaults: ClassVar[dict[str, Any]] = {"dimensions": None}
+    defaults: ClassVar[dict[str, Any]] = {"dimensions": Option(None, strings(1_000, null=True))}
 
 
 @register
@@ -119,7 +123,7 @@ class LanguageModelFeaturizer(_ExternalModelComponent):
     package = "transformers"
     defaults: ClassVar[dict[str, Any]] = {
         "model_name": "bert",
-        "model_weights": None,
-        "cache_dir": None,
-        "alias": None,
+        "model_weights": Option(None, OfType((str,), null=True)),
+        "cache_dir": Option(None, OfType((str,), null=True)),
+        "alias": Option(None, OfType((str,), null=True)),
     }

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import ENTITY_EXTRACTOR, Component, Inputs, register
+from trainkit.engine.options import Float, OfType, Option, strings
 from trainkit.errors import ConfigError
 from trainkit.nlu.base import NLUComponent
 from trainkit.nlu.batch import MessageBatch, load_training_data
@@ -77,7 +78,7 @@ class EntitySynonymMapper(NLUComponent):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(SYNONYMS_FILE):
+        if model is None:
             return cls(config)
         return cls(config, model.json(SYNONYMS_FILE)["synonyms"])
 
@@ -138,11 +139,11 @@ class DucklingEntityExtractor(NLUComponent):
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
     trainable = False
     defaults: ClassVar[dict[str, Any]] = {
-        "dimensions": None,
-        "url": None,
-        "locale": None,
-        "timezone": None,
-        "timeout": 3,
+        "dimensions": Option(None, strings(1_000, null=True)),
+        "url": Option(None, OfType((str,), null=True)),
+        "locale": Option(None, OfType((str,), null=True)),
+        "timezone": Option(None, OfType((str,), null=True)),
+        "timeout": Option(3, Float(0.0, 3600.0, open_low=True)),
     }
     URL_ENVIRONMENT = "RASA_DUCKLING_HTTP_URL"
 

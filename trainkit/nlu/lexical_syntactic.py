@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.options import ListOf, OfType, Option, strings
 from trainkit.errors import ConfigError
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import Featurizer
@@ -51,12 +52,12 @@ class LexicalSyntacticFeaturizer(Featurizer):
     version = "1"
     trainable = True
     defaults: ClassVar[dict[str, Any]] = {
-        "features": [
+        "features": Option([
             ["low", "title", "upper"],
             ["BOS", "EOS", "low", "upper", "title", "digit"],
             ["low", "title", "upper"],
-        ],
-        "alias": None,
+        ], ListOf(strings(100), max_length=101)),
+        "alias": Option(None, OfType((str,), null=True)),
     }
 
     def __init__(self, config: dict[str, Any], feature_map: dict[str, int] | None = None) -> None:
@@ -129,6 +130,6 @@ class LexicalSyntacticFeaturizer(Featurizer):
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         feature_map = None
-        if model is not None and model.has(FEATURE_MAP_FILE):
+        if model is not None:
             feature_map = model.json(FEATURE_MAP_FILE)["feature_map"]
         return cls(config, feature_map)

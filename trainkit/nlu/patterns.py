@@ -121,6 +121,6 @@ class PatternLearner(Component):
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
         patterns: list[Pattern] = []
-        if model is not None and model.has(PATTERNS_FILE):
+        if model is not None:
             patterns = [Pattern(p["name"], p["pattern"]) for p in model.json(PATTERNS_FILE)["patterns"]]
         return cls(config, patterns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from trainkit.engine.component import register
+from trainkit.engine.options import OfType, Option
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import Featurizer
 from trainkit.nlu.batch import FeatureSet, MessageBatch
@@ -27,7 +28,7 @@ class RegexFeaturizer(PatternLearner, Featurizer):
         "use_lookup_tables": True,
         "use_regexes": True,
         "use_word_boundaries": True,
-        "alias": None,
+        "alias": Option(None, OfType((str,), null=True)),
     }
     # Only meaningful for incremental training, which trainkit does not do.
     unsupported_options: ClassVar[frozenset[str]] = frozenset({"number_additional_patterns"})

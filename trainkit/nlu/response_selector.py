@@ -18,6 +18,7 @@ import numpy as np
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import FEATURIZER, RESPONSE_SELECTOR, Component, Inputs, register
+from trainkit.engine.options import OfType, Option
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import NLUComponent
 from trainkit.nlu.batch import (
@@ -31,7 +32,6 @@ from trainkit.nlu.diet import (
     COMMON_DEFAULTS,
     MODEL_FILE,
     TRANSFORMER_OPTIONS,
-    WEIGHTS_FILE,
     EncodedData,
     Network,
     NetworkSpec,
@@ -39,6 +39,7 @@ from trainkit.nlu.diet import (
     _layer_sizes,
     check_common_config,
     encode_batch,
+    estimated_network_memory,
     load_network,
     save_network,
     similarity_kind,
@@ -61,11 +62,17 @@ class ResponseSelector(NLUComponent):
     unsupported_options: ClassVar[frozenset[str]] = TRANSFORMER_OPTIONS | {"use_text_as_label"}
     defaults: ClassVar[dict[str, Any]] = {
         **COMMON_DEFAULTS,
-        "hidden_layers_sizes": {"text": [256, 128], "label": [256, 128]},
-        "connection_density": 1.0,
-        "retrieval_intent": None,
+        "hidden_layers_sizes": Option(
+            {"text": [256, 128], "label": [256, 128]}, COMMON_DEFAULTS["hidden_layers_sizes"].check
+        ),
+        "connection_density": Option(1.0, COMMON_DEFAULTS["connection_density"].check),
+        "retrieval_intent": Option(None, OfType((str,), null=True)),
         "use_text_as_label": False,
     }
+
+    @classmethod
+    def estimated_memory(cls, config: dict[str, Any]) -> int:
+        return estimated_network_memory(config)
 
     def __init__(self, config: dict[str, Any], network: Network | None = None,
                  meta: dict[str, Any] | None = None) -> None:
@@ -141,10 +148,10 @@ class ResponseSelector(NLUComponent):
     # --------------------------------------------------------------- prediction
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        if model is None or not model.has(MODEL_FILE):
+        if model is None:
             return cls(config)
-        if not model.has(WEIGHTS_FILE):
-            meta = model.json(MODEL_FILE)
+        meta = model.json(MODEL_FILE)
+        if meta.get("empty"):
             return cls(config, None, {k: v for k, v in meta.items() if k != "empty"})
         network, meta = load_network(model)
         return cls(config, network, meta)

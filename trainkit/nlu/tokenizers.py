@@ -6,6 +6,7 @@ import re
 from typing import Any, ClassVar
 
 from trainkit.engine.component import register
+from trainkit.engine.options import OfType, Option
 from trainkit.errors import ConfigError
 from trainkit.nlu.base import Tokenizer
 from trainkit.nlu.batch import Token
@@ -46,7 +47,7 @@ class WhitespaceTokenizer(Tokenizer):
     defaults: ClassVar[dict[str, Any]] = {
         "intent_tokenization_flag": False,
         "intent_split_symbol": "_",
-        "token_pattern": None,
+        "token_pattern": Option(None, OfType((str,), null=True)),
     }
 
     def __init__(self, config: dict[str, Any]) -> None:
