@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import trainkit
-from trainkit.core.events import ActionExecuted, UserUttered
+from trainkit.data.events import ActionExecuted, UserUttered
 from trainkit.data.nlu_reader import read_nlu_file
 from trainkit.evaluation import evaluate_nlu
 

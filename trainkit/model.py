@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from trainkit.core.ensemble import PolicyEnsemble
-from trainkit.core.events import Event, event_from_dict
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event, event_from_dict
 from trainkit.engine.archive import COMPONENTS_DIR, METADATA_NAME, extract_archive, latest_model
 from trainkit.engine.artifact import Artifact
 from trainkit.engine.component import get_component

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from trainkit.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
 from trainkit.core.rule_policy import InvalidRule, RulePolicy
 from trainkit.core.trackers import generate_trackers
+from trainkit.data.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    LoopInterrupted,
+    SlotSet,
+    UserUttered,
+)
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.errors import TrainkitError
 
@@ -132,16 +139,56 @@ def test_active_form_is_predicted_and_listen_after_it(make_graph, make_domain):
     assert best(policy, events, domain) == ("action_submit", 1.0)
 
 
-def test_rule_for_the_active_form_interrupts_it(make_graph, make_domain):
+def test_form_runs_on_user_input_until_it_rejects_it(make_graph, make_domain):
     policy, domain = train(make_graph, make_domain)
     events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN]
     events.append(UserUttered("ask_hours"))
+    prediction = policy.predict_action_probabilities(events, domain)
+    assert best(policy, events, domain) == ("order_form", 1.0) and prediction.is_no_user_prediction
+
+
+def test_rule_for_the_active_form_answers_a_rejected_input(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN]
+    events += [UserUttered("ask_hours"), ActionExecutionRejected("order_form")]
     assert best(policy, events, domain) == ("utter_hours", 1.0)
     events.append(ActionExecuted("utter_hours"))
     assert best(policy, events, domain) == ("order_form", 1.0)
-    # a rule not written for the form does not interrupt it
+    # once the form ran again, it is back on its happy path
     events += [ActionExecuted("order_form"), LISTEN, UserUttered("greet")]
     assert best(policy, events, domain) == ("order_form", 1.0)
+
+
+def test_general_rule_answers_a_rejected_input_and_the_form_resumes(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN]
+    events += [UserUttered("greet"), ActionExecutionRejected("order_form")]
+    assert best(policy, events, domain) == ("utter_hi", 1.0)
+    events.append(ActionExecuted("utter_hi"))
+    # the greet rule ends by listening; inside the form the form takes over instead
+    prediction = policy.predict_action_probabilities(events, domain)
+    assert best(policy, events, domain) == ("order_form", 1.0)
+    assert prediction.optional_events == [LoopInterrupted(True)]
+    assert not prediction.is_no_user_prediction
+
+
+def test_story_where_the_form_does_not_resume_stops_the_form_being_predicted(make_graph, make_domain):
+    stories = """
+stories:
+  - story: greeting ends the order
+    steps:
+      - intent: order
+      - action: order_form
+      - active_loop: order_form
+      - intent: greet
+      - action: utter_hi
+      - action: action_deactivate_loop
+      - active_loop: null
+"""
+    policy, domain = train(make_graph, make_domain, stories=stories)
+    events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN]
+    events += [UserUttered("greet"), ActionExecutionRejected("order_form"), ActionExecuted("utter_hi")]
+    assert best(policy, events, domain) == ("action_default_fallback", 0.3)
 
 
 def test_nlu_fallback_rule_and_core_fallback(make_graph, make_domain):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.core.events import (
+from trainkit.data.events import (
     ACTION_LISTEN,
     RULE_SNIPPET_ACTION,
     ActionExecuted,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainkit.core.events import ActionExecuted, Event, UserUttered
 from trainkit.core.featurization import (
     DomainView,
     slice_history,
@@ -22,6 +21,7 @@ from trainkit.core.featurization import (
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
 from trainkit.core.tracker import DialogueStateTracker
 from trainkit.data.domain import Domain
+from trainkit.data.events import ActionExecuted, Event, UserUttered
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
 

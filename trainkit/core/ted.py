@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.core.events import Event
 from trainkit.core.featurization import (
     DomainView,
     StateEncoder,
@@ -28,6 +27,7 @@ from trainkit.core.featurization import (
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
 from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
 

@@ -20,7 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainkit.core.events import (
+from trainkit.core.featurization import DomainView, state_key, states_for_events
+from trainkit.core.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker
+from trainkit.data.domain import Domain
+from trainkit.data.events import (
     ACTION_LISTEN,
     RULE_SNIPPET_ACTION,
     ActionExecuted,
@@ -33,9 +36,6 @@ from trainkit.core.events import (
     UserUttered,
     event_from_dict,
 )
-from trainkit.core.featurization import DomainView, state_key, states_for_events
-from trainkit.core.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker
-from trainkit.data.domain import Domain
 from trainkit.data.stories import STORY_START, StoryGraph, StoryStep
 from trainkit.engine.artifact import ArtifactWriter
 from trainkit.engine.component import PROVIDER, Component, Inputs, register

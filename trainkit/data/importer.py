@@ -12,9 +12,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainkit.core.events import UserUtteranceOr, UserUttered
 from trainkit.data.config import TrainingConfig, load_config
 from trainkit.data.domain import Domain, load_domain
+from trainkit.data.events import UserUtteranceOr, UserUttered
 from trainkit.data.nlu_reader import read_nlu_document
 from trainkit.data.stories import StoryGraph, read_story_document
 from trainkit.data.training_data import Entity, Message, TrainingData

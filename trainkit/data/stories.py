@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainkit.core.events import (
+from trainkit.data.events import (
     RULE_SNIPPET_ACTION,
     ActionExecuted,
     ActiveLoop,

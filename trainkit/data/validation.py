@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from trainkit.core.events import (
+from trainkit.data.domain import DEFAULT_INTENTS, check_forms, check_responses, check_slot_mappings
+from trainkit.data.events import (
     ActionExecuted,
     ActiveLoop,
     SlotSet,
@@ -17,7 +18,6 @@ from trainkit.core.events import (
     UserUtteranceOr,
     UserUttered,
 )
-from trainkit.data.domain import DEFAULT_INTENTS, check_forms, check_responses, check_slot_mappings
 from trainkit.data.importer import Project
 from trainkit.data.stories import StoryStep
 from trainkit.errors import Problem
