@@ -168,8 +168,25 @@ def test_general_rule_answers_a_rejected_input_and_the_form_resumes(make_graph, 
     # the greet rule ends by listening; inside the form the form takes over instead
     prediction = policy.predict_action_probabilities(events, domain)
     assert best(policy, events, domain) == ("order_form", 1.0)
+    assert not prediction.is_no_user_prediction and prediction.optional_events == []
+
+
+def test_form_predicted_by_a_rule_after_user_input_is_told_it_was_interrupted(make_graph, make_domain):
+    rules = RULES + """
+  - rule: thanks resume the order
+    condition:
+      - active_loop: order_form
+    steps:
+      - intent: thank
+      - action: order_form
+      - active_loop: order_form
+"""
+    policy, domain = train(make_graph, make_domain, rules=rules)
+    events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN]
+    events += [UserUttered("thank"), ActionExecutionRejected("order_form")]
+    prediction = policy.predict_action_probabilities(events, domain)
+    assert best(policy, events, domain) == ("order_form", 1.0)
     assert prediction.optional_events == [LoopInterrupted(True)]
-    assert not prediction.is_no_user_prediction
 
 
 def test_story_where_the_form_does_not_resume_stops_the_form_being_predicted(make_graph, make_domain):
@@ -271,3 +288,47 @@ def test_train_and_load_round_trip(tmp_path, make_graph, make_domain, policy_inp
     ]
     for events in cases:
         assert loaded.predict_action_probabilities(events, domain) == policy.predict_action_probabilities(events, domain)
+
+
+INITIAL_VALUE_DOMAIN = """
+intents: [greet, bye]
+slots:
+  returning_customer:
+    type: bool
+    initial_value: false
+    mappings: [{type: custom}]
+responses:
+  utter_hi: [{text: hi}]
+  utter_welcome_new: [{text: welcome}]
+  utter_bye: [{text: bye}]
+"""
+
+INITIAL_VALUE_RULES = """
+rules:
+  - rule: welcome at the start
+    conversation_start: true
+    steps:
+      - intent: greet
+      - action: utter_welcome_new
+  - rule: greet later
+    steps:
+      - intent: greet
+      - action: utter_hi
+stories:
+  - story: greet, then leave
+    steps:
+      - intent: greet
+      - action: utter_welcome_new
+      - intent: bye
+      - action: utter_bye
+"""
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_conversation_start_rule_fires_with_initial_slot_values(make_graph, make_domain, check):
+    domain = make_domain(INITIAL_VALUE_DOMAIN)
+    trackers = generate_trackers(make_graph(INITIAL_VALUE_RULES), domain, {"augmentation_factor": 0})
+    policy = RulePolicy({**CONFIG, "check_for_contradictions": check}).fit(trackers, domain)
+    assert best(policy, [LISTEN, UserUttered("greet")], domain) == ("utter_welcome_new", 1.0)
+    later = [LISTEN, UserUttered("bye"), ActionExecuted("utter_bye"), LISTEN, UserUttered("greet")]
+    assert best(policy, later, domain) == ("utter_hi", 1.0)

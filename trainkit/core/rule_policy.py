@@ -108,8 +108,6 @@ class Rule:
 def _state_matches(rule_state: State, state: State) -> bool:
     """Every feature the rule names must be present with the same value (or absent for
     "must not be set"); features the rule does not name are ignored."""
-    if not rule_state or not state:
-        return not rule_state and not state
     for part, rule_sub in rule_state.items():
         sub = state.get(part, {})
         for key, value in rule_sub.items():
@@ -123,11 +121,24 @@ def _state_matches(rule_state: State, state: State) -> bool:
 
 
 def rule_applies(rule_states: list[State], states: list[State]) -> bool:
-    """Whether the rule's states match the most recent conversation states."""
-    if len(rule_states) > len(states):
-        return False
-    offset = len(states) - len(rule_states)
-    return all(_state_matches(r, states[offset + i]) for i, r in enumerate(rule_states))
+    """Whether the rule's states match the most recent conversation states (Rasa 3.6).
+
+    States are compared from the latest backwards. A state without a previous action is
+    a conversation start: a rule's start state matches the conversation's start state
+    whatever the slots' initial values are, and nothing else. A rule longer than the
+    conversation applies when the part that overlaps matches.
+    """
+    for back in range(1, min(len(rule_states), len(states)) + 1):
+        rule_state, state = rule_states[-back], states[-back]
+        rule_start = not rule_state.get(PREVIOUS_ACTION)
+        start = not state.get(PREVIOUS_ACTION)
+        if rule_start or start:
+            if rule_start and start:
+                continue
+            return False
+        if not _state_matches(rule_state, state):
+            return False
+    return True
 
 
 def _strip_before_snippet(states: list[State]) -> list[State]:
@@ -413,7 +424,7 @@ class RulePolicy(Policy):
         if latest == ACTION_LISTEN and message is not None and message.intent in DEFAULT_ACTION_MAPPINGS:
             return _Decision(DEFAULT_ACTION_MAPPINGS[message.intent], SOURCE_DEFAULT)
         loop = tracker.active_loop_name
-        if loop is not None and not tracker.active_loop_rejected:
+        if loop is not None and tracker.latest_action is not None and not tracker.active_loop_rejected:
             # The happy path: the form runs on every user input and then waits for the next.
             if latest != loop:
                 return _Decision(loop, SOURCE_LOOP, no_user=True)
@@ -426,10 +437,11 @@ class RulePolicy(Policy):
             return decision
         conditions = {value for key, value in self.unhappy_path if rule_applies(key, states)}
         if rule.action == ACTION_LISTEN and rule.mentions_loop is None:
-            # A general rule handled the interruption; the form takes over again.
+            # A general rule handled the interruption; the form takes over again (after
+            # a bot action the form does not validate, so it needs no LoopInterrupted).
             if DO_NOT_PREDICT_LOOP_ACTION in conditions:
                 return _Decision(None)
-            return _Decision(loop, SOURCE_RULES, tuple(rule.names), interrupted=True)
+            return _Decision(loop, SOURCE_RULES, tuple(rule.names))
         decision.interrupted = LOOP_WAS_INTERRUPTED in conditions
         return decision
 
