@@ -45,6 +45,18 @@ class Model:
         return int(self.metadata["training_type"])
 
     @property
+    def action_fingerprints(self) -> dict[str, Any]:
+        """What each action sets in the training data (slots, loops), from the RulePolicy.
+
+        Empty when the model has no RulePolicy.
+        """
+        for policy in self.policies:
+            fingerprints = getattr(policy, "action_fingerprints", None)
+            if fingerprints is not None:
+                return dict(fingerprints)
+        return {}
+
+    @property
     def has_nlu(self) -> bool:
         """Whether the model can parse messages."""
         return bool(self.pipeline)
