@@ -25,6 +25,7 @@ from trainkit.core.featurization import (
     training_examples,
 )
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
+from trainkit.core.rule_only import RuleOnlyData, find_rule_only_data
 from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
 from trainkit.data.events import Event
@@ -128,7 +129,7 @@ class TEDPolicy(Policy):
     """Feed-forward dialogue encoder + action embeddings, trained on story trackers."""
 
     name = "TEDPolicy"
-    version = "1"
+    version = "2"
     priority = 1
     defaults = {
         "max_history": None,
@@ -152,6 +153,7 @@ class TEDPolicy(Policy):
         self.window = 0
         self.n_layers = 0
         self.losses: list[float] = []
+        self.rule_only = RuleOnlyData()
 
     # --- data ---------------------------------------------------------------------------
 
@@ -256,6 +258,7 @@ class TEDPolicy(Policy):
         """Train on the story trackers; an empty model when there are none."""
         self.actions = list(domain.action_names_or_texts)
         self.encoder = StateEncoder.from_domain(domain)
+        self.rule_only = find_rule_only_data(trackers, domain)
         examples = self._examples(trackers, domain)
         if not examples:
             self.params, self.window, self.n_layers = {}, 0, 0
@@ -295,6 +298,7 @@ class TEDPolicy(Policy):
                 "window": self.window,
                 "n_layers": self.n_layers,
                 "losses": [round(v, 6) for v in self.losses],
+                "rule_only_data": self.rule_only.as_dict(),
             },
         )
         out.arrays(WEIGHTS_FILE, self.params)
@@ -310,6 +314,7 @@ class TEDPolicy(Policy):
         policy.encoder = StateEncoder.from_dict(meta["encoder"])
         policy.window = int(meta["window"])
         policy.n_layers = int(meta["n_layers"])
+        policy.rule_only = RuleOnlyData.from_dict(meta.get("rule_only_data"))
         policy.params = model.arrays(WEIGHTS_FILE) if model.has(WEIGHTS_FILE) else {}
         return policy
 
@@ -329,7 +334,7 @@ class TEDPolicy(Policy):
         if not self.params or self.encoder is None:
             return self.prediction(domain)
         states, _ = states_for_events(events, domain)
-        probs = self.action_probabilities(states)
+        probs = self.action_probabilities(self.rule_only.strip(states))
         scores = {action: float(p) for action, p in zip(self.actions, probs, strict=True)}
         return self.prediction(domain, scores)
 
