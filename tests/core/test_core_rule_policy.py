@@ -332,3 +332,42 @@ def test_conversation_start_rule_fires_with_initial_slot_values(make_graph, make
     assert best(policy, [LISTEN, UserUttered("greet")], domain) == ("utter_welcome_new", 1.0)
     later = [LISTEN, UserUttered("bye"), ActionExecuted("utter_bye"), LISTEN, UserUttered("greet")]
     assert best(policy, later, domain) == ("utter_hi", 1.0)
+
+
+NAME_DOMAIN = """
+intents: [greet]
+entities: [name]
+slots:
+  name: {type: text, mappings: [{type: from_entity, entity: name}]}
+responses:
+  utter_ask_name: [{text: who are you?}]
+  utter_hi_name: [{text: "hi {name}"}]
+"""
+
+UNSET_SLOT_IN_STEPS = """
+rules:
+  - rule: ask for the name when nobody said it
+    steps:
+      - intent: greet
+      - slot_was_set:
+          - name: null
+      - action: utter_ask_name
+stories:
+  - story: greeting with a name
+    steps:
+      - intent: greet
+        entities:
+          - name: Ann
+      - slot_was_set:
+          - name: Ann
+      - action: utter_hi_name
+"""
+
+
+def test_null_slot_in_rule_steps_means_must_not_be_set(make_graph, make_domain):
+    domain = make_domain(NAME_DOMAIN)
+    trackers = generate_trackers(make_graph(UNSET_SLOT_IN_STEPS), domain, {"augmentation_factor": 0})
+    policy = RulePolicy(dict(CONFIG)).fit(trackers, domain)
+    assert best(policy, [LISTEN, UserUttered("greet")], domain) == ("utter_ask_name", 1.0)
+    named = [LISTEN, UserUttered("greet"), SlotSet("name", "Ann")]
+    assert best(policy, named, domain) == ("action_default_fallback", 0.3)
