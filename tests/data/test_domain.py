@@ -688,3 +688,36 @@ def test_check_responses(tmp_path: Path) -> None:
     assert "unknown slot 'sad'" in found[3][1]
     assert "must be a list" in found[4][1]
     assert "no variations" in found[5][1]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("rasa.shared.core.slots.TextSlot", "text"),
+        ("rasa.shared.core.slots.BooleanSlot", "bool"),
+        ("rasa.shared.core.slots.FloatSlot", "float"),
+        ("rasa.shared.core.slots.ListSlot", "list"),
+        ("rasa.shared.core.slots.AnySlot", "any"),
+        ("rasa.shared.core.slots.CategoricalSlot", "categorical"),
+    ],
+)
+def test_dotted_builtin_slot_classes_are_the_builtin_types(tmp_path, recwarn, written, expected):
+    values = "    values: [a, b]\n" if expected == "categorical" else ""
+    influence = "    influence_conversation: false\n" if expected == "any" else ""
+    domain = load(tmp_path, f"slots:\n  s:\n    type: {written}\n{values}{influence}    mappings: []\n")
+    assert domain.slot("s").type == expected
+    assert not recwarn.list
+
+
+def test_dotted_custom_slot_class_is_accepted_as_any_with_one_warning(tmp_path):
+    text = (
+        "slots:\n  budget:\n    type: addons.slots.MoneySlot\n    influence_conversation: true\n"
+        "    mappings: [{type: custom}]\n"
+    )
+    with pytest.warns(UserWarning) as caught:
+        domain = load(tmp_path, text)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "domain.yml:3" in message and "'addons.slots.MoneySlot'" in message and "'any'" in message
+    slot = domain.slot("budget")
+    assert slot.type == "any" and not slot.influence_conversation

@@ -10,6 +10,7 @@ checks at the bottom can point at the line to fix.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,16 @@ from trainkit.data.yaml_io import (
 from trainkit.errors import DataError, Problem
 
 SLOT_TYPES = ("text", "bool", "categorical", "float", "list", "any")
+
+# Rasa's slot classes by the name `rasa data migrate` writes (`rasa.shared.core.slots.X`).
+BUILTIN_SLOT_CLASSES = {
+    "TextSlot": "text",
+    "BooleanSlot": "bool",
+    "CategoricalSlot": "categorical",
+    "FloatSlot": "float",
+    "ListSlot": "list",
+    "AnySlot": "any",
+}
 
 MAPPING_TYPES = ("from_entity", "from_text", "from_intent", "from_trigger_intent", "custom")
 
@@ -632,6 +643,9 @@ class _DomainParser:
             raise self.error(f"{what} has no type (one of: {', '.join(SLOT_TYPES)})", line)
         slot_type = spec["type"]
         type_line = line_of(spec, "type")
+        custom_class = False
+        if isinstance(slot_type, str) and "." in slot_type:
+            slot_type, custom_class = self.dotted_slot_type(slot_type, what, type_line)
         if slot_type not in SLOT_TYPES:
             hint = ""
             if slot_type == "unfeaturized":
@@ -643,7 +657,7 @@ class _DomainParser:
         slot = Slot(name=name, type=slot_type, influence_conversation=slot_type != "any")
 
         if "influence_conversation" in spec:
-            influence = self.boolean(spec, "influence_conversation", what)
+            influence = self.boolean(spec, "influence_conversation", what) and not custom_class
             if slot_type == "any" and influence:
                 raise self.error(
                     f"{what} is of type any, which cannot influence the conversation; "
@@ -702,6 +716,22 @@ class _DomainParser:
                     line_of(spec, "max_value") or line,
                 )
         return slot
+
+    def dotted_slot_type(self, dotted: str, what: str, line: int | None) -> tuple[str, bool]:
+        """A Rasa slot class path: built-in classes are their type, others a custom class.
+
+        trainkit cannot run a custom slot class's featurization, so such a slot is kept
+        as `any` (it does not influence the conversation) and the user is told once.
+        """
+        module, _, name = dotted.rpartition(".")
+        if module.startswith("rasa.") and name in BUILTIN_SLOT_CLASSES:
+            return BUILTIN_SLOT_CLASSES[name], False
+        warnings.warn(
+            f"{self.file}:{line}: {what} has the custom slot class '{dotted}', which trainkit "
+            "cannot run; the slot is kept as type 'any' and does not influence the conversation",
+            stacklevel=2,
+        )
+        return "any", True
 
     def responses(self, node: Any, line: int | None) -> None:
         responses = expect_mapping(node, self.path, "responses", line)
