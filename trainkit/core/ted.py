@@ -31,6 +31,7 @@ from trainkit.data.domain import Domain
 from trainkit.data.events import Event
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.errors import TrainkitError
 
 MODEL_FILE = "ted_policy.json"
 WEIGHTS_FILE = "ted_weights.npz"
@@ -266,6 +267,13 @@ class TEDPolicy(Policy):
         self.window = self.max_history or max(len(states) for states, _ in examples)
         x = np.stack([self.encoder.encode(states, self.window).ravel() for states, _ in examples])
         action_index = {a: i for i, a in enumerate(self.actions)}
+        unknown = sorted({a for _, a in examples if a not in action_index})
+        if unknown:
+            raise TrainkitError(
+                "TEDPolicy: the stories use actions the domain does not have: "
+                + ", ".join(f"'{a}'" for a in unknown)
+                + " (run `trainkit validate` to see where)"
+            )
         y = np.array([action_index[a] for _, a in examples], dtype=np.int64)
         seed = self.config.get("random_seed")
         rng = np.random.default_rng(0 if seed is None else int(seed))

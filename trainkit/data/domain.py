@@ -114,7 +114,8 @@ _CONTENT_KEYS = frozenset(DOMAIN_KEYS) - {"version", "config"}
 # intents; those belong to the training data, so such files are not domain files.
 _TRAINING_DATA_KEYS = frozenset({"nlu", "stories", "rules"})
 
-_INTENT_PROPERTIES = ("use_entities", "ignore_entities")
+_INTENT_PROPERTIES = ("use_entities", "ignore_entities", "is_retrieval_intent")
+IS_RETRIEVAL_INTENT = "is_retrieval_intent"
 _ENTITY_PROPERTIES = ("roles", "groups", "influence_conversation")
 _ACTION_PROPERTIES = ("send_domain",)
 _SLOT_KEYS = (
@@ -228,9 +229,17 @@ class Domain:
 
     @property
     def user_actions(self) -> list[str]:
-        """Custom actions plus responses not listed under `actions:` (sorted, like Rasa)."""
+        """Custom actions, responses not listed under `actions:` (sorted, like Rasa), then the
+        `utter_<intent>` action of each retrieval intent, which Rasa adds itself."""
         listed = set(self.actions)
-        return [*self.actions, *(name for name in sorted(self.responses) if name not in listed)]
+        responses = [name for name in sorted(self.responses) if name not in listed]
+        return _unique([*self.actions, *responses, *self.retrieval_actions])
+
+    @property
+    def retrieval_actions(self) -> list[str]:
+        """`utter_faq` for the retrieval intent `faq`: the action that answers it with the
+        response the response selector picks."""
+        return [f"utter_{intent}" for intent in self.retrieval_intents]
 
     @property
     def action_names_or_texts(self) -> list[str]:
@@ -244,8 +253,9 @@ class Domain:
 
     @property
     def retrieval_intents(self) -> list[str]:
-        """Intents that have `utter_<intent>/<key>` responses, sorted."""
-        found = set()
+        """Intents marked `is_retrieval_intent` or that have `utter_<intent>/<key>` responses,
+        sorted."""
+        found = {name for name, props in self.intent_properties.items() if props.get(IS_RETRIEVAL_INTENT)}
         for name in self.responses:
             if RETRIEVAL_DELIMITER in name and name.startswith("utter_"):
                 found.add(name[len("utter_") :].split(RETRIEVAL_DELIMITER, 1)[0])
@@ -565,7 +575,7 @@ class _DomainParser:
         if properties is None or properties == {}:
             raise self.error(
                 f"{what} is followed by ':' but has no properties; remove the ':' or add "
-                "use_entities / ignore_entities",
+                "use_entities / ignore_entities / is_retrieval_intent",
                 line,
             )
         expect_mapping(properties, self.path, f"the properties of {what}", line)
@@ -585,6 +595,8 @@ class _DomainParser:
             result["ignore_entities"] = self.names(
                 properties["ignore_entities"], f"ignore_entities of {what}", key_line
             )
+        if IS_RETRIEVAL_INTENT in properties and self.boolean(properties, IS_RETRIEVAL_INTENT, what):
+            result[IS_RETRIEVAL_INTENT] = True
         return result
 
     def entities(self, node: Any, line: int | None) -> None:

@@ -9,11 +9,11 @@ domain join the NLU data.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trainkit.data.config import TrainingConfig, load_config
-from trainkit.data.domain import Domain, load_domain
+from trainkit.data.domain import IS_RETRIEVAL_INTENT, Domain, load_domain
 from trainkit.data.events import UserUtteranceOr, UserUttered
 from trainkit.data.nlu_reader import read_nlu_document
 from trainkit.data.stories import StoryGraph, read_story_document
@@ -156,7 +156,8 @@ def load_project_paths(paths: ProjectPaths) -> Project:
             ignored.append(file)
             continue
         used = False
-        if "nlu" in document:
+        if "nlu" in document or "responses" in document:
+            # A `responses:` file beside the NLU files holds retrieval-intent responses.
             nlu = nlu.merge(read_nlu_document(document, file))
             used = True
         if "stories" in document or "rules" in document:
@@ -168,5 +169,25 @@ def load_project_paths(paths: ProjectPaths) -> Project:
             used = True
         if not used:
             ignored.append(file)
-            warnings.warn(f"{file}: no 'nlu', 'stories' or 'rules' key; the file is ignored", stacklevel=2)
+            warnings.warn(
+                f"{file}: no 'nlu', 'responses', 'stories' or 'rules' key; the file is ignored", stacklevel=2
+            )
+    domain_obj = with_retrieval_intents(domain_obj, nlu)
     return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)
+
+
+def with_retrieval_intents(domain: Domain, nlu: TrainingData) -> Domain:
+    """The domain with every retrieval intent of the NLU data marked as one, as Rasa does.
+
+    Rasa then adds the intent's `utter_<intent>` action to the domain (see
+    `Domain.retrieval_actions`); the lists the user wrote stay as written.
+    """
+    names = set(nlu.retrieval_intents) | {
+        name[len("utter_") :].split("/", 1)[0] for name in nlu.responses if name.startswith("utter_") and "/" in name
+    }
+    if domain.is_empty() or names <= set(domain.retrieval_intents):
+        return domain
+    properties = {name: dict(props) for name, props in domain.intent_properties.items()}
+    for name in sorted(names):
+        properties.setdefault(name, {})[IS_RETRIEVAL_INTENT] = True
+    return replace(domain, intent_properties=properties)
