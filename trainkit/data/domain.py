@@ -858,7 +858,7 @@ class _DomainParser:
 
 
 def check_forms(domain: Domain) -> list[Problem]:
-    """A form can only fill slots the domain declares."""
+    """A form can only fill slots the domain declares (a warning, as in Rasa)."""
     problems = []
     slots = set(domain.slot_names)
     for form, spec in domain.forms.items():
@@ -870,6 +870,7 @@ def check_forms(domain: Domain) -> list[Problem]:
                         f"form {form!r} requires slot {slot!r}, which is not in the domain's slots",
                         path,
                         line,
+                        "warning",
                     )
                 )
     return problems

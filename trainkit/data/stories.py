@@ -91,6 +91,16 @@ class StoryStep:
     is_test: bool = False
     path: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
+    # The line each event (and each condition event) was written on, for messages that
+    # point at the step to fix; not part of the step's identity or JSON form.
+    event_lines: list[int | None] = field(default_factory=list, compare=False, repr=False)
+    condition_lines: list[int | None] = field(default_factory=list, compare=False, repr=False)
+
+    def located_events(self) -> list[tuple[Event, int | None]]:
+        """Condition and step events, each with the line it was written on."""
+        condition = [(e, _at(self.condition_lines, i, self.line)) for i, e in enumerate(self.condition)]
+        steps = [(e, _at(self.event_lines, i, self.line)) for i, e in enumerate(self.events)]
+        return condition + steps
 
     @property
     def is_rule(self) -> bool:
@@ -152,6 +162,10 @@ class StoryStep:
             part=int(data.get("part", 0)),
             is_test=bool(data.get("is_test", False)),
         )
+
+
+def _at(lines: list[int | None], index: int, default: int | None) -> int | None:
+    return lines[index] if index < len(lines) and lines[index] is not None else default
 
 
 def _flatten(events: Iterable[Event]) -> Iterator[Event]:
@@ -487,7 +501,9 @@ class _BlockReader:
                     "a condition step must hold exactly one of 'slot_was_set' or 'active_loop'",
                     item_line,
                 )
-            step.condition.extend(self._step_events(raw, item_line))
+            events = self._step_events(raw, item_line)
+            step.condition.extend(events)
+            step.condition_lines.extend([item_line] * len(events))
 
     def _read_steps(self, raw_steps: list, name: str, first: StoryStep) -> list[StoryStep]:
         pieces: list[StoryStep] = []
@@ -528,7 +544,9 @@ class _BlockReader:
                     path=self.path,
                     line=line,
                 )
-            current.events.extend(self._step_events(raw, line))
+            events = self._step_events(raw, line)
+            current.events.extend(events)
+            current.event_lines.extend([line] * len(events))
         if not current.events:
             raise self.error(
                 f"{self.kind} '{name}' has only checkpoints and no steps", first.line

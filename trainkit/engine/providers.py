@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainkit.data.importer import Project
+from trainkit.data.validation import check_before_training
 from trainkit.engine.artifact import ArtifactWriter
 from trainkit.engine.component import PROVIDER, Component, Inputs, register
 
@@ -52,9 +53,11 @@ class StoryGraphProvider(ProviderComponent):
     """Stories and rules, normalised."""
 
     name = "StoryGraphProvider"
-    version = "1"
+    version = "2"
 
     def provide(self, project: Project, out: ArtifactWriter) -> None:
+        """Stop before any policy trains when the stories or config name unknown actions."""
+        check_before_training(project)
         out.json("story_graph.json", project.stories.as_dict())
 
 
