@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainkit.data.annotations import AnnotationError, parse_annotated_text
 from trainkit.data.events import (
     RULE_SNIPPET_ACTION,
     ActionExecuted,
@@ -277,79 +277,6 @@ class StoryGraph:
             if isinstance(e, ActionExecuted) and e.action_text is not None:
                 return True
         return False
-
-
-# --- inline entity annotations in `user:` texts -------------------------------------------
-
-_ANNOTATION = re.compile(
-    r"\[(?P<text>[^\]]+?)\]"
-    r"(?:\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)"
-    r"|\{(?P<dict>[^}]*)\}"
-    r"|\[(?P<list>\{.*?\})\])"
-)
-
-
-def _annotation_entity(
-    spec: Any, text: str, start: int, path: str, line: int | None
-) -> StoryEntity:
-    if not isinstance(spec, dict) or not isinstance(spec.get("entity"), str) or not spec["entity"]:
-        raise DataError(
-            f"entity annotation for '{text}' needs an \"entity\" name, got {spec!r}", path, line
-        )
-    return StoryEntity(
-        entity=spec["entity"],
-        value=spec.get("value", text),
-        role=spec.get("role"),
-        group=spec.get("group"),
-        start=start,
-        end=start + len(text),
-    )
-
-
-def parse_annotated_text(
-    message: str, path: str | Path, line: int | None = None
-) -> tuple[str, tuple[StoryEntity, ...]]:
-    """Split `[text](entity)`-style annotations into plain text and entities.
-
-    Supports the three Rasa forms: `[text](entity)` (also `(entity:value)`),
-    `[text]{"entity": ..., "value": ..., "role": ..., "group": ...}` and a list of such
-    JSON objects in square brackets for several entities on the same words.
-    """
-    path = str(path)
-    plain: list[str] = []
-    entities: list[StoryEntity] = []
-    pos = 0
-    offset = 0
-    for match in _ANNOTATION.finditer(message):
-        before = message[pos : match.start()]
-        plain.append(before)
-        offset += len(before)
-        text = match.group("text")
-        if match.group("entity") is not None:
-            value = match.group("value")
-            entities.append(
-                StoryEntity(
-                    entity=match.group("entity").strip(),
-                    value=value.strip() if value is not None else text,
-                    start=offset,
-                    end=offset + len(text),
-                )
-            )
-        else:
-            raw = "{" + match.group("dict") + "}" if match.group("dict") is not None else "[" + match.group("list") + "]"
-            try:
-                specs = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"invalid JSON in entity annotation {match.group(0)!r}: {exc.msg}", path, line
-                ) from None
-            for spec in specs if isinstance(specs, list) else [specs]:
-                entities.append(_annotation_entity(spec, text, offset, path, line))
-        plain.append(text)
-        offset += len(text)
-        pos = match.end()
-    plain.append(message[pos:])
-    return "".join(plain), tuple(entities)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -661,10 +588,14 @@ class _BlockReader:
                     line_of(step, "user") or line,
                 )
             # Entities of an end-to-end message come from its annotations only, as in Rasa.
-            text, entities = parse_annotated_text(
-                str(message).strip(), self.path, line_of(step, "user") or line
+            try:
+                parsed = parse_annotated_text(str(message).strip())
+            except AnnotationError as exc:
+                raise self.error(str(exc), line_of(step, "user") or line) from None
+            entities = tuple(
+                StoryEntity(e.entity, e.value, e.role, e.group, e.start, e.end) for e in parsed.entities
             )
-            return UserUttered(intent, text, entities, full_retrieval_intent)
+            return UserUttered(intent, parsed.text, entities, full_retrieval_intent)
         entities = self._entities(step, line)
         return UserUttered(intent, None, entities, full_retrieval_intent)
 
