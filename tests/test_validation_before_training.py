@@ -135,3 +135,14 @@ def test_validate_warns_for_missing_intents_entities_and_form_slots(misspelt):
     errors = " ".join(p.message for p in problems if p.level == "error")
     assert "'thank'" in warned and "'milk'" in warned and "'size'" in warned
     assert "'utter_gret'" in errors and "'action_sumbit'" in errors and "'action_my_fallback'" in errors
+
+
+def test_nlu_intents_and_entities_missing_from_the_domain_warn(misspelt):
+    nlu = misspelt / "data" / "nlu.yml"
+    nlu.write_text(nlu.read_text() + "- intent: thank\n  examples: |\n    - thanks [a lot](amount)\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        project = load_project("config.yml", "domain.yml", "data")
+    levels = {p.message: p.level for p in validate_project(project)}
+    assert levels["intent 'thank' has NLU examples but is not in the domain"] == "warning"
+    assert levels["entity 'amount' is annotated but not in the domain"] == "warning"

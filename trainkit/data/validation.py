@@ -127,7 +127,8 @@ def check_before_training(project: Project) -> None:
 
 
 def check_nlu(project: Project) -> list[Problem]:
-    """NLU intents and entities against the domain, and texts under two intents."""
+    """NLU intents and entities against the domain, and texts under two intents (all
+    warnings, as in Rasa: the NLU still learns them)."""
     problems: list[Problem] = []
     domain = project.domain
     data = project.training_data()
@@ -146,11 +147,15 @@ def check_nlu(project: Project) -> list[Problem]:
         for intent in data.intents:
             if intent not in intents:
                 path, line = first_location[f"intent:{intent}"]
-                problems.append(Problem(f"intent '{intent}' has NLU examples but is not in the domain", path, line))
+                problems.append(
+                    Problem(f"intent '{intent}' has NLU examples but is not in the domain", path, line, "warning")
+                )
         for entity in data.entity_types:
             if entity not in entities:
                 path, line = first_location[f"entity:{entity}"]
-                problems.append(Problem(f"entity '{entity}' is annotated but not in the domain", path, line))
+                problems.append(
+                    Problem(f"entity '{entity}' is annotated but not in the domain", path, line, "warning")
+                )
     for text, labels in sorted(intents_of_text.items()):
         if len(labels) > 1:
             path, line = first_location[f"text:{text}"]
