@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import engine_bench, nlu_bench
+from benchmarks import dialogue_bench, engine_bench, nlu_bench
 from benchmarks.common import RESULTS
 
 
@@ -26,3 +26,12 @@ def test_engine_benchmark_writes_cache_behaviour(shared_datasets, monkeypatch):
     report = json.loads((RESULTS / "engine-rasa-init-minimal.json").read_text())
     assert set(report["results"]) == {"cold_train", "noop_doit_train", "dry_run", "one_nlu_example_added"}
     assert report["results"]["dry_run"]["exit_code"] == 0
+
+
+def test_dialogue_benchmark_records_story_and_action_accuracy(shared_datasets, monkeypatch):
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"])
+    report = json.loads((RESULTS / "dialogue-quick.json").read_text())
+    result = report["results"]["rasa-init"]["default"]
+    assert (result["stories"], result["actions"]) == (7, 35)
+    assert 0 <= result["correct_actions"] <= result["actions"] and result["train_seconds"] > 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from trainkit.core.ensemble import PolicyEnsemble
@@ -21,7 +22,7 @@ from trainkit.core.tracker import DialogueStateTracker
 from trainkit.core.trackers import GeneratorConfig, TrackerGenerator, TrainingTracker
 from trainkit.data.domain import Domain
 from trainkit.data.events import ActionExecuted, ActionExecutionRejected, Event
-from trainkit.data.stories import StoryGraph
+from trainkit.data.stories import StoryGraph, read_story_files
 
 
 @dataclass
@@ -133,3 +134,8 @@ def replay_stories(ensemble: PolicyEnsemble, graph: StoryGraph) -> DialogueRepor
     """Replay every test story of `graph` against the ensemble's policies."""
     trackers: Sequence[TrainingTracker] = trackers_of_test_stories(graph, ensemble.domain)
     return DialogueReport([replay_tracker(ensemble, tracker) for tracker in trackers])
+
+
+def replay_story_files(ensemble: PolicyEnsemble, paths: Sequence[str | Path]) -> DialogueReport:
+    """Replay the test stories of the given story files."""
+    return replay_stories(ensemble, read_story_files(paths))
