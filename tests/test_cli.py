@@ -139,7 +139,7 @@ def test_test_command_replays_the_example_test_stories(bot):
     result = run("test", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["stories"] == 3 and report["actions"] == 34
+    assert report["stories"] == 6 and report["actions"] == 34
     assert len(report["failures"]) == report["actions"] - report["correct_actions"]
     text = run("test").output
     assert f"actions: {report['correct_actions']}/{report['actions']} correct" in text
