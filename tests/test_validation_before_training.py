@@ -146,3 +146,36 @@ def test_nlu_intents_and_entities_missing_from_the_domain_warn(misspelt):
     levels = {p.message: p.level for p in validate_project(project)}
     assert levels["intent 'thank' has NLU examples but is not in the domain"] == "warning"
     assert levels["entity 'amount' is annotated but not in the domain"] == "warning"
+
+
+def test_broken_files_report_every_broken_block_in_one_run(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "domain.yml").write_text('version: "3.1"\nintents: [greet]\n')
+    (tmp_path / "config.yml").write_text("language: en\n")
+    (tmp_path / "data" / "stories.yml").write_text(textwrap.dedent("""
+        version: "3.1"
+        stories:
+        - story: one
+          steps:
+          - intent: greet
+          - acton: utter_greet
+        - story: two
+          steps: []
+        - story: fine
+          steps:
+          - intent: greet
+        """).lstrip("\n"))
+    (tmp_path / "data" / "nlu.yml").write_text(textwrap.dedent("""
+        version: "3.1"
+        nlu:
+        - intent: greet
+          exampels: |
+            - hi
+        - intent: bye
+          examples: |
+            - see [you](
+        """).lstrip("\n"))
+    with pytest.raises(DataErrors) as caught:
+        load_project(tmp_path / "config.yml", tmp_path / "domain.yml", tmp_path / "data")
+    where = [(Path(p.path).name, p.line) for p in caught.value.problems]
+    assert where == [("nlu.yml", 4), ("nlu.yml", 8), ("stories.yml", 6), ("stories.yml", 8)]

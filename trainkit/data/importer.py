@@ -19,7 +19,7 @@ from trainkit.data.nlu_reader import read_nlu_document
 from trainkit.data.stories import StoryGraph, read_story_document
 from trainkit.data.training_data import Entity, Message, TrainingData
 from trainkit.data.yaml_io import YAML_SUFFIXES, load_yaml
-from trainkit.errors import DataError
+from trainkit.errors import DataError, DataErrors, Problem, problems_of, raise_problems
 
 
 def discover_files(path: str | Path) -> list[Path]:
@@ -148,32 +148,55 @@ def load_project_paths(paths: ProjectPaths) -> Project:
     stories = StoryGraph([])
     test_stories = StoryGraph([])
     ignored: list[Path] = []
+    problems: list[Problem] = []
     for file in paths.data_files():
-        document = load_yaml(file)
-        if not isinstance(document, dict):
-            if document is not None:
-                raise DataError("a data file must be a mapping with 'nlu', 'stories' or 'rules'", file, 1)
-            ignored.append(file)
-            continue
-        used = False
-        if "nlu" in document or "responses" in document:
-            # A `responses:` file beside the NLU files holds retrieval-intent responses.
+        try:
+            nlu, stories, test_stories = _read_data_file(file, nlu, stories, test_stories, ignored)
+        except (DataError, DataErrors) as exc:  # keep reading: every broken file is reported
+            problems.extend(problems_of(exc))
+    raise_problems(problems)
+    domain_obj = with_retrieval_intents(domain_obj, nlu)
+    return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)
+
+
+def _read_data_file(
+    file: Path, nlu: TrainingData, stories: StoryGraph, test_stories: StoryGraph, ignored: list[Path]
+) -> tuple[TrainingData, StoryGraph, StoryGraph]:
+    """Add one data file's NLU data, stories and test stories to what was read so far.
+
+    Both parts of a file are read even when one is broken, so every problem is reported.
+    """
+    document = load_yaml(file)
+    if not isinstance(document, dict):
+        if document is not None:
+            raise DataError("a data file must be a mapping with 'nlu', 'stories' or 'rules'", file, 1)
+        ignored.append(file)
+        return nlu, stories, test_stories
+    problems: list[Problem] = []
+    used = False
+    if "nlu" in document or "responses" in document:
+        # A `responses:` file beside the NLU files holds retrieval-intent responses.
+        used = True
+        try:
             nlu = nlu.merge(read_nlu_document(document, file))
-            used = True
-        if "stories" in document or "rules" in document:
+        except (DataError, DataErrors) as exc:
+            problems.extend(problems_of(exc))
+    if "stories" in document or "rules" in document:
+        used = True
+        try:
             graph = read_story_document(document, file)
+        except (DataError, DataErrors) as exc:
+            problems.extend(problems_of(exc))
+        else:
             if file.name.startswith("test_"):
                 test_stories = test_stories.merge(graph)
             else:
                 stories = stories.merge(graph)
-            used = True
-        if not used:
-            ignored.append(file)
-            warnings.warn(
-                f"{file}: no 'nlu', 'responses', 'stories' or 'rules' key; the file is ignored", stacklevel=2
-            )
-    domain_obj = with_retrieval_intents(domain_obj, nlu)
-    return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)
+    raise_problems(problems)
+    if not used:
+        ignored.append(file)
+        warnings.warn(f"{file}: no 'nlu', 'responses', 'stories' or 'rules' key; the file is ignored", stacklevel=2)
+    return nlu, stories, test_stories
 
 
 def with_retrieval_intents(domain: Domain, nlu: TrainingData) -> Domain:

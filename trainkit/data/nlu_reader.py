@@ -27,7 +27,7 @@ from trainkit.data.yaml_io import (
     type_name,
     value_line,
 )
-from trainkit.errors import DataError
+from trainkit.errors import DataError, Problem, raise_problems
 
 KEY_NLU = "nlu"
 KEY_RESPONSES = "responses"
@@ -67,8 +67,13 @@ def read_nlu_document(doc: Any, path: str | Path) -> TrainingData:
     nlu = doc.get(KEY_NLU)
     if nlu is not None:
         expect_list(nlu, path, f"'{KEY_NLU}'", line_of(doc, KEY_NLU))
+        problems: list[Problem] = []
         for index, item in enumerate(nlu):
-            reader.read_item(nlu, index, item)
+            try:
+                reader.read_item(nlu, index, item)
+            except DataError as exc:  # keep reading: every broken item is reported
+                problems.append(exc.problem)
+        raise_problems(problems)
     responses = doc.get(KEY_RESPONSES)
     if responses is not None:
         expect_mapping(responses, path, f"'{KEY_RESPONSES}'", line_of(doc, KEY_RESPONSES))

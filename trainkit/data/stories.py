@@ -49,7 +49,7 @@ from trainkit.data.yaml_io import (
     to_plain,
     type_name,
 )
-from trainkit.errors import DataError
+from trainkit.errors import DataError, Problem, raise_problems
 
 KEY_STORIES = "stories"
 KEY_RULES = "rules"
@@ -313,13 +313,18 @@ def read_story_document(document: Any, path: str | Path, is_test: bool = False) 
     expect_mapping(document, path, "a training data file")
     check_version(document, path)
     steps: list[StoryStep] = []
+    problems: list[Problem] = []
     for section, kind in ((KEY_STORIES, STORY), (KEY_RULES, RULE)):
         if section not in document or document[section] is None:
             continue
         blocks = expect_list(document[section], path, f"'{section}'", line_of(document, section))
         for index, block in enumerate(blocks):
             line = line_of(blocks, index=index) or line_of(document, section)
-            steps.extend(_BlockReader(path, kind, is_test).read(block, line))
+            try:
+                steps.extend(_BlockReader(path, kind, is_test).read(block, line))
+            except DataError as exc:  # keep reading: every broken block is reported
+                problems.append(exc.problem)
+    raise_problems(problems)
     return StoryGraph(steps)
 
 
