@@ -10,10 +10,10 @@ Prediction order (Rasa 3.6): the default intents (`restart`, `back`, `session_st
 first, then an active form on its happy path, then rules, then the fallback action at
 `core_fallback_threshold`. A form leaves its happy path when it rejects the user's input
 (`ActionExecutionRejected`): then any rule may answer, and when a rule that does not
-mention the form ends by listening, the form is predicted instead, with a
-`LoopInterrupted` event so that it resumes rather than validating the input again.
-Stories and rules teach which situations must not hand back to the form (the
-"unhappy path" lookup).
+mention the form ends by listening, the form is predicted instead and resumes. Stories
+and rules teach which situations must not hand back to the form, and in which the form,
+predicted right after user input, was interrupted (the "unhappy path" lookup); that
+prediction carries a `LoopInterrupted` event so the form does not validate the input.
 
 Training checks the rules against each other and against the stories, replaying them
 the way prediction works (a form that the data does not continue is taken to have
