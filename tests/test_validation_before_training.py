@@ -150,7 +150,7 @@ def test_nlu_intents_and_entities_missing_from_the_domain_warn(misspelt):
 
 def test_broken_files_report_every_broken_block_in_one_run(tmp_path):
     (tmp_path / "data").mkdir()
-    (tmp_path / "domain.yml").write_text('version: "3.1"\nintents: [greet]\n')
+    (tmp_path / "domain.yml").write_text('version: "3.1"\nintents: [greet]\nslots:\n  s: {type: number}\n')
     (tmp_path / "config.yml").write_text("language: en\n")
     (tmp_path / "data" / "stories.yml").write_text(textwrap.dedent("""
         version: "3.1"
@@ -178,4 +178,4 @@ def test_broken_files_report_every_broken_block_in_one_run(tmp_path):
     with pytest.raises(DataErrors) as caught:
         load_project(tmp_path / "config.yml", tmp_path / "domain.yml", tmp_path / "data")
     where = [(Path(p.path).name, p.line) for p in caught.value.problems]
-    assert where == [("nlu.yml", 4), ("nlu.yml", 8), ("stories.yml", 6), ("stories.yml", 8)]
+    assert where == [("domain.yml", 4), ("nlu.yml", 4), ("nlu.yml", 8), ("stories.yml", 6), ("stories.yml", 8)]

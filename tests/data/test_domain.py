@@ -20,7 +20,7 @@ from trainkit.data.domain import (
     parse_domain,
 )
 from trainkit.data.yaml_io import parse_yaml
-from trainkit.errors import DataError
+from trainkit.errors import DataError, DataErrors
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -724,3 +724,27 @@ def test_dotted_custom_slot_class_is_accepted_as_any_with_one_warning(tmp_path):
     assert "domain.yml:3" in message and "'addons.slots.MoneySlot'" in message and "'any'" in message
     slot = domain.slot("budget")
     assert slot.type == "any" and not slot.influence_conversation
+
+
+def test_every_broken_slot_and_response_is_reported_in_one_run(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "domain.yml",
+        """
+        intents: [greet]
+        slots:
+          a:
+            type: number
+          b:
+            type: text
+          c:
+            mappings: []
+        responses:
+          utter_ok: [{text: ok}]
+          utter_bad: null
+        storys: []
+        """,
+    )
+    with pytest.raises(DataErrors) as caught:
+        load_domain(path)
+    assert sorted(p.line for p in caught.value.problems) == [4, 7, 11, 12]

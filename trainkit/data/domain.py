@@ -9,9 +9,10 @@ checks at the bottom can point at the line to fix.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from trainkit.data.yaml_io import (
     to_plain,
     type_name,
 )
-from trainkit.errors import DataError, Problem
+from trainkit.errors import DataError, Problem, raise_problems
 
 SLOT_TYPES = ("text", "bool", "categorical", "float", "list", "any")
 
@@ -453,12 +454,14 @@ def _is_domain_document(document: Any) -> bool:
 
 
 class _DomainParser:
-    """Turns one domain document into a Domain, raising DataError at the first fault."""
+    """Turns one domain document into a Domain; every faulty section, slot and response is
+    reported (one DataError, or DataErrors for several)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = path
         self.file = str(path)
         self.domain = Domain()
+        self.problems: list[Problem] = []
 
     def error(self, message: str, line: int | None) -> DataError:
         return DataError(message, self.path, line)
@@ -473,10 +476,11 @@ class _DomainParser:
         check_version(document, self.path)
         for key in document:
             if key not in DOMAIN_KEYS:
-                raise self.error(
-                    f"unknown top-level key {key!r} in the domain "
-                    f"(known: {', '.join(DOMAIN_KEYS)})",
-                    line_of(document, key),
+                self.problems.append(
+                    self.error(
+                        f"unknown top-level key {key!r} in the domain (known: {', '.join(DOMAIN_KEYS)})",
+                        line_of(document, key),
+                    ).problem
                 )
         sections = {
             "intents": self.intents,
@@ -491,8 +495,18 @@ class _DomainParser:
         }
         for key, parse_section in sections.items():
             if key in document and document[key] is not None:
-                parse_section(document[key], line_of(document, key))
+                with self.collecting():
+                    parse_section(document[key], line_of(document, key))
+        raise_problems(self.problems)
         return self.domain
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Record a fault and carry on with the next entry, so one run reports them all."""
+        try:
+            yield
+        except DataError as exc:
+            self.problems.append(exc.problem)
 
     # ------------------------------------------------------------- building blocks
 
@@ -636,9 +650,10 @@ class _DomainParser:
         slots = expect_mapping(node, self.path, "slots", line)
         for key in slots:
             key_line = line_of(slots, key) or line
-            name = self.name(key, "a slot name", key_line)
-            self.domain.slots.append(self.slot(name, slots[key], key_line))
-            self.remember(("slots", name), key_line)
+            with self.collecting():
+                name = self.name(key, "a slot name", key_line)
+                self.domain.slots.append(self.slot(name, slots[key], key_line))
+                self.remember(("slots", name), key_line)
 
     def slot(self, name: str, spec: Any, line: int | None) -> Slot:
         what = f"slot {name!r}"
@@ -749,18 +764,23 @@ class _DomainParser:
         responses = expect_mapping(node, self.path, "responses", line)
         for key in responses:
             key_line = line_of(responses, key) or line
-            name = self.name(key, "a response name", key_line)
-            what = f"response {name!r}"
-            variations = responses[key]
-            if variations is None:
-                raise self.error(f"{what} must be a list of variations, got null", key_line)
-            expect_list(variations, self.path, f"{what} (its variations)", key_line)
-            self.remember(("responses", name), key_line)
-            for index, variation in enumerate(variations):
-                variation_line = line_of(variations, index=index) or key_line
-                expect_mapping(variation, self.path, f"each variation of {what}", variation_line)
-                self.remember(("responses", name, index), variation_line)
-            self.domain.responses[name] = to_plain(variations)
+            with self.collecting():
+                self.response(responses, key, key_line)
+
+    def response(self, responses: dict, key: Any, key_line: int | None) -> None:
+        """One response and its variations."""
+        name = self.name(key, "a response name", key_line)
+        what = f"response {name!r}"
+        variations = responses[key]
+        if variations is None:
+            raise self.error(f"{what} must be a list of variations, got null", key_line)
+        expect_list(variations, self.path, f"{what} (its variations)", key_line)
+        self.remember(("responses", name), key_line)
+        for index, variation in enumerate(variations):
+            variation_line = line_of(variations, index=index) or key_line
+            expect_mapping(variation, self.path, f"each variation of {what}", variation_line)
+            self.remember(("responses", name, index), variation_line)
+        self.domain.responses[name] = to_plain(variations)
 
     def actions(self, node: Any, line: int | None) -> None:
         items = expect_list(node, self.path, "actions", line)

@@ -139,16 +139,19 @@ def load_project(
 
 
 def load_project_paths(paths: ProjectPaths) -> Project:
-    """Read every file named by `paths`."""
+    """Read every file named by `paths`; every broken file, block and entry is reported."""
     training_config = load_config(paths.config)
+    problems: list[Problem] = []
     domain_obj = Domain()
     for file in paths.domain_files():
-        domain_obj = domain_obj.merge(load_domain(file))
+        try:
+            domain_obj = domain_obj.merge(load_domain(file))
+        except (DataError, DataErrors) as exc:
+            problems.extend(problems_of(exc))
     nlu = TrainingData()
     stories = StoryGraph([])
     test_stories = StoryGraph([])
     ignored: list[Path] = []
-    problems: list[Problem] = []
     for file in paths.data_files():
         try:
             nlu, stories, test_stories = _read_data_file(file, nlu, stories, test_stories, ignored)
