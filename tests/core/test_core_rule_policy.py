@@ -13,6 +13,7 @@ from trainkit.data.events import (
     LoopInterrupted,
     SlotSet,
     UserUttered,
+    event_from_dict,
 )
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.errors import TrainkitError
@@ -371,3 +372,12 @@ def test_null_slot_in_rule_steps_means_must_not_be_set(make_graph, make_domain):
     assert best(policy, [LISTEN, UserUttered("greet")], domain) == ("utter_ask_name", 1.0)
     named = [LISTEN, UserUttered("greet"), SlotSet("name", "Ann")]
     assert best(policy, named, domain) == ("action_default_fallback", 0.3)
+
+
+def test_loaded_model_events_as_dicts_reach_the_rejection(make_graph, make_domain):
+    policy, domain = train(make_graph, make_domain)
+    events = [LISTEN, UserUttered("order"), ActionExecuted("order_form"), ActiveLoop("order_form"), LISTEN,
+              UserUttered("ask_hours")]
+    as_dicts = [event_from_dict(e.as_dict()) for e in events] + [event_from_dict(
+        {"event": "action_execution_rejected", "name": "order_form"})]
+    assert best(policy, as_dicts, domain) == ("utter_hours", 1.0)

@@ -12,8 +12,10 @@ from trainkit.data.events import (
     ACTION_LISTEN,
     RULE_SNIPPET_ACTION,
     ActionExecuted,
+    ActionExecutionRejected,
     ActiveLoop,
     FrozenDict,
+    LoopInterrupted,
     SlotSet,
     SlotSetOr,
     StoryEntity,
@@ -75,6 +77,8 @@ def test_constants():
         ActiveLoop(None),
         UserUtteranceOr((UserUttered("affirm"), UserUttered("thank"))),
         SlotSetOr((SlotSet("a", True), SlotSet("b", None, bare=True))),
+        ActionExecutionRejected("order_form"),
+        LoopInterrupted(True),
     ],
 )
 def test_event_round_trip_and_hashable(event):
