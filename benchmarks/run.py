@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import engine_bench, nlu_bench, scaling_bench
+from benchmarks import dialogue_bench, engine_bench, nlu_bench, scaling_bench
 
 
 def main() -> None:
@@ -12,6 +12,7 @@ def main() -> None:
     engine_bench.main(["--config", "minimal"] if quick else [])
     nlu_bench.main(["--quick"] if quick else [])
     scaling_bench.main(["--sizes", "500,1000", "--epochs", "2", "--skip-jobs"] if quick else [])
+    dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"] if quick else [])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import engine_bench, nlu_bench
+from benchmarks import dialogue_bench, engine_bench, nlu_bench
 from benchmarks.common import RESULTS
 
 
@@ -43,3 +43,12 @@ def test_scaling_benchmark_fits_exponents(shared_datasets, monkeypatch, tmp_path
     report = json.loads((RESULTS / "scaling.json").read_text())
     assert [p["examples"] for p in report["nlu"]] == [300, 600]
     assert report["time_exponent"] is not None
+
+
+def test_dialogue_benchmark_records_story_and_action_accuracy(shared_datasets, monkeypatch):
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"])
+    report = json.loads((RESULTS / "dialogue-quick.json").read_text())
+    result = report["results"]["rasa-init"]["default"]
+    assert (result["stories"], result["actions"]) == (7, 35)
+    assert 0 <= result["correct_actions"] <= result["actions"] and result["train_seconds"] > 0

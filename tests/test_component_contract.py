@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trainkit.core.events import ActionExecuted, UserUttered
 from trainkit.core.trackers import TrackerProvider
 from trainkit.data.domain import Domain
+from trainkit.data.events import ActionExecuted, UserUttered
 from trainkit.data.importer import load_project
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter

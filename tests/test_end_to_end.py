@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import trainkit
-from trainkit.core.events import ActionExecuted, UserUttered
+from trainkit.core.action_fingerprints import ActionFingerprint
+from trainkit.data.events import ActionExecuted, UserUttered
 from trainkit.data.nlu_reader import read_nlu_file
 from trainkit.evaluation import evaluate_nlu
 
@@ -210,3 +211,10 @@ def test_loaded_model_parses_held_out_sentences_and_predicts_actions(bot):
     assert report["intent"]["accuracy"] >= 0.85, report
     prediction = model.predict_next_action([ActionExecuted("action_listen"), UserUttered(intent="greet")])
     assert prediction["action"] == "utter_greet"
+
+
+def test_loaded_model_exposes_the_action_fingerprints_of_its_training_data(bot):
+    model = trainkit.load_model(trainkit.train("domain.yml", "config.yml", "data").model)
+    fingerprints = model.action_fingerprints
+    assert fingerprints["order_form"] == ActionFingerprint(slots=(), active_loop=(None, "order_form"))
+    assert all(isinstance(f, ActionFingerprint) for f in fingerprints.values())

@@ -259,6 +259,31 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
             click.echo(f"{key:<16} {value}")
 
 
+@main.command("test")
+@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
+@click.option("-s", "--stories", multiple=True, help="Test story files or directories [default: tests]. Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def test_dialogue(model: str, stories: tuple[str, ...], as_json: bool) -> None:
+    """Replay test stories action by action (as `rasa test core`) and report accuracy."""
+    from trainkit.core.replay import replay_story_files
+    from trainkit.data.paths import discover_files
+    from trainkit.model import load_model
+
+    loaded = load_model(model)
+    if loaded.ensemble is None:
+        raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
+    files = [file for path in (stories or ("tests",)) for file in discover_files(path)]
+    report = replay_story_files(loaded.ensemble, files).as_dict()
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+        return
+    for failure in report["failures"]:
+        click.echo(f"Wrong: {failure}")
+    click.echo(f"Stories: {report['correct_stories']}/{report['stories']} correct; "
+               f"actions: {report['correct_actions']}/{report['actions']} correct.")
+
+
 @main.command()
 @click.argument("text")
 @click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")

@@ -55,3 +55,20 @@ class ConfigError(DataError):
 
 class GraphError(TrainkitError):
     """The compiled training graph is invalid (cycle, missing input, unknown component)."""
+
+
+def problems_of(error: DataError | DataErrors) -> list[Problem]:
+    """The problems a reading error carries (one for DataError, all for DataErrors)."""
+    return list(error.problems) if isinstance(error, DataErrors) else [error.problem]
+
+
+def raise_problems(problems: list[Problem]) -> None:
+    """Raise what reading found: nothing, one DataError, or DataErrors for several.
+
+    Readers keep going after a broken block so that one run reports every problem.
+    """
+    if len(problems) == 1:
+        problem = problems[0]
+        raise DataError(problem.message, problem.path, problem.line)
+    if problems:
+        raise DataErrors(problems)

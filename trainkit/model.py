@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from trainkit.core.ensemble import PolicyEnsemble
-from trainkit.core.events import Event, event_from_dict
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event, event_from_dict
 from trainkit.engine.archive import (
     COMPONENTS_DIR,
     METADATA_NAME,
@@ -53,6 +53,18 @@ class Model:
     def training_type(self) -> int:
         """1 NLU, 2 CORE, 3 BOTH, 4 END_TO_END."""
         return int(self.metadata["training_type"])
+
+    @property
+    def action_fingerprints(self) -> dict[str, Any]:
+        """What each action sets in the training data (slots, loops), from the RulePolicy.
+
+        Empty when the model has no RulePolicy.
+        """
+        for policy in self.policies:
+            fingerprints = getattr(policy, "action_fingerprints", None)
+            if fingerprints is not None:
+                return dict(fingerprints)
+        return {}
 
     @property
     def has_nlu(self) -> bool:

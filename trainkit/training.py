@@ -151,9 +151,12 @@ def prepare(
                 raise NoTrainingData("No stories or rules given: Core training needs them.")
             training_type = TrainingType.CORE
     if training_type != TrainingType.NLU:
+        from trainkit.data.validation import check_before_training
+
         missing = unresolved_slots(project)
         if missing:
             raise UnresolvedSlots(missing)
+        check_before_training(project)  # every unknown action or response, before anything trains
     use_nlu = bool(project.config.pipeline) and training_type != TrainingType.CORE
     use_core = bool(project.config.policies) and training_type != TrainingType.NLU
     if training_type == TrainingType.NLU and not use_nlu:

@@ -7,9 +7,16 @@ import warnings
 import pytest
 
 from trainkit.core.ensemble import PolicyEnsemble
-from trainkit.core.events import ActionExecuted, ActiveLoop, SlotSet, StoryEntity, UserUttered
 from trainkit.core.trackers import TrackerProvider, trackers_from_json
 from trainkit.data.domain import Domain
+from trainkit.data.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    SlotSet,
+    StoryEntity,
+    UserUttered,
+)
 from trainkit.data.importer import load_project
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import component_config, get_component
@@ -102,6 +109,9 @@ def test_a_new_conversation_through_the_form(trained):
     events += [ActionExecuted("order_form"), ActiveLoop("order_form"), SlotSet("requested_slot", "size")]
     assert ensemble.predict_next_action(events).action == "action_listen"
     events += [LISTEN, UserUttered("ask_opening_hours")]
+    # the form runs first; it cannot fill a slot from this question and rejects it
+    assert ensemble.predict_next_action(events).action == "order_form"
+    events += [ActionExecutionRejected("order_form")]
     assert ensemble.predict_next_action(events).action == "utter_opening_hours"
     events += [ActionExecuted("utter_opening_hours")]
     assert ensemble.predict_next_action(events).action == "order_form"

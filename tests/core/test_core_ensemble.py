@@ -7,9 +7,9 @@ import warnings
 import pytest
 
 from trainkit.core.ensemble import best_prediction, combine_predictions
-from trainkit.core.events import ActionExecuted
 from trainkit.core.policy import PolicyPrediction
 from trainkit.core.unexpected_intent import UnexpecTEDIntentPolicy
+from trainkit.data.events import ActionExecuted
 from trainkit.engine.artifact import ArtifactWriter
 from trainkit.engine.component import POLICY, get_component
 from trainkit.errors import TrainkitError

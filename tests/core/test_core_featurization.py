@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from trainkit.core.events import ActionExecuted, ActiveLoop, SlotSet, StoryEntity, UserUttered
 from trainkit.core.featurization import (
     StateEncoder,
     slice_history,
@@ -15,6 +14,7 @@ from trainkit.core.featurization import (
 )
 from trainkit.core.tracker import DialogueStateTracker
 from trainkit.data.domain import Slot
+from trainkit.data.events import ActionExecuted, ActiveLoop, SlotSet, StoryEntity, UserUttered
 
 DOMAIN = """
 intents:

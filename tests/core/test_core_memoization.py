@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trainkit.core.events import ActionExecuted, SlotSet, UserUttered
 from trainkit.core.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from trainkit.core.trackers import generate_trackers
+from trainkit.data.events import ActionExecuted, SlotSet, UserUttered
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 
 DOMAIN = """

@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 
-from trainkit.core.events import ActionExecuted, SlotSet, UserUttered
 from trainkit.core.ted import TEDPolicy
 from trainkit.core.trackers import generate_trackers
+from trainkit.data.events import ActionExecuted, SlotSet, UserUttered
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import component_config
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from trainkit.core.events import (
+from trainkit.core.tracker import SHOULD_NOT_BE_SET
+from trainkit.core.trackers import (
+    TrackerProvider,
+    generate_trackers,
+    trackers_from_json,
+)
+from trainkit.data.events import (
     ACTION_LISTEN,
     RULE_SNIPPET_ACTION,
     ActionExecuted,
     ActiveLoop,
     SlotSet,
     UserUttered,
-)
-from trainkit.core.tracker import SHOULD_NOT_BE_SET
-from trainkit.core.trackers import (
-    TrackerProvider,
-    generate_trackers,
-    trackers_from_json,
 )
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 

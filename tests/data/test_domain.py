@@ -20,7 +20,7 @@ from trainkit.data.domain import (
     parse_domain,
 )
 from trainkit.data.yaml_io import parse_yaml
-from trainkit.errors import DataError
+from trainkit.errors import DataError, DataErrors
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -328,6 +328,9 @@ def test_action_names_follow_rasa_order(full: Domain) -> None:
         "utter_chitchat/ask_name",
         "utter_chitchat/ask_weather",
         "utter_faq/opening_hours",
+        # the actions Rasa adds for the retrieval intents
+        "utter_chitchat",
+        "utter_faq",
         "restaurant_form",
         "I am a bot text",
     ]
@@ -576,7 +579,7 @@ def test_check_forms_reports_unknown_required_slot(tmp_path: Path) -> None:
     problems = check_forms(load_domain(path))
     assert len(problems) == 1
     assert problems[0].path == str(path) and problems[0].line == 5
-    assert "'missing'" in problems[0].message and problems[0].level == "error"
+    assert "'missing'" in problems[0].message and problems[0].level == "warning"
 
 
 def test_check_slot_mappings(tmp_path: Path) -> None:
@@ -688,3 +691,60 @@ def test_check_responses(tmp_path: Path) -> None:
     assert "unknown slot 'sad'" in found[3][1]
     assert "must be a list" in found[4][1]
     assert "no variations" in found[5][1]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("rasa.shared.core.slots.TextSlot", "text"),
+        ("rasa.shared.core.slots.BooleanSlot", "bool"),
+        ("rasa.shared.core.slots.FloatSlot", "float"),
+        ("rasa.shared.core.slots.ListSlot", "list"),
+        ("rasa.shared.core.slots.AnySlot", "any"),
+        ("rasa.shared.core.slots.CategoricalSlot", "categorical"),
+    ],
+)
+def test_dotted_builtin_slot_classes_are_the_builtin_types(tmp_path, recwarn, written, expected):
+    values = "    values: [a, b]\n" if expected == "categorical" else ""
+    influence = "    influence_conversation: false\n" if expected == "any" else ""
+    domain = load(tmp_path, f"slots:\n  s:\n    type: {written}\n{values}{influence}    mappings: []\n")
+    assert domain.slot("s").type == expected
+    assert not recwarn.list
+
+
+def test_dotted_custom_slot_class_is_accepted_as_any_with_one_warning(tmp_path):
+    text = (
+        "slots:\n  budget:\n    type: addons.slots.MoneySlot\n    influence_conversation: true\n"
+        "    mappings: [{type: custom}]\n"
+    )
+    with pytest.warns(UserWarning) as caught:
+        domain = load(tmp_path, text)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "domain.yml:3" in message and "'addons.slots.MoneySlot'" in message and "'any'" in message
+    slot = domain.slot("budget")
+    assert slot.type == "any" and not slot.influence_conversation
+
+
+def test_every_broken_slot_and_response_is_reported_in_one_run(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "domain.yml",
+        """
+        intents: [greet]
+        slots:
+          a:
+            type: number
+          b:
+            type: text
+          c:
+            mappings: []
+        responses:
+          utter_ok: [{text: ok}]
+          utter_bad: null
+        storys: []
+        """,
+    )
+    with pytest.raises(DataErrors) as caught:
+        load_domain(path)
+    assert sorted(p.line for p in caught.value.problems) == [4, 7, 11, 12]

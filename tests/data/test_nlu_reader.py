@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.data.nlu_reader import parse_annotated_text, read_nlu_document, read_nlu_file
+from trainkit.data.nlu_reader import read_nlu_document, read_nlu_file
 from trainkit.data.training_data import Entity, Message, TrainingData
 from trainkit.data.yaml_io import parse_yaml
 from trainkit.errors import DataError
@@ -185,56 +185,6 @@ def test_read_nlu_document_uses_given_path_for_errors():
 
 
 # --- entity annotations ----------------------------------------------------------------
-
-
-def test_plain_annotation_offsets():
-    parsed = parse_annotated_text("fly from [Berlin](city) to [San Francisco](city) now")
-    assert parsed.text == "fly from Berlin to San Francisco now"
-    assert parsed.entities == (
-        Entity(9, 15, "Berlin", "city"),
-        Entity(19, 32, "San Francisco", "city"),
-    )
-    for e in parsed.entities:
-        assert parsed.text[e.start : e.end] == e.value
-
-
-def test_synonym_shorthand_annotation():
-    parsed = parse_annotated_text("I live in [NYC](city:New York City)")
-    assert parsed.text == "I live in NYC"
-    assert parsed.entities == (Entity(10, 13, "New York City", "city"),)
-
-
-def test_json_annotation_with_role_group_value():
-    parsed = parse_annotated_text(
-        'from [LA]{"entity": "city", "role": "departure", "group": "1", "value": "Los Angeles"}'
-        ' to [Paris]{"entity": "city", "role": "destination"}'
-    )
-    assert parsed.text == "from LA to Paris"
-    assert parsed.entities == (
-        Entity(5, 7, "Los Angeles", "city", role="departure", group="1"),
-        Entity(11, 16, "Paris", "city", role="destination"),
-    )
-    assert parsed.entities[0].as_dict() == {
-        "start": 5,
-        "end": 7,
-        "value": "Los Angeles",
-        "entity": "city",
-        "role": "departure",
-        "group": "1",
-    }
-    assert parsed.entities[1].as_dict() == {
-        "start": 11,
-        "end": 16,
-        "value": "Paris",
-        "entity": "city",
-        "role": "destination",
-    }
-
-
-def test_brackets_that_are_not_annotations_stay_text():
-    parsed = parse_annotated_text("transfer from [country]? and [x] [y](e)")
-    assert parsed.text == "transfer from [country]? and [x] y"
-    assert parsed.entities == (Entity(33, 34, "y", "e"),)
 
 
 def test_annotation_synonyms_are_recorded(tmp_path):

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.core.events import (
+from trainkit.data.events import (
     ACTION_LISTEN,
     RULE_SNIPPET_ACTION,
     ActionExecuted,
+    ActionExecutionRejected,
     ActiveLoop,
     FrozenDict,
+    LoopInterrupted,
     SlotSet,
     SlotSetOr,
     StoryEntity,
@@ -25,7 +27,6 @@ from trainkit.data.stories import (
     StoryGraph,
     StoryStep,
     is_test_stories_file,
-    parse_annotated_text,
     read_story_document,
     read_story_file,
     read_story_files,
@@ -76,6 +77,8 @@ def test_constants():
         ActiveLoop(None),
         UserUtteranceOr((UserUttered("affirm"), UserUttered("thank"))),
         SlotSetOr((SlotSet("a", True), SlotSet("b", None, bare=True))),
+        ActionExecutionRejected("order_form"),
+        LoopInterrupted(True),
     ],
 )
 def test_event_round_trip_and_hashable(event):
@@ -247,22 +250,6 @@ def test_numeric_entity_group_becomes_text(tmp_path):
         "stories:\n- story: s\n  steps:\n  - intent: a\n    entities:\n    - entity: e\n      group: 1\n",
     )
     assert graph.story_steps[0].events[0].entities == (StoryEntity("e", None, group="1"),)
-
-
-def test_annotation_forms():
-    text, entities = parse_annotated_text(
-        'fly [NYC](city:New York) to [LA][{"entity": "city", "role": "to"}, '
-        '{"entity": "place"}] [now]{"entity": "time", "value": "0", "group": "g"}',
-        "f.yml",
-    )
-    assert text == "fly NYC to LA now"
-    assert entities == (
-        StoryEntity("city", "New York", start=4, end=7),
-        StoryEntity("city", "LA", role="to", start=11, end=13),
-        StoryEntity("place", "LA", start=11, end=13),
-        StoryEntity("time", "0", group="g", start=14, end=17),
-    )
-    assert parse_annotated_text("no annotations [here]", "f.yml") == ("no annotations [here]", ())
 
 
 def test_bad_annotation_json_reports_line(tmp_path):

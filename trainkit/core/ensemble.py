@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainkit.core.events import Event
 from trainkit.core.policy import Policy, PolicyPrediction
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event
 from trainkit.engine.artifact import Artifact
 from trainkit.engine.component import get_component
 from trainkit.errors import TrainkitError

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.core.events import RULE_SNIPPET_ACTION, ActionExecuted, Event, SlotSet, UserUttered
 from trainkit.core.tracker import (
     ACTION_RESTART,
     ACTION_SESSION_START,
@@ -28,6 +27,7 @@ from trainkit.core.tracker import (
     DialogueStateTracker,
 )
 from trainkit.data.domain import Domain, Slot
+from trainkit.data.events import RULE_SNIPPET_ACTION, ActionExecuted, Event, SlotSet, UserUttered
 
 State = dict[str, dict[str, Any]]
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.core.events import Event
 from trainkit.core.trackers import TrainingTracker, trackers_from_json
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event
 from trainkit.engine.artifact import Artifact
 from trainkit.engine.component import POLICY, Component, Inputs
+from trainkit.errors import TrainkitError
 
 
 @dataclass
@@ -33,6 +34,8 @@ class PolicyPrediction:
     is_end_to_end_prediction: bool = False
     is_no_user_prediction: bool = False
     diagnostic: dict[str, Any] = field(default_factory=dict)
+    # Events to apply along with the predicted action (RulePolicy's LoopInterrupted).
+    optional_events: list[Event] = field(default_factory=list)
 
     @property
     def max_confidence(self) -> float:
@@ -87,8 +90,11 @@ class Policy(Component):
         else:
             probabilities = [0.0] * len(actions)
             for name, score in (scores or {}).items():
-                if name in actions:
-                    probabilities[actions.index(name)] = float(score)
+                if name not in actions:
+                    raise TrainkitError(
+                        f"{self.name} predicted '{name}', which is not an action of the domain"
+                    )
+                probabilities[actions.index(name)] = float(score)
         return PolicyPrediction(probabilities, self.name, self.policy_priority, **kwargs)
 
     @classmethod

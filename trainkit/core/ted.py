@@ -7,6 +7,10 @@ similarity part and replaces the transformer with a feed-forward encoder over th
 enough to learn which features of the recent turns decide the next action and is cheap
 to train on a CPU. The transformer's options are accepted and reported as unsupported.
 
+End-to-end stories (`user:` turns without an intent) are learned from their text: each
+state's user text is featurized by the NLU pipeline's tokenizer and featurizers (see
+`text_features`) and its vector joins the state's encoding.
+
 Training is full-batch-vectorised Adam with softmax cross-entropy over all actions, L2
 regularisation and dropout on the hidden layers; every random draw comes from one
 generator seeded by `random_seed`, so the same data and config give the same weights.
@@ -14,20 +18,25 @@ generator seeded by `random_seed`, so the same data and config give the same wei
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainkit.core.events import Event
 from trainkit.core.featurization import (
+    USER,
     DomainView,
     StateEncoder,
     states_for_events,
     training_examples,
 )
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
+from trainkit.core.rule_only import RuleOnlyData, find_rule_only_data
+from trainkit.core.text_features import TextFeaturizer
 from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event, UserUttered
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
 from trainkit.engine.options import (
@@ -47,8 +56,11 @@ from trainkit.engine.options import (
     layers,
     pair_or_int,
 )
+from trainkit.engine.recipe import TEXT_FEATURIZERS
+from trainkit.errors import TrainkitError
 
 MODEL_FILE = "ted_policy.json"
+TEXT_DIR = "text_featurizers"
 WEIGHTS_FILE = "ted_weights.npz"
 
 # Rasa TED options that shape the transformer, sampling or logging: accepted, ignored.
@@ -111,7 +123,7 @@ def _dialogue_layers(setting: Any) -> list[int]:
     """Hidden sizes of the dialogue encoder.
 
     Rasa's `hidden_layers_sizes` maps attributes to sizes; only the dialogue entry
-    applies here because trainkit's policies featurize intents, not message texts.
+    applies here, since user texts join the state encoding before the dialogue layers.
     A plain list is accepted as the dialogue sizes.
     """
     if isinstance(setting, dict):
@@ -145,7 +157,9 @@ class TEDPolicy(Policy):
     """Feed-forward dialogue encoder + action embeddings, trained on story trackers."""
 
     name = "TEDPolicy"
-    version = "1"
+    version = "3"
+    # The recipe hands it the pipeline's tokenizer and featurizers for end-to-end texts.
+    featurizes_text = True
     priority = 1
     defaults = {
         "max_history": Option(None, HISTORY),
@@ -188,6 +202,8 @@ class TEDPolicy(Policy):
         self.window = 0
         self.n_layers = 0
         self.losses: list[float] = []
+        self.rule_only = RuleOnlyData()
+        self.text: TextFeaturizer | None = None
 
     # --- data ---------------------------------------------------------------------------
 
@@ -288,17 +304,71 @@ class TEDPolicy(Policy):
 
     # --- training -----------------------------------------------------------------------
 
-    def fit(self, trackers: list[TrainingTracker], domain: Domain) -> TEDPolicy:
-        """Train on the story trackers; an empty model when there are none."""
+    def _fit_text(self, trackers: list[TrainingTracker], directory: Path | None) -> None:
+        """Train the pipeline's featurizers on the stories' end-to-end user texts."""
+        specs = self.config.get(TEXT_FEATURIZERS) or []
+        texts = sorted(
+            {
+                e.text
+                for t in trackers
+                if not t.is_rule
+                for e in t.events
+                if isinstance(e, UserUttered) and e.intent is None and e.text
+            }
+        )
+        self.text = None
+        if not specs or not texts:
+            return
+        if directory is not None:
+            self.text = TextFeaturizer.fit(specs, texts, directory)
+            return
+        with tempfile.TemporaryDirectory(prefix="trainkit-ted-text-") as scratch:
+            self.text = TextFeaturizer.fit(specs, texts, Path(scratch))
+
+    def _inputs(self, histories: list[list]) -> np.ndarray:
+        """(n, window * width) network inputs: each state's encoding, then, with end-to-end
+        texts, the featurized text of the state's user turn (zeros for intents)."""
+        assert self.encoder is not None
+        encoded = np.stack([self.encoder.encode(states, self.window) for states in histories])
+        if self.text is None:
+            return encoded.reshape(len(histories), -1)
+        texts = sorted(
+            {s.get(USER, {}).get("text") for states in histories for s in states[-self.window :]} - {None}
+        )
+        vectors = dict(zip(texts, self.text.transform(texts), strict=True))
+        blank = np.zeros(self.text.dimension, dtype=np.float32)
+        text_part = np.zeros((len(histories), self.window, self.text.dimension), dtype=np.float32)
+        for row, states in enumerate(histories):
+            recent = states[-self.window :]
+            start = self.window - len(recent)
+            for offset, state in enumerate(recent):
+                text_part[row, start + offset] = vectors.get(state.get(USER, {}).get("text"), blank)
+        return np.concatenate([encoded, text_part], axis=2).reshape(len(histories), -1)
+
+    def fit(self, trackers: list[TrainingTracker], domain: Domain, text_directory: Path | None = None) -> TEDPolicy:
+        """Train on the story trackers; an empty model when there are none.
+
+        `text_directory` keeps the trained text featurizers (the artifact's subfolder when
+        training a node); without it they live in memory only.
+        """
         self.actions = list(domain.action_names_or_texts)
         self.encoder = StateEncoder.from_domain(domain)
+        self.rule_only = find_rule_only_data(trackers, domain)
         examples = self._examples(trackers, domain)
         if not examples:
             self.params, self.window, self.n_layers = {}, 0, 0
             return self
         self.window = self.max_history or max(len(states) for states, _ in examples)
-        x = np.stack([self.encoder.encode(states, self.window).ravel() for states, _ in examples])
+        self._fit_text(trackers, text_directory)
+        x = self._inputs([states for states, _ in examples])
         action_index = {a: i for i, a in enumerate(self.actions)}
+        unknown = sorted({a for _, a in examples if a not in action_index})
+        if unknown:
+            raise TrainkitError(
+                "TEDPolicy: the stories use actions the domain does not have: "
+                + ", ".join(f"'{a}'" for a in unknown)
+                + " (run `trainkit validate` to see where)"
+            )
         y = np.array([action_index[a] for _, a in examples], dtype=np.int64)
         seed = self.config.get("random_seed")
         rng = np.random.default_rng(0 if seed is None else int(seed))
@@ -321,16 +391,18 @@ class TEDPolicy(Policy):
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         """Train and persist the weights (npz) and the layout they expect (JSON)."""
-        self.fit(read_trackers(inputs), read_domain(inputs))
+        self.fit(read_trackers(inputs), read_domain(inputs), out.path / TEXT_DIR)
         assert self.encoder is not None
         out.json(
             MODEL_FILE,
             {
+                "text_featurizers": self.text.specs if self.text is not None else [],
                 "actions": self.actions,
                 "encoder": self.encoder.as_dict(),
                 "window": self.window,
                 "n_layers": self.n_layers,
                 "losses": [round(v, 6) for v in self.losses],
+                "rule_only_data": self.rule_only.as_dict(),
             },
         )
         out.arrays(WEIGHTS_FILE, self.params)
@@ -346,16 +418,17 @@ class TEDPolicy(Policy):
         policy.encoder = StateEncoder.from_dict(meta["encoder"])
         policy.window = int(meta["window"])
         policy.n_layers = int(meta["n_layers"])
+        policy.rule_only = RuleOnlyData.from_dict(meta.get("rule_only_data"))
         policy.params = model.arrays(WEIGHTS_FILE)
+        if meta.get("text_featurizers"):
+            policy.text = TextFeaturizer.load(meta["text_featurizers"], model.path / TEXT_DIR)
         return policy
 
     # --- prediction ---------------------------------------------------------------------
 
     def action_probabilities(self, states: list) -> np.ndarray:
         """Softmax over the training domain's actions for one state history."""
-        assert self.encoder is not None
-        x = self.encoder.encode(states, self.window).reshape(1, -1)
-        logits, _ = self._forward(x)
+        logits, _ = self._forward(self._inputs([states]))
         shifted = logits[0] - logits[0].max()
         probs = np.exp(shifted)
         return probs / probs.sum()
@@ -365,7 +438,7 @@ class TEDPolicy(Policy):
         if not self.params or self.encoder is None:
             return self.prediction(domain)
         states, _ = states_for_events(events, domain)
-        probs = self.action_probabilities(states)
+        probs = self.action_probabilities(self.rule_only.strip(states))
         scores = {action: float(p) for action, p in zip(self.actions, probs, strict=True)}
         return self.prediction(domain, scores)
 

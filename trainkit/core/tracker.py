@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from trainkit.core.events import (
+from trainkit.data.domain import Domain
+from trainkit.data.events import (
     ActionExecuted,
+    ActionExecutionRejected,
     ActiveLoop,
     Event,
+    LoopInterrupted,
     SlotSet,
     UserUttered,
 )
-from trainkit.data.domain import Domain
 
 ACTION_SESSION_START = "action_session_start"
 ACTION_RESTART = "action_restart"
@@ -57,6 +59,10 @@ class DialogueStateTracker:
         self.slots: dict[str, Any] = {slot.name: slot.initial_value for slot in domain.slots}
         self.set_slots: set[str] = set()
         self.active_loop: str | None = None
+        # Whether the active loop refused the latest input / was interrupted by a rule;
+        # both end when the loop's own action runs again or another loop starts.
+        self.active_loop_rejected = False
+        self.active_loop_interrupted = False
         self.latest_message: UserUttered | None = None
         self.latest_action: ActionExecuted | None = None
         for event in events:
@@ -77,12 +83,22 @@ class DialogueStateTracker:
             self.latest_message = event
         elif isinstance(event, ActionExecuted):
             self.latest_action = event
+            if self.active_loop is not None and event.action_name == self.active_loop:
+                self.active_loop_rejected = False
         elif isinstance(event, SlotSet):
             value = bare_slot_value(self.domain, event.key) if event.bare else event.value
             self.slots[event.key] = value
             self.set_slots.add(event.key)
         elif isinstance(event, ActiveLoop):
             self.active_loop = event.name
+            self.active_loop_rejected = False
+            self.active_loop_interrupted = False
+        elif isinstance(event, ActionExecutionRejected):
+            if self.active_loop is not None and event.action_name == self.active_loop:
+                self.active_loop_rejected = True
+        elif isinstance(event, LoopInterrupted):
+            if self.active_loop is not None:
+                self.active_loop_interrupted = event.is_interrupted
         else:
             raise TypeError(f"cannot apply {type(event).__name__} to a tracker; expand 'or' steps first")
 
@@ -91,6 +107,8 @@ class DialogueStateTracker:
         self.latest_message = None
         self.latest_action = None
         self.active_loop = None
+        self.active_loop_rejected = False
+        self.active_loop_interrupted = False
         if not keep_slots:
             self.slots = {slot.name: slot.initial_value for slot in self.domain.slots}
             self.set_slots = set()
@@ -101,6 +119,13 @@ class DialogueStateTracker:
                 for name, value in self.slots.items()
                 if name in self.set_slots
             )
+
+    @property
+    def active_loop_name(self) -> str | None:
+        """The running loop, None when there is none (or a rule requires none)."""
+        if self.active_loop is None or self.active_loop == SHOULD_NOT_BE_SET:
+            return None
+        return self.active_loop
 
     def get_slot(self, name: str) -> Any:
         """Current value of a slot (None if unknown or unset)."""

@@ -20,7 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainkit.core.events import (
+from trainkit.core.featurization import DomainView, state_key, states_for_events
+from trainkit.core.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker
+from trainkit.data.domain import Domain
+from trainkit.data.events import (
     ACTION_LISTEN,
     RULE_SNIPPET_ACTION,
     ActionExecuted,
@@ -33,9 +36,6 @@ from trainkit.core.events import (
     UserUttered,
     event_from_dict,
 )
-from trainkit.core.featurization import DomainView, state_key, states_for_events
-from trainkit.core.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker
-from trainkit.data.domain import Domain
 from trainkit.data.stories import STORY_START, StoryGraph, StoryStep
 from trainkit.engine.artifact import ArtifactWriter
 from trainkit.engine.component import PROVIDER, Component, Inputs, register
@@ -280,7 +280,7 @@ class TrackerGenerator:
         for step in self.rule_steps:
             events = step.tracker_events()
             conditions = len(step.condition)
-            events = [_condition_event(e) if i < conditions else e for i, e in enumerate(events)]
+            events = [_condition_event(e) if i < conditions else _rule_step_event(e) for i, e in enumerate(events)]
             ends_open = bool(events) and isinstance(events[-1], ActionExecuted) and (
                 events[-1].action_name == RULE_SNIPPET_ACTION
             )
@@ -336,10 +336,18 @@ class TrackerGenerator:
 
 def _condition_event(event: Event) -> Event:
     """A rule condition's `null` means "must not be set", which Rasa marks explicitly."""
-    if isinstance(event, SlotSet) and event.value is None and not event.bare:
-        return SlotSet(event.key, SHOULD_NOT_BE_SET)
     if isinstance(event, ActiveLoop) and event.name is None:
         return ActiveLoop(SHOULD_NOT_BE_SET)
+    return _rule_step_event(event)
+
+
+def _rule_step_event(event: Event) -> Event:
+    """In a rule's steps too, `slot_was_set: null` means "must not be set" (`active_loop:
+    null` there is the form ending, so it stays as written)."""
+    if isinstance(event, SlotSet) and event.value is None and not event.bare:
+        return SlotSet(event.key, SHOULD_NOT_BE_SET)
+    if isinstance(event, SlotSetOr):
+        return SlotSetOr(tuple(_rule_step_event(a) for a in event.alternatives))  # type: ignore[misc]
     return event
 
 
@@ -388,7 +396,7 @@ class TrackerProvider(Component):
     """The `training_tracker_provider` node: story graph + core domain -> trackers.json."""
 
     name = "TrackerProvider"
-    version = "1"
+    version = "2"
     roles = frozenset({PROVIDER})
     defaults = {
         "augmentation_factor": Option(50, Int(0, 100_000)),

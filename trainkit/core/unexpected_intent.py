@@ -10,9 +10,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from trainkit.core.events import Event
 from trainkit.core.policy import Policy, PolicyPrediction
 from trainkit.data.domain import Domain
+from trainkit.data.events import Event
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
 from trainkit.engine.options import EPOCHS, HISTORY, PRIORITY, Option

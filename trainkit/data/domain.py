@@ -9,8 +9,10 @@ checks at the bottom can point at the line to fix.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,19 @@ from trainkit.data.yaml_io import (
     to_plain,
     type_name,
 )
-from trainkit.errors import DataError, Problem
+from trainkit.errors import DataError, Problem, raise_problems
 
 SLOT_TYPES = ("text", "bool", "categorical", "float", "list", "any")
+
+# Rasa's slot classes by the name `rasa data migrate` writes (`rasa.shared.core.slots.X`).
+BUILTIN_SLOT_CLASSES = {
+    "TextSlot": "text",
+    "BooleanSlot": "bool",
+    "CategoricalSlot": "categorical",
+    "FloatSlot": "float",
+    "ListSlot": "list",
+    "AnySlot": "any",
+}
 
 MAPPING_TYPES = ("from_entity", "from_text", "from_intent", "from_trigger_intent", "custom")
 
@@ -103,7 +115,8 @@ _CONTENT_KEYS = frozenset(DOMAIN_KEYS) - {"version", "config"}
 # intents; those belong to the training data, so such files are not domain files.
 _TRAINING_DATA_KEYS = frozenset({"nlu", "stories", "rules"})
 
-_INTENT_PROPERTIES = ("use_entities", "ignore_entities")
+_INTENT_PROPERTIES = ("use_entities", "ignore_entities", "is_retrieval_intent")
+IS_RETRIEVAL_INTENT = "is_retrieval_intent"
 _ENTITY_PROPERTIES = ("roles", "groups", "influence_conversation")
 _ACTION_PROPERTIES = ("send_domain",)
 _SLOT_KEYS = (
@@ -217,9 +230,17 @@ class Domain:
 
     @property
     def user_actions(self) -> list[str]:
-        """Custom actions plus responses not listed under `actions:` (sorted, like Rasa)."""
+        """Custom actions, responses not listed under `actions:` (sorted, like Rasa), then the
+        `utter_<intent>` action of each retrieval intent, which Rasa adds itself."""
         listed = set(self.actions)
-        return [*self.actions, *(name for name in sorted(self.responses) if name not in listed)]
+        responses = [name for name in sorted(self.responses) if name not in listed]
+        return _unique([*self.actions, *responses, *self.retrieval_actions])
+
+    @property
+    def retrieval_actions(self) -> list[str]:
+        """`utter_faq` for the retrieval intent `faq`: the action that answers it with the
+        response the response selector picks."""
+        return [f"utter_{intent}" for intent in self.retrieval_intents]
 
     @property
     def action_names_or_texts(self) -> list[str]:
@@ -233,8 +254,9 @@ class Domain:
 
     @property
     def retrieval_intents(self) -> list[str]:
-        """Intents that have `utter_<intent>/<key>` responses, sorted."""
-        found = set()
+        """Intents marked `is_retrieval_intent` or that have `utter_<intent>/<key>` responses,
+        sorted."""
+        found = {name for name, props in self.intent_properties.items() if props.get(IS_RETRIEVAL_INTENT)}
         for name in self.responses:
             if RETRIEVAL_DELIMITER in name and name.startswith("utter_"):
                 found.add(name[len("utter_") :].split(RETRIEVAL_DELIMITER, 1)[0])
@@ -432,12 +454,14 @@ def _is_domain_document(document: Any) -> bool:
 
 
 class _DomainParser:
-    """Turns one domain document into a Domain, raising DataError at the first fault."""
+    """Turns one domain document into a Domain; every faulty section, slot and response is
+    reported (one DataError, or DataErrors for several)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = path
         self.file = str(path)
         self.domain = Domain()
+        self.problems: list[Problem] = []
 
     def error(self, message: str, line: int | None) -> DataError:
         return DataError(message, self.path, line)
@@ -452,10 +476,11 @@ class _DomainParser:
         check_version(document, self.path)
         for key in document:
             if key not in DOMAIN_KEYS:
-                raise self.error(
-                    f"unknown top-level key {key!r} in the domain "
-                    f"(known: {', '.join(DOMAIN_KEYS)})",
-                    line_of(document, key),
+                self.problems.append(
+                    self.error(
+                        f"unknown top-level key {key!r} in the domain (known: {', '.join(DOMAIN_KEYS)})",
+                        line_of(document, key),
+                    ).problem
                 )
         sections = {
             "intents": self.intents,
@@ -470,8 +495,18 @@ class _DomainParser:
         }
         for key, parse_section in sections.items():
             if key in document and document[key] is not None:
-                parse_section(document[key], line_of(document, key))
+                with self.collecting():
+                    parse_section(document[key], line_of(document, key))
+        raise_problems(self.problems)
         return self.domain
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Record a fault and carry on with the next entry, so one run reports them all."""
+        try:
+            yield
+        except DataError as exc:
+            self.problems.append(exc.problem)
 
     # ------------------------------------------------------------- building blocks
 
@@ -554,7 +589,7 @@ class _DomainParser:
         if properties is None or properties == {}:
             raise self.error(
                 f"{what} is followed by ':' but has no properties; remove the ':' or add "
-                "use_entities / ignore_entities",
+                "use_entities / ignore_entities / is_retrieval_intent",
                 line,
             )
         expect_mapping(properties, self.path, f"the properties of {what}", line)
@@ -574,6 +609,8 @@ class _DomainParser:
             result["ignore_entities"] = self.names(
                 properties["ignore_entities"], f"ignore_entities of {what}", key_line
             )
+        if IS_RETRIEVAL_INTENT in properties and self.boolean(properties, IS_RETRIEVAL_INTENT, what):
+            result[IS_RETRIEVAL_INTENT] = True
         return result
 
     def entities(self, node: Any, line: int | None) -> None:
@@ -613,9 +650,10 @@ class _DomainParser:
         slots = expect_mapping(node, self.path, "slots", line)
         for key in slots:
             key_line = line_of(slots, key) or line
-            name = self.name(key, "a slot name", key_line)
-            self.domain.slots.append(self.slot(name, slots[key], key_line))
-            self.remember(("slots", name), key_line)
+            with self.collecting():
+                name = self.name(key, "a slot name", key_line)
+                self.domain.slots.append(self.slot(name, slots[key], key_line))
+                self.remember(("slots", name), key_line)
 
     def slot(self, name: str, spec: Any, line: int | None) -> Slot:
         what = f"slot {name!r}"
@@ -632,6 +670,9 @@ class _DomainParser:
             raise self.error(f"{what} has no type (one of: {', '.join(SLOT_TYPES)})", line)
         slot_type = spec["type"]
         type_line = line_of(spec, "type")
+        custom_class = False
+        if isinstance(slot_type, str) and "." in slot_type:
+            slot_type, custom_class = self.dotted_slot_type(slot_type, what, type_line)
         if slot_type not in SLOT_TYPES:
             hint = ""
             if slot_type == "unfeaturized":
@@ -643,7 +684,7 @@ class _DomainParser:
         slot = Slot(name=name, type=slot_type, influence_conversation=slot_type != "any")
 
         if "influence_conversation" in spec:
-            influence = self.boolean(spec, "influence_conversation", what)
+            influence = self.boolean(spec, "influence_conversation", what) and not custom_class
             if slot_type == "any" and influence:
                 raise self.error(
                     f"{what} is of type any, which cannot influence the conversation; "
@@ -703,22 +744,43 @@ class _DomainParser:
                 )
         return slot
 
+    def dotted_slot_type(self, dotted: str, what: str, line: int | None) -> tuple[str, bool]:
+        """A Rasa slot class path: built-in classes are their type, others a custom class.
+
+        trainkit cannot run a custom slot class's featurization, so such a slot is kept
+        as `any` (it does not influence the conversation) and the user is told once.
+        """
+        module, _, name = dotted.rpartition(".")
+        if module.startswith("rasa.") and name in BUILTIN_SLOT_CLASSES:
+            return BUILTIN_SLOT_CLASSES[name], False
+        warnings.warn(
+            f"{self.file}:{line}: {what} has the custom slot class '{dotted}', which trainkit "
+            "cannot run; the slot is kept as type 'any' and does not influence the conversation",
+            stacklevel=2,
+        )
+        return "any", True
+
     def responses(self, node: Any, line: int | None) -> None:
         responses = expect_mapping(node, self.path, "responses", line)
         for key in responses:
             key_line = line_of(responses, key) or line
-            name = self.name(key, "a response name", key_line)
-            what = f"response {name!r}"
-            variations = responses[key]
-            if variations is None:
-                raise self.error(f"{what} must be a list of variations, got null", key_line)
-            expect_list(variations, self.path, f"{what} (its variations)", key_line)
-            self.remember(("responses", name), key_line)
-            for index, variation in enumerate(variations):
-                variation_line = line_of(variations, index=index) or key_line
-                expect_mapping(variation, self.path, f"each variation of {what}", variation_line)
-                self.remember(("responses", name, index), variation_line)
-            self.domain.responses[name] = to_plain(variations)
+            with self.collecting():
+                self.response(responses, key, key_line)
+
+    def response(self, responses: dict, key: Any, key_line: int | None) -> None:
+        """One response and its variations."""
+        name = self.name(key, "a response name", key_line)
+        what = f"response {name!r}"
+        variations = responses[key]
+        if variations is None:
+            raise self.error(f"{what} must be a list of variations, got null", key_line)
+        expect_list(variations, self.path, f"{what} (its variations)", key_line)
+        self.remember(("responses", name), key_line)
+        for index, variation in enumerate(variations):
+            variation_line = line_of(variations, index=index) or key_line
+            expect_mapping(variation, self.path, f"each variation of {what}", variation_line)
+            self.remember(("responses", name, index), variation_line)
+        self.domain.responses[name] = to_plain(variations)
 
     def actions(self, node: Any, line: int | None) -> None:
         items = expect_list(node, self.path, "actions", line)
@@ -816,7 +878,7 @@ class _DomainParser:
 
 
 def check_forms(domain: Domain) -> list[Problem]:
-    """A form can only fill slots the domain declares."""
+    """A form can only fill slots the domain declares (a warning, as in Rasa)."""
     problems = []
     slots = set(domain.slot_names)
     for form, spec in domain.forms.items():
@@ -828,6 +890,7 @@ def check_forms(domain: Domain) -> list[Problem]:
                         f"form {form!r} requires slot {slot!r}, which is not in the domain's slots",
                         path,
                         line,
+                        "warning",
                     )
                 )
     return problems

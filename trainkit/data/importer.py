@@ -9,18 +9,18 @@ domain join the NLU data.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from trainkit.core.events import UserUtteranceOr, UserUttered
 from trainkit.data.config import TrainingConfig, load_config
-from trainkit.data.domain import Domain, load_domain
+from trainkit.data.domain import IS_RETRIEVAL_INTENT, Domain, load_domain
+from trainkit.data.events import UserUtteranceOr, UserUttered
 from trainkit.data.nlu_reader import read_nlu_document
 from trainkit.data.paths import ProjectPaths
 from trainkit.data.stories import StoryGraph, read_story_document
 from trainkit.data.training_data import Entity, Message, TrainingData
 from trainkit.data.yaml_io import load_yaml
-from trainkit.errors import DataError
+from trainkit.errors import DataError, DataErrors, Problem, problems_of, raise_problems
 
 
 @dataclass
@@ -79,34 +79,81 @@ def load_project(
 
 
 def load_project_paths(paths: ProjectPaths) -> Project:
-    """Read every file named by `paths`."""
+    """Read every file named by `paths`; every broken file, block and entry is reported."""
     training_config = load_config(paths.config)
+    problems: list[Problem] = []
     domain_obj = Domain()
     for file in paths.domain_files():
-        domain_obj = domain_obj.merge(load_domain(file))
+        try:
+            domain_obj = domain_obj.merge(load_domain(file))
+        except (DataError, DataErrors) as exc:
+            problems.extend(problems_of(exc))
     nlu = TrainingData()
     stories = StoryGraph([])
     test_stories = StoryGraph([])
     ignored: list[Path] = []
     for file in paths.data_files():
-        document = load_yaml(file)
-        if not isinstance(document, dict):
-            if document is not None:
-                raise DataError("a data file must be a mapping with 'nlu', 'stories' or 'rules'", file, 1)
-            ignored.append(file)
-            continue
-        used = False
-        if "nlu" in document:
+        try:
+            nlu, stories, test_stories = _read_data_file(file, nlu, stories, test_stories, ignored)
+        except (DataError, DataErrors) as exc:  # keep reading: every broken file is reported
+            problems.extend(problems_of(exc))
+    raise_problems(problems)
+    domain_obj = with_retrieval_intents(domain_obj, nlu)
+    return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)
+
+
+def _read_data_file(
+    file: Path, nlu: TrainingData, stories: StoryGraph, test_stories: StoryGraph, ignored: list[Path]
+) -> tuple[TrainingData, StoryGraph, StoryGraph]:
+    """Add one data file's NLU data, stories and test stories to what was read so far.
+
+    Both parts of a file are read even when one is broken, so every problem is reported.
+    """
+    document = load_yaml(file)
+    if not isinstance(document, dict):
+        if document is not None:
+            raise DataError("a data file must be a mapping with 'nlu', 'stories' or 'rules'", file, 1)
+        ignored.append(file)
+        return nlu, stories, test_stories
+    problems: list[Problem] = []
+    used = False
+    if "nlu" in document or "responses" in document:
+        # A `responses:` file beside the NLU files holds retrieval-intent responses.
+        used = True
+        try:
             nlu = nlu.merge(read_nlu_document(document, file))
-            used = True
-        if "stories" in document or "rules" in document:
+        except (DataError, DataErrors) as exc:
+            problems.extend(problems_of(exc))
+    if "stories" in document or "rules" in document:
+        used = True
+        try:
             graph = read_story_document(document, file)
+        except (DataError, DataErrors) as exc:
+            problems.extend(problems_of(exc))
+        else:
             if file.name.startswith("test_"):
                 test_stories = test_stories.merge(graph)
             else:
                 stories = stories.merge(graph)
-            used = True
-        if not used:
-            ignored.append(file)
-            warnings.warn(f"{file}: no 'nlu', 'stories' or 'rules' key; the file is ignored", stacklevel=2)
-    return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)
+    raise_problems(problems)
+    if not used:
+        ignored.append(file)
+        warnings.warn(f"{file}: no 'nlu', 'responses', 'stories' or 'rules' key; the file is ignored", stacklevel=2)
+    return nlu, stories, test_stories
+
+
+def with_retrieval_intents(domain: Domain, nlu: TrainingData) -> Domain:
+    """The domain with every retrieval intent of the NLU data marked as one, as Rasa does.
+
+    Rasa then adds the intent's `utter_<intent>` action to the domain (see
+    `Domain.retrieval_actions`); the lists the user wrote stay as written.
+    """
+    names = set(nlu.retrieval_intents) | {
+        name[len("utter_") :].split("/", 1)[0] for name in nlu.responses if name.startswith("utter_") and "/" in name
+    }
+    if domain.is_empty() or names <= set(domain.retrieval_intents):
+        return domain
+    properties = {name: dict(props) for name, props in domain.intent_properties.items()}
+    for name in sorted(names):
+        properties.setdefault(name, {})[IS_RETRIEVAL_INTENT] = True
+    return replace(domain, intent_properties=properties)

@@ -8,15 +8,14 @@ to debug than a clear refusal.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from trainkit.data.training_data import Entity, Message, TrainingData
+from trainkit.data.annotations import AnnotationError, parse_annotated_text
+from trainkit.data.training_data import Message, TrainingData
 from trainkit.data.yaml_io import (
     check_version,
     expect_list,
@@ -28,7 +27,7 @@ from trainkit.data.yaml_io import (
     type_name,
     value_line,
 )
-from trainkit.errors import DataError
+from trainkit.errors import DataError, Problem, raise_problems
 
 KEY_NLU = "nlu"
 KEY_RESPONSES = "responses"
@@ -49,106 +48,6 @@ EXAMPLE_KEYS = {KEY_TEXT, KEY_METADATA}
 # Rasa strips only these around an example, not tabs or other whitespace.
 STRIP_CHARS = "\n\r "
 
-# `[text](type)`, `[text](type:value)` or `[text]{json}`; the text may not contain `]`,
-# the type may not contain `:` or `)`, and the JSON body may not contain `}`.
-ANNOTATION = re.compile(
-    r"\[(?P<text>[^\]]+)\]"
-    r"(?:\((?P<type>[^:)]+)(?::(?P<value>[^)]+))?\)|\{(?P<json>[^}]+)\})"
-)
-ENTITY_JSON_KEYS = ("entity", "value", "role", "group")
-
-
-class AnnotationError(ValueError):
-    """A malformed inline entity annotation; the caller adds file and line."""
-
-
-@dataclass(frozen=True)
-class ParsedExample:
-    """An example's cleaned text and the entities annotated in it."""
-
-    text: str
-    entities: tuple[Entity, ...]
-
-
-def parse_annotated_text(example: str) -> ParsedExample:
-    """Remove inline entity markup from an example and locate each entity in the result.
-
-    Offsets refer to the cleaned text, which is what tokenizers later see. Text in square
-    brackets that is not followed by `(` or `{` is ordinary text, as in Rasa; a `[` that
-    is never closed, or one whose `(...)`/`{...}` part is broken, is refused.
-    """
-    if "[" not in example:
-        return ParsedExample(example, ())
-    pieces: list[str] = []
-    entities: list[Entity] = []
-    length = 0  # length of the cleaned text built so far
-    pos = 0
-    while True:
-        open_at = example.find("[", pos)
-        if open_at < 0:
-            break
-        match = ANNOTATION.match(example, open_at)
-        if match is None:
-            close_at = example.find("]", open_at + 1)
-            if close_at < 0:
-                raise AnnotationError(
-                    f"unclosed '[' at character {open_at + 1} of example {example!r}"
-                )
-            if close_at + 1 < len(example) and example[close_at + 1] in "({":
-                raise AnnotationError(
-                    f"malformed entity annotation {example[open_at:]!r} in example "
-                    f"{example!r}; expected [text](entity), [text](entity:value) or "
-                    '[text]{"entity": ...}'
-                )
-            pieces.append(example[pos : open_at + 1])
-            length += open_at + 1 - pos
-            pos = open_at + 1
-            continue
-        pieces.append(example[pos:open_at])
-        length += open_at - pos
-        span = match.group("text")
-        entities.append(_entity_from_match(match, span, length, example))
-        pieces.append(span)
-        length += len(span)
-        pos = match.end()
-    pieces.append(example[pos:])
-    return ParsedExample("".join(pieces), tuple(entities))
-
-
-def _entity_from_match(match: re.Match[str], span: str, start: int, example: str) -> Entity:
-    body = match.group("json")
-    if body is None:
-        entity_type = match.group("type")
-        value = match.group("value") or span
-        return Entity(start, start + len(span), value, entity_type)
-    try:
-        data = json.loads("{" + body + "}")
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(
-            f"invalid JSON in entity annotation {{{body}}} in example {example!r}: {exc.msg}"
-        ) from None
-    if "entity" not in data:
-        raise AnnotationError(
-            f'entity annotation {{{body}}} in example {example!r} has no "entity" key'
-        )
-    for key in ENTITY_JSON_KEYS:
-        if key in data and not isinstance(data[key], str):
-            raise AnnotationError(
-                f'"{key}" in entity annotation {{{body}}} must be a string, '
-                f"got {type_name(data[key])}"
-            )
-    if not data["entity"]:
-        raise AnnotationError(f"empty entity name in annotation {{{body}}} in example {example!r}")
-    return Entity(
-        start,
-        start + len(span),
-        data.get("value", span),
-        data["entity"],
-        data.get("role"),
-        data.get("group"),
-    )
-
-
 def read_nlu_file(path: str | Path) -> TrainingData:
     """Load the NLU training data of one YAML file (empty if it has no `nlu:` key)."""
     return read_nlu_document(load_yaml(path), path)
@@ -168,8 +67,13 @@ def read_nlu_document(doc: Any, path: str | Path) -> TrainingData:
     nlu = doc.get(KEY_NLU)
     if nlu is not None:
         expect_list(nlu, path, f"'{KEY_NLU}'", line_of(doc, KEY_NLU))
+        problems: list[Problem] = []
         for index, item in enumerate(nlu):
-            reader.read_item(nlu, index, item)
+            try:
+                reader.read_item(nlu, index, item)
+            except DataError as exc:  # keep reading: every broken item is reported
+                problems.append(exc.problem)
+        raise_problems(problems)
     responses = doc.get(KEY_RESPONSES)
     if responses is not None:
         expect_mapping(responses, path, f"'{KEY_RESPONSES}'", line_of(doc, KEY_RESPONSES))

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainkit.core.events import (
+from trainkit.data.annotations import AnnotationError, parse_annotated_text
+from trainkit.data.events import (
     RULE_SNIPPET_ACTION,
     ActionExecuted,
     ActiveLoop,
@@ -49,7 +49,7 @@ from trainkit.data.yaml_io import (
     to_plain,
     type_name,
 )
-from trainkit.errors import DataError
+from trainkit.errors import DataError, Problem, raise_problems
 
 KEY_STORIES = "stories"
 KEY_RULES = "rules"
@@ -91,6 +91,16 @@ class StoryStep:
     is_test: bool = False
     path: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
+    # The line each event (and each condition event) was written on, for messages that
+    # point at the step to fix; not part of the step's identity or JSON form.
+    event_lines: list[int | None] = field(default_factory=list, compare=False, repr=False)
+    condition_lines: list[int | None] = field(default_factory=list, compare=False, repr=False)
+
+    def located_events(self) -> list[tuple[Event, int | None]]:
+        """Condition and step events, each with the line it was written on."""
+        condition = [(e, _at(self.condition_lines, i, self.line)) for i, e in enumerate(self.condition)]
+        steps = [(e, _at(self.event_lines, i, self.line)) for i, e in enumerate(self.events)]
+        return condition + steps
 
     @property
     def is_rule(self) -> bool:
@@ -152,6 +162,10 @@ class StoryStep:
             part=int(data.get("part", 0)),
             is_test=bool(data.get("is_test", False)),
         )
+
+
+def _at(lines: list[int | None], index: int, default: int | None) -> int | None:
+    return lines[index] if index < len(lines) and lines[index] is not None else default
 
 
 def _flatten(events: Iterable[Event]) -> Iterator[Event]:
@@ -265,79 +279,6 @@ class StoryGraph:
         return False
 
 
-# --- inline entity annotations in `user:` texts -------------------------------------------
-
-_ANNOTATION = re.compile(
-    r"\[(?P<text>[^\]]+?)\]"
-    r"(?:\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)"
-    r"|\{(?P<dict>[^}]*)\}"
-    r"|\[(?P<list>\{.*?\})\])"
-)
-
-
-def _annotation_entity(
-    spec: Any, text: str, start: int, path: str, line: int | None
-) -> StoryEntity:
-    if not isinstance(spec, dict) or not isinstance(spec.get("entity"), str) or not spec["entity"]:
-        raise DataError(
-            f"entity annotation for '{text}' needs an \"entity\" name, got {spec!r}", path, line
-        )
-    return StoryEntity(
-        entity=spec["entity"],
-        value=spec.get("value", text),
-        role=spec.get("role"),
-        group=spec.get("group"),
-        start=start,
-        end=start + len(text),
-    )
-
-
-def parse_annotated_text(
-    message: str, path: str | Path, line: int | None = None
-) -> tuple[str, tuple[StoryEntity, ...]]:
-    """Split `[text](entity)`-style annotations into plain text and entities.
-
-    Supports the three Rasa forms: `[text](entity)` (also `(entity:value)`),
-    `[text]{"entity": ..., "value": ..., "role": ..., "group": ...}` and a list of such
-    JSON objects in square brackets for several entities on the same words.
-    """
-    path = str(path)
-    plain: list[str] = []
-    entities: list[StoryEntity] = []
-    pos = 0
-    offset = 0
-    for match in _ANNOTATION.finditer(message):
-        before = message[pos : match.start()]
-        plain.append(before)
-        offset += len(before)
-        text = match.group("text")
-        if match.group("entity") is not None:
-            value = match.group("value")
-            entities.append(
-                StoryEntity(
-                    entity=match.group("entity").strip(),
-                    value=value.strip() if value is not None else text,
-                    start=offset,
-                    end=offset + len(text),
-                )
-            )
-        else:
-            raw = "{" + match.group("dict") + "}" if match.group("dict") is not None else "[" + match.group("list") + "]"
-            try:
-                specs = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"invalid JSON in entity annotation {match.group(0)!r}: {exc.msg}", path, line
-                ) from None
-            for spec in specs if isinstance(specs, list) else [specs]:
-                entities.append(_annotation_entity(spec, text, offset, path, line))
-        plain.append(text)
-        offset += len(text)
-        pos = match.end()
-    plain.append(message[pos:])
-    return "".join(plain), tuple(entities)
-
-
 # --- reading ------------------------------------------------------------------------------
 
 
@@ -372,13 +313,18 @@ def read_story_document(document: Any, path: str | Path, is_test: bool = False) 
     expect_mapping(document, path, "a training data file")
     check_version(document, path)
     steps: list[StoryStep] = []
+    problems: list[Problem] = []
     for section, kind in ((KEY_STORIES, STORY), (KEY_RULES, RULE)):
         if section not in document or document[section] is None:
             continue
         blocks = expect_list(document[section], path, f"'{section}'", line_of(document, section))
         for index, block in enumerate(blocks):
             line = line_of(blocks, index=index) or line_of(document, section)
-            steps.extend(_BlockReader(path, kind, is_test).read(block, line))
+            try:
+                steps.extend(_BlockReader(path, kind, is_test).read(block, line))
+            except DataError as exc:  # keep reading: every broken block is reported
+                problems.append(exc.problem)
+    raise_problems(problems)
     return StoryGraph(steps)
 
 
@@ -487,7 +433,9 @@ class _BlockReader:
                     "a condition step must hold exactly one of 'slot_was_set' or 'active_loop'",
                     item_line,
                 )
-            step.condition.extend(self._step_events(raw, item_line))
+            events = self._step_events(raw, item_line)
+            step.condition.extend(events)
+            step.condition_lines.extend([item_line] * len(events))
 
     def _read_steps(self, raw_steps: list, name: str, first: StoryStep) -> list[StoryStep]:
         pieces: list[StoryStep] = []
@@ -528,7 +476,9 @@ class _BlockReader:
                     path=self.path,
                     line=line,
                 )
-            current.events.extend(self._step_events(raw, line))
+            events = self._step_events(raw, line)
+            current.events.extend(events)
+            current.event_lines.extend([line] * len(events))
         if not current.events:
             raise self.error(
                 f"{self.kind} '{name}' has only checkpoints and no steps", first.line
@@ -643,10 +593,14 @@ class _BlockReader:
                     line_of(step, "user") or line,
                 )
             # Entities of an end-to-end message come from its annotations only, as in Rasa.
-            text, entities = parse_annotated_text(
-                str(message).strip(), self.path, line_of(step, "user") or line
+            try:
+                parsed = parse_annotated_text(str(message).strip())
+            except AnnotationError as exc:
+                raise self.error(str(exc), line_of(step, "user") or line) from None
+            entities = tuple(
+                StoryEntity(e.entity, e.value, e.role, e.group, e.start, e.end) for e in parsed.entities
             )
-            return UserUttered(intent, text, entities, full_retrieval_intent)
+            return UserUttered(intent, parsed.text, entities, full_retrieval_intent)
         entities = self._entities(step, line)
         return UserUttered(intent, None, entities, full_retrieval_intent)
 

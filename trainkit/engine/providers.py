@@ -52,7 +52,7 @@ class StoryGraphProvider(ProviderComponent):
     """Stories and rules, normalised."""
 
     name = "StoryGraphProvider"
-    version = "1"
+    version = "2"
 
     def provide(self, project: Project, out: ArtifactWriter) -> None:
         out.json("story_graph.json", project.stories.as_dict())

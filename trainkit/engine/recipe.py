@@ -8,6 +8,7 @@ parallel and a change to one featurizer never reruns the others.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,32 @@ def _nlu_nodes(config: TrainingConfig, recipe: Recipe, persist: bool) -> None:
         )
 
 
+# TEDPolicy's node config lists the pipeline's tokenizer and featurizers under this key
+# (component and merged config each), to featurize end-to-end user texts.
+TEXT_FEATURIZERS = "text_featurizers"
+
+
+def _pipeline_text_featurizers(config: TrainingConfig) -> list[dict[str, Any]]:
+    """The pipeline's first tokenizer and the featurizers after it, with merged configs.
+
+    Components that cannot be built here (they need external models) are left out; the
+    NLU half reports them. Their options were warned about there, so not twice.
+    """
+    specs: list[dict[str, Any]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for item in config.pipeline:
+            try:
+                cls = get_component(item["name"])
+                merged = component_config(cls, item)
+                cls(merged)
+            except (GraphError, ConfigError):
+                continue
+            if (TOKENIZER in cls.roles and not specs) or (FEATURIZER in cls.roles and specs):
+                specs.append({"component": item["name"], "config": merged})
+    return specs if len(specs) > 1 else []
+
+
 def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str, Any]) -> None:
     recipe.nodes.append(Node(CORE_DOMAIN, "CoreDomainProvider", DERIVE, {}, {"domain": DOMAIN}, "core"))
     recipe.nodes.append(Node(STORIES, "StoryGraphProvider", PROVIDE, {}, {}, "data"))
@@ -152,6 +179,8 @@ def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str
             )
         merged = component_config(cls, item, where)
         _check_constructs(cls, merged, config, "policies", index)
+        if getattr(cls, "featurizes_text", False):
+            merged[TEXT_FEATURIZERS] = _pipeline_text_featurizers(config)
         name = f"train_{cls.name}{index}"
         needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
         ref = item["name"]

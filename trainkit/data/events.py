@@ -243,7 +243,51 @@ class SlotSetOr:
         return {"event": self.type_name, "alternatives": [a.as_dict() for a in self.alternatives]}
 
 
-Event = UserUttered | ActionExecuted | SlotSet | ActiveLoop | UserUtteranceOr | SlotSetOr
+@dataclass(frozen=True)
+class ActionExecutionRejected:
+    """An action refused to run (a form whose validation rejected the user's input).
+
+    Stories never contain it: it happens in live conversations, and when test stories are
+    replayed a form that the story does not continue is taken to have rejected the input.
+    While the active loop is rejected, rules and other policies decide instead of it.
+    """
+
+    action_name: str
+
+    type_name = "action_execution_rejected"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form with an `event` type key."""
+        return {"event": self.type_name, "name": self.action_name}
+
+
+@dataclass(frozen=True)
+class LoopInterrupted:
+    """The active loop is told that it was interrupted (and resumes after the interruption).
+
+    RulePolicy attaches it to the prediction that returns control to a form after a
+    general rule handled an off-topic message, so the form does not re-validate the input.
+    """
+
+    is_interrupted: bool = True
+
+    type_name = "loop_interrupted"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form with an `event` type key."""
+        return {"event": self.type_name, "is_interrupted": self.is_interrupted}
+
+
+Event = (
+    UserUttered
+    | ActionExecuted
+    | SlotSet
+    | ActiveLoop
+    | UserUtteranceOr
+    | SlotSetOr
+    | ActionExecutionRejected
+    | LoopInterrupted
+)
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
@@ -268,4 +312,8 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     if kind == SlotSetOr.type_name:
         alternatives = tuple(event_from_dict(a) for a in data.get("alternatives") or ())
         return SlotSetOr(alternatives)  # type: ignore[arg-type]
+    if kind == ActionExecutionRejected.type_name:
+        return ActionExecutionRejected(data["name"])
+    if kind == LoopInterrupted.type_name:
+        return LoopInterrupted(bool(data.get("is_interrupted", True)))
     raise ValueError(f"unknown event type {kind!r}")
