@@ -32,7 +32,7 @@ bench: $(STAMP)
 
 # Long checks kept out of `make test`: 100k NLU examples (one DIET epoch) must fit this machine.
 stress: $(STAMP)
-	$(BIN)/python -m benchmarks.scaling_bench --sizes 100000 --epochs 1 --skip-jobs
+	$(BIN)/python -m benchmarks.scaling_bench --sizes 100000 --epochs 1 --skip-jobs --name stress
 
 clean:
 	rm -rf .trainkit models

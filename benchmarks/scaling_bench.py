@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="DIET epochs (default: the pipeline's)")
     parser.add_argument("--max", type=int, default=None, help="also train this many examples (stress point)")
     parser.add_argument("--skip-jobs", action="store_true", help="skip the --jobs comparison")
+    parser.add_argument("--name", default="scaling", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
     datasets = shared_datasets()
     if datasets is None:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_jobs:
         payload["parallel"] = jobs_comparison()
     print(f"time ~ n^{payload['time_exponent']}, peak RSS ~ n^{payload['memory_exponent']}")
-    print(write_result("scaling", payload))
+    print(write_result(args.name, payload))
 
 
 if __name__ == "__main__":
