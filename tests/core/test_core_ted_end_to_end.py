@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 import trainkit
+from trainkit.core.replay import replay_stories
 from trainkit.core.ted import TEDPolicy
 from trainkit.core.trackers import generate_trackers
 from trainkit.data.events import ActionExecuted, UserUttered
+from trainkit.data.stories import read_story_file
 from trainkit.engine.component import component_config, get_component
 
 DOMAIN = """
@@ -351,3 +353,16 @@ def test_nlu_edits_of_a_project_without_story_texts_retrain_no_policy(tmp_path):
                                      project_dir=str(tmp_path), dry_run=True)
     stale = {name for name, r in result.dry_run_results.items() if r["status"] != "up to date"}
     assert "train_TEDPolicy0" not in stale
+
+
+@pytest.mark.parametrize("policies", ["", "policies:\n  - name: TEDPolicy\n    epochs: 100\n    random_seed: 1\n"])
+def test_e2ebot_test_stories_replay_without_a_wrong_action(shared_datasets, tmp_path, policies):
+    source = shared_datasets / "rasa-examples" / "e2ebot"
+    shutil.copytree(source / "data", tmp_path / "data")
+    shutil.copy(source / "domain.yml", tmp_path / "domain.yml")
+    # Rasa's default pipeline (the project's own needs a language model); its test
+    # stories give every user turn as text and intent.
+    (tmp_path / "config.yml").write_text("language: en\n" + policies)
+    report = replay_stories(_train_core(tmp_path).ensemble, read_story_file(source / "tests" / "test_stories.yml"))
+    assert report.failures() == []
+    assert (report.correct_stories, report.correct_actions) == (4, 24)
