@@ -96,7 +96,11 @@ class Model:
             raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
         parsed = [event_from_dict(e) if isinstance(e, dict) else e for e in events]
         prediction = self.ensemble.predict_next_action(parsed)
-        return {"action": prediction.action, "confidence": prediction.confidence, "policy": prediction.policy_name}
+        # As Rasa logs it: a bot text is its own name and runs as `ActionExecuted(action_text=...)`.
+        text = prediction.action if prediction.action in self.domain.action_texts else None
+        return {"action": prediction.action, "action_text": text, "confidence": prediction.confidence,
+                "policy": prediction.policy_name,
+                "is_end_to_end_prediction": prediction.prediction.is_end_to_end_prediction}
 
 
 def _shortcut(text: str) -> dict[str, Any] | None:

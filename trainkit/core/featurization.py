@@ -273,6 +273,45 @@ def states_for_events(
     return states, positions
 
 
+def user_turn_positions(events: Sequence[Event]) -> list[int | None]:
+    """For each state `states_for_events` builds, where in `events` its user turn is.
+
+    None where the state holds no user turn (before the first one of the session).
+    End-to-end training needs it to featurize one turn's states from its text.
+    """
+    turns: list[int | None] = []
+    latest: int | None = None
+    for position, event in enumerate(events):
+        if isinstance(event, ActionExecuted):
+            if event.action_name in (ACTION_SESSION_START, ACTION_RESTART):
+                turns, latest = [], None
+                continue
+            turns.append(latest)
+        elif isinstance(event, UserUttered):
+            latest = position
+    turns.append(latest)
+    return turns
+
+
+def states_from_text(
+    states: Sequence[State], turns: Sequence[int | None], events: Sequence[Event]
+) -> list[State] | None:
+    """The states with the latest user turn featurized from its text instead of its intent.
+
+    Rasa featurizes a message that has both an intent and a text either way and lets
+    TED pick; the states of that turn then carry the text alone (entities belong to the
+    intent's reading). None when the latest turn does not have both.
+    """
+    latest = turns[-1] if turns else None
+    message = events[latest] if latest is not None else None
+    if not isinstance(message, UserUttered) or message.intent is None or not message.text:
+        return None
+    return [
+        {**state, USER: {"text": message.text}} if turn == latest and USER in state else state
+        for state, turn in zip(states, turns, strict=True)
+    ]
+
+
 def action_label(event: ActionExecuted) -> str:
     """What a policy predicts for this action: its name or end-to-end text."""
     return event.action_name if event.action_name is not None else str(event.action_text)
@@ -297,15 +336,20 @@ def training_examples(
     unpredictable: Iterable[int] = (),
     omit_unset_slots: bool = False,
     view: DomainView | None = None,
+    text_variants: bool = False,
 ) -> list[LabelledHistory]:
     """Every (history, action) pair a tracker teaches.
 
     Actions marked unpredictable (a story that opens with a bot action has nothing to
-    predict it from) and rule snippet markers (`...`) are not labels.
+    predict it from) and rule snippet markers (`...`) are not labels. With
+    `text_variants`, a decision after a user turn that has both an intent and a text is
+    taught twice: once from the intent, once from the text (`states_from_text`), so
+    either reading of a live message leads to the story's action.
     """
     skip = set(unpredictable)
     states, positions = states_for_events(events, domain, omit_unset_slots, view)
     pieces = [_state_json(state) for state in states]
+    turns = user_turn_positions(events) if text_variants else []
     out = []
     for index, position in enumerate(positions):
         event = events[position]
@@ -313,13 +357,12 @@ def training_examples(
         if position in skip or event.action_name == RULE_SNIPPET_ACTION:
             continue
         start = 0 if not max_history else max(0, index + 1 - max_history)
-        out.append(
-            LabelledHistory(
-                states[start : index + 1],
-                action_label(event),
-                "[" + ",".join(pieces[start : index + 1]) + "]",
-            )
-        )
+        label = action_label(event)
+        out.append(LabelledHistory(states[start : index + 1], label, "[" + ",".join(pieces[start : index + 1]) + "]"))
+        if text_variants:
+            from_text = states_from_text(states[start : index + 1], turns[start : index + 1], events)
+            if from_text is not None:
+                out.append(LabelledHistory(from_text, label, state_key(from_text)))
     return out
 
 
@@ -357,15 +400,20 @@ class StateEncoder:
     size: int = 0
 
     @classmethod
-    def from_domain(cls, domain: Domain) -> StateEncoder:
-        """Layout: present, intents, entity labels, previous actions, slots, loops."""
+    def from_domain(cls, domain: Domain, action_texts: bool = True) -> StateEncoder:
+        """Layout: present, intents, entity labels, previous actions, slots, loops.
+
+        Without `action_texts` the end-to-end bot texts get no unit of their own: a
+        policy that featurizes texts encodes what the bot said, not which text it was.
+        """
         names = ["present"]
         names += [f"intent:{i}" for i in domain.all_intents]
         entity_labels: set[str] = set()
         for intent in domain.all_intents:
             entity_labels |= featurized_entity_labels(domain, intent)
         names += [f"entity:{e}" for e in sorted(entity_labels)]
-        names += [f"prev_action:{a}" for a in domain.action_names_or_texts]
+        texts = set() if action_texts else set(domain.action_texts) - set(domain.user_actions)
+        names += [f"prev_action:{a}" for a in domain.action_names_or_texts if a not in texts]
         names += [f"active_loop:{f}" for f in domain.form_names]
         index = {name: i for i, name in enumerate(dict.fromkeys(names))}
         size = len(index)

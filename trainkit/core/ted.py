@@ -7,9 +7,15 @@ similarity part and replaces the transformer with a feed-forward encoder over th
 enough to learn which features of the recent turns decide the next action and is cheap
 to train on a CPU. The transformer's options are accepted and reported as unsupported.
 
-End-to-end stories (`user:` turns without an intent) are learned from their text: each
-state's user text is featurized by the NLU pipeline's tokenizer and featurizers (see
-`text_features`) and its vector joins the state's encoding.
+End-to-end stories are learned from their texts, as Rasa's end-to-end TED does: each
+state's user text and the text the bot last said (`bot:` steps, Rasa's `action_text`)
+are featurized by the NLU pipeline's tokenizer and featurizers (see `text_features`)
+and their vectors join the state's encoding; a bot text is then known by its words, not
+by an opaque unit of its own. A bot text is also a label TED predicts. A user turn with
+both an intent and a text is learned both ways (`training_examples(text_variants=True)`);
+a live message with both is scored both ways and, as in Rasa, the text's reading wins
+when it is confident (`e2e_confidence_threshold`) and more similar to an action than
+the intent's, which marks the prediction as end-to-end.
 
 Training is full-batch-vectorised Adam with softmax cross-entropy over all actions, L2
 regularisation and dropout on the hidden layers; every random draw comes from one
@@ -19,24 +25,29 @@ generator seeded by `random_seed`, so the same data and config give the same wei
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainkit.core.featurization import (
+    PREVIOUS_ACTION,
     USER,
     DomainView,
+    State,
     StateEncoder,
     states_for_events,
+    states_from_text,
     training_examples,
+    user_turn_positions,
 )
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
 from trainkit.core.rule_only import RuleOnlyData, find_rule_only_data
-from trainkit.core.text_features import TextFeaturizer
+from trainkit.core.text_features import TextFeaturizer, event_texts, read_texts
 from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
-from trainkit.data.events import Event, UserUttered
+from trainkit.data.events import ACTION_LISTEN, ActionExecuted, Event
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
 from trainkit.engine.options import (
@@ -48,6 +59,7 @@ from trainkit.engine.options import (
     MAX_UNITS,
     NON_NEGATIVE,
     PRIORITY,
+    PROBABILITY,
     SEED,
     AnyOf,
     Int,
@@ -102,7 +114,6 @@ _UNSUPPORTED = frozenset(
         "tensorboard_log_directory",
         "tensorboard_log_level",
         "checkpoint_model",
-        "e2e_confidence_threshold",
         "featurizers",
     }
 )
@@ -178,6 +189,7 @@ class TEDPolicy(Policy):
         "regularization_constant": Option(0.001, NON_NEGATIVE),
         "random_seed": Option(None, SEED),
         "priority": Option(1, PRIORITY),
+        "e2e_confidence_threshold": Option(0.5, PROBABILITY),
     }
     unsupported_options = _UNSUPPORTED
 
@@ -222,7 +234,8 @@ class TEDPolicy(Policy):
             if tracker.is_rule:
                 continue
             for example in training_examples(
-                tracker.events, domain, self.max_history, tracker.unpredictable, view=view
+                tracker.events, domain, self.max_history, tracker.unpredictable, view=view,
+                text_variants=self.text is not None,
             ):
                 key = example.key + "\n" + example.action
                 if key not in seen:
@@ -304,62 +317,75 @@ class TEDPolicy(Policy):
 
     # --- training -----------------------------------------------------------------------
 
-    def _fit_text(self, trackers: list[TrainingTracker], directory: Path | None) -> None:
-        """Train the pipeline's featurizers on the stories' end-to-end user texts."""
+    def _fit_text(
+        self, trackers: list[TrainingTracker], extra_texts: Sequence[str], directory: Path | None
+    ) -> None:
+        """Train the pipeline's featurizers when the stories hold texts.
+
+        They learn from the stories' user and bot texts plus `extra_texts` (the NLU
+        examples' texts), as Rasa's end-to-end featurizers see the whole training data.
+        """
         specs = self.config.get(TEXT_FEATURIZERS) or []
-        texts = sorted(
-            {
-                e.text
-                for t in trackers
-                if not t.is_rule
-                for e in t.events
-                if isinstance(e, UserUttered) and e.intent is None and e.text
-            }
-        )
+        story_texts: set[str] = set()
+        for tracker in trackers:
+            if not tracker.is_rule:
+                story_texts |= event_texts(tracker.events)
         self.text = None
-        if not specs or not texts:
+        if not specs or not story_texts:
             return
+        texts = sorted(story_texts | set(extra_texts))
         if directory is not None:
             self.text = TextFeaturizer.fit(specs, texts, directory)
             return
         with tempfile.TemporaryDirectory(prefix="trainkit-ted-text-") as scratch:
             self.text = TextFeaturizer.fit(specs, texts, Path(scratch))
 
-    def _inputs(self, histories: list[list]) -> np.ndarray:
+    def _inputs(self, histories: list[list[State]]) -> np.ndarray:
         """(n, window * width) network inputs: each state's encoding, then, with end-to-end
-        texts, the featurized text of the state's user turn (zeros for intents)."""
+        texts, the featurized text of the state's user turn and of the bot's last
+        utterance (zeros where the state has an intent or an action name instead)."""
         assert self.encoder is not None
         encoded = np.stack([self.encoder.encode(states, self.window) for states in histories])
         if self.text is None:
             return encoded.reshape(len(histories), -1)
+        recent = [states[-self.window :] for states in histories]
         texts = sorted(
-            {s.get(USER, {}).get("text") for states in histories for s in states[-self.window :]} - {None}
+            {t for states in recent for s in states for t in (_user_text(s), _bot_text(s))} - {None}
         )
         vectors = dict(zip(texts, self.text.transform(texts), strict=True))
         blank = np.zeros(self.text.dimension, dtype=np.float32)
-        text_part = np.zeros((len(histories), self.window, self.text.dimension), dtype=np.float32)
-        for row, states in enumerate(histories):
-            recent = states[-self.window :]
-            start = self.window - len(recent)
-            for offset, state in enumerate(recent):
-                text_part[row, start + offset] = vectors.get(state.get(USER, {}).get("text"), blank)
+        # (n, window, 2, text dimension): user text, then bot text, per state
+        text_part = np.zeros((len(histories), self.window, 2, self.text.dimension), dtype=np.float32)
+        for row, states in enumerate(recent):
+            start = self.window - len(states)
+            for offset, state in enumerate(states):
+                text_part[row, start + offset, 0] = vectors.get(_user_text(state), blank)
+                text_part[row, start + offset, 1] = vectors.get(_bot_text(state), blank)
+        text_part = text_part.reshape(len(histories), self.window, -1)
         return np.concatenate([encoded, text_part], axis=2).reshape(len(histories), -1)
 
-    def fit(self, trackers: list[TrainingTracker], domain: Domain, text_directory: Path | None = None) -> TEDPolicy:
+    def fit(
+        self,
+        trackers: list[TrainingTracker],
+        domain: Domain,
+        text_directory: Path | None = None,
+        texts: Sequence[str] = (),
+    ) -> TEDPolicy:
         """Train on the story trackers; an empty model when there are none.
 
         `text_directory` keeps the trained text featurizers (the artifact's subfolder when
-        training a node); without it they live in memory only.
+        training a node); without it they live in memory only. `texts` are further texts
+        (the NLU examples') the featurizers learn their vocabulary from.
         """
         self.actions = list(domain.action_names_or_texts)
-        self.encoder = StateEncoder.from_domain(domain)
         self.rule_only = find_rule_only_data(trackers, domain)
+        self._fit_text(trackers, texts, text_directory)
+        self.encoder = StateEncoder.from_domain(domain, action_texts=self.text is None)
         examples = self._examples(trackers, domain)
         if not examples:
-            self.params, self.window, self.n_layers = {}, 0, 0
+            self.params, self.window, self.n_layers, self.text = {}, 0, 0, None
             return self
         self.window = self.max_history or max(len(states) for states, _ in examples)
-        self._fit_text(trackers, text_directory)
         x = self._inputs([states for states, _ in examples])
         action_index = {a: i for i, a in enumerate(self.actions)}
         unknown = sorted({a for _, a in examples if a not in action_index})
@@ -391,7 +417,10 @@ class TEDPolicy(Policy):
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         """Train and persist the weights (npz) and the layout they expect (JSON)."""
-        self.fit(read_trackers(inputs), read_domain(inputs), out.path / TEXT_DIR)
+        texts = inputs.get("texts")
+        assert not isinstance(texts, list)
+        extra = read_texts(texts) if texts is not None else []
+        self.fit(read_trackers(inputs), read_domain(inputs), out.path / TEXT_DIR, extra)
         assert self.encoder is not None
         out.json(
             MODEL_FILE,
@@ -426,19 +455,46 @@ class TEDPolicy(Policy):
 
     # --- prediction ---------------------------------------------------------------------
 
-    def action_probabilities(self, states: list) -> np.ndarray:
-        """Softmax over the training domain's actions for one state history."""
-        logits, _ = self._forward(self._inputs([states]))
-        shifted = logits[0] - logits[0].max()
+    def _scores(self, histories: list[list[State]]) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, softmax) over the training domain's actions, one row per history."""
+        logits, _ = self._forward(self._inputs(histories))
+        shifted = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(shifted)
-        return probs / probs.sum()
+        return logits, probs / probs.sum(axis=1, keepdims=True)
+
+    def action_probabilities(self, states: list[State]) -> np.ndarray:
+        """Softmax over the training domain's actions for one state history."""
+        return self._scores([states])[1][0]
 
     def predict_action_probabilities(self, events: list[Event], domain: Domain) -> PolicyPrediction:
-        """The network's distribution, mapped onto the given domain's actions."""
+        """The network's distribution, mapped onto the given domain's actions.
+
+        A message just received with both an intent and a text is scored from each; the
+        text's reading is taken, as an end-to-end prediction, when its best action is
+        more similar than the intent's best and more probable than the threshold.
+        """
         if not self.params or self.encoder is None:
             return self.prediction(domain)
         states, _ = states_for_events(events, domain)
-        probs = self.action_probabilities(self.rule_only.strip(states))
-        scores = {action: float(p) for action, p in zip(self.actions, probs, strict=True)}
-        return self.prediction(domain, scores)
+        histories = [self.rule_only.strip(states)]
+        latest = next((e for e in reversed(events) if isinstance(e, ActionExecuted)), None)
+        if self.text is not None and latest is not None and latest.action_name == ACTION_LISTEN:
+            from_text = states_from_text(states, user_turn_positions(events), events)
+            if from_text is not None:
+                histories.append(self.rule_only.strip(from_text))
+        logits, probs = self._scores(histories)
+        chosen = 0
+        threshold = float(self.config.get("e2e_confidence_threshold", 0.5))
+        if len(histories) == 2 and probs[1].max() > threshold and logits[1].max() > logits[0].max():
+            chosen = 1
+        scores = {action: float(p) for action, p in zip(self.actions, probs[chosen], strict=True)}
+        return self.prediction(domain, scores, is_end_to_end_prediction=chosen == 1)
+
+
+def _user_text(state: State) -> str | None:
+    return state.get(USER, {}).get("text")
+
+
+def _bot_text(state: State) -> str | None:
+    return state.get(PREVIOUS_ACTION, {}).get("action_text")
 

@@ -1,27 +1,80 @@
-"""End-to-end text for the dialogue: user texts featurized by the NLU pipeline's featurizers.
+"""End-to-end text for the dialogue: texts featurized by the NLU pipeline's featurizers.
 
-A story turn written as `user: "I had that yesterday"` without an intent only carries its
-text. TEDPolicy featurizes such texts with the tokenizer and featurizers of the
-project's NLU pipeline (the same components with the same configs), trained on the
-dialogue's own texts, so two different texts lead to different dialogue states. The
-trained featurizers are stored inside the policy's artifact and featurize new texts at
+A story turn written as `user: "I had that yesterday"` (with or without an intent) or
+`bot: "How about sushi?"` carries a text. TEDPolicy featurizes such texts with the
+tokenizer and featurizers of the project's NLU pipeline (the same components with the
+same configs), so two different texts lead to different dialogue states. As in Rasa, the
+featurizers learn from the whole training data: the NLU examples' texts as well as the
+stories' user and bot texts (`EndToEndTextProvider` collects them). The trained
+featurizers are stored inside the policy's artifact and featurize new texts at
 prediction time exactly as they did in training.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trainkit.data.events import ActionExecuted, Event, UserUttered
+from trainkit.data.stories import StoryGraph
 from trainkit.data.training_data import Message, TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
-from trainkit.engine.component import TOKENIZER, Component, get_component
-from trainkit.nlu.batch import TRAINING_DATA_FILE, MessageBatch, sentence_matrix
+from trainkit.engine.component import (
+    PROVIDER,
+    TOKENIZER,
+    Component,
+    Inputs,
+    get_component,
+    register,
+)
+from trainkit.nlu.batch import TRAINING_DATA_FILE, MessageBatch, load_training_data, sentence_matrix
+
+TEXTS_FILE = "texts.json"
+
+
+def event_texts(events: Iterable[Event]) -> set[str]:
+    """The user texts (with or without an intent) and bot texts among `events`."""
+    texts: set[str] = set()
+    for event in events:
+        if isinstance(event, UserUttered) and event.text:
+            texts.add(event.text)
+        elif isinstance(event, ActionExecuted) and event.action_text:
+            texts.add(event.action_text)
+    return texts
+
+
+@register
+class EndToEndTextProvider(Component):
+    """The texts TED's featurizers learn from: NLU examples plus the stories' texts.
+
+    Projects whose stories hold no text get an empty list, so editing their NLU data
+    gives a byte-identical artifact and never retrains the dialogue policies.
+    """
+
+    name = "EndToEndTextProvider"
+    version = "1"
+    roles = frozenset({PROVIDER})
+
+    def derive(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        """Write the sorted, unique texts (empty when no story turn is given as text)."""
+        graph_artifact, data_artifact = inputs["story_graph"], inputs["training_data"]
+        assert not isinstance(graph_artifact, list) and not isinstance(data_artifact, list)
+        graph = StoryGraph.from_dict(graph_artifact.json("story_graph.json"))
+        texts: set[str] = set()
+        if graph.has_e2e_steps():
+            texts = graph.user_texts_used() | graph.action_texts_used()
+            texts |= {m.text for m in load_training_data(data_artifact).training_examples if m.text}
+        out.json(TEXTS_FILE, {"texts": sorted(texts)})
+
+
+def read_texts(artifact: Artifact) -> list[str]:
+    """The texts an `EndToEndTextProvider` node wrote."""
+    return [str(text) for text in artifact.json(TEXTS_FILE).get("texts", [])]
 
 
 @dataclass

@@ -98,7 +98,7 @@ def load_project_paths(paths: ProjectPaths) -> Project:
         except (DataError, DataErrors) as exc:  # keep reading: every broken file is reported
             problems.extend(problems_of(exc))
     raise_problems(problems)
-    domain_obj = with_retrieval_intents(domain_obj, nlu)
+    domain_obj = with_story_bot_texts(with_retrieval_intents(domain_obj, nlu), stories)
     return Project(paths, training_config, domain_obj, nlu, stories, test_stories, ignored)
 
 
@@ -140,6 +140,18 @@ def _read_data_file(
         ignored.append(file)
         warnings.warn(f"{file}: no 'nlu', 'responses', 'stories' or 'rules' key; the file is ignored", stacklevel=2)
     return nlu, stories, test_stories
+
+
+def with_story_bot_texts(domain: Domain, stories: StoryGraph) -> Domain:
+    """The domain with the training stories' bot texts (`- bot: ...`) as end-to-end actions.
+
+    Rasa adds them so policies can predict a bot text like any action; they follow the
+    domain's own `e2e_actions`, sorted so the action indices never depend on set order.
+    """
+    texts = [text for text in sorted(stories.action_texts_used()) if text not in domain.action_texts]
+    if domain.is_empty() or not texts:
+        return domain
+    return replace(domain, action_texts=[*domain.action_texts, *texts])
 
 
 def with_retrieval_intents(domain: Domain, nlu: TrainingData) -> Domain:

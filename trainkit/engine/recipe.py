@@ -29,6 +29,7 @@ DOMAIN = "domain_provider"
 CORE_DOMAIN = "domain_for_core_training_provider"
 STORIES = "story_graph_provider"
 TRACKERS = "training_tracker_provider"
+E2E_TEXTS = "end_to_end_texts_provider"
 
 TRACKER_DEFAULTS: dict[str, Any] = {
     "augmentation_factor": 50,
@@ -162,6 +163,24 @@ def _pipeline_text_featurizers(config: TrainingConfig) -> list[dict[str, Any]]:
     return specs if len(specs) > 1 else []
 
 
+def _end_to_end_texts(config: TrainingConfig, recipe: Recipe) -> str:
+    """The node collecting the texts end-to-end featurizers learn from (added once).
+
+    It reads the NLU data, so a Core-only recipe gets the NLU data provider too; the
+    texts are empty unless the stories hold texts, so NLU edits of other projects stop
+    there and retrain no policy.
+    """
+    names = {node.name for node in recipe.nodes}
+    if NLU_DATA not in names:
+        recipe.nodes.append(Node(NLU_DATA, "NLUDataProvider", PROVIDE, {"language": config.language}, {}, "data"))
+    if E2E_TEXTS not in names:
+        recipe.nodes.append(
+            Node(E2E_TEXTS, "EndToEndTextProvider", DERIVE, {}, {"story_graph": STORIES, "training_data": NLU_DATA},
+                 "core")
+        )
+    return E2E_TEXTS
+
+
 def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str, Any]) -> None:
     recipe.nodes.append(Node(CORE_DOMAIN, "CoreDomainProvider", DERIVE, {}, {"domain": DOMAIN}, "core"))
     recipe.nodes.append(Node(STORIES, "StoryGraphProvider", PROVIDE, {}, {}, "data"))
@@ -179,10 +198,12 @@ def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str
             )
         merged = component_config(cls, item, where)
         _check_constructs(cls, merged, config, "policies", index)
+        needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
         if getattr(cls, "featurizes_text", False):
             merged[TEXT_FEATURIZERS] = _pipeline_text_featurizers(config)
+            if merged[TEXT_FEATURIZERS]:
+                needs["texts"] = _end_to_end_texts(config, recipe)
         name = f"train_{cls.name}{index}"
-        needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
         ref = item["name"]
         recipe.nodes.append(Node(name, ref, TRAIN, merged, needs, "core", True))
         recipe.policies.append(
