@@ -19,7 +19,8 @@ from pathlib import Path
 
 from benchmarks.common import peak_rss_mb, shared_datasets, write_result
 
-ASSISTANTS = ["rasa-init", "rasa-examples/formbot", "assistants/financial-demo", "assistants/helpdesk-assistant"]
+ASSISTANTS = ["rasa-init", "rasa-examples/formbot", "rasa-examples/e2ebot", "assistants/financial-demo",
+              "assistants/helpdesk-assistant"]
 RASA_REFERENCE = {
     "rasa-init": {"stories": "7/7", "actions": "35/35"},
     "rasa-examples/formbot": {"stories": "3/3", "actions": "29/29"},
@@ -66,8 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict] = {}
     for assistant in args.assistants.split(","):
         for config in args.configs.split(","):
-            with tempfile.TemporaryDirectory(prefix="trainkit-dialogue-bench-") as tmp:
-                report = run_case(datasets / assistant, config, Path(tmp))
+            from trainkit.errors import TrainkitError
+
+            try:
+                with tempfile.TemporaryDirectory(prefix="trainkit-dialogue-bench-") as tmp:
+                    report = run_case(datasets / assistant, config, Path(tmp))
+            except TrainkitError as exc:  # e.g. a project config naming a featurizer trainkit lacks
+                results.setdefault(assistant, {})[config] = {"refused": str(exc)}
+                print(f"{assistant} [{config}]: refused: {exc}", flush=True)
+                continue
             results.setdefault(assistant, {})[config] = report
             print(f"{assistant} [{config}]: stories {report['correct_stories']}/{report['stories']}, actions "
                   f"{report['correct_actions']}/{report['actions']}, train {report['train_seconds']:.1f} s", flush=True)
