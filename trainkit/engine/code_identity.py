@@ -71,23 +71,55 @@ def _package_root(top: str) -> tuple[Path, bool] | None:
     return _ROOTS[top]
 
 
+_MODULE_FILES: dict[str, tuple[str | None, str, int]] = {}
+
+
 def _module_file(module: str) -> Path | None:
-    """Source file of a module without importing it (None: not a Python source module)."""
+    """Source file of a module without importing it (None: not a Python source module).
+
+    Answers are remembered with the mtime of the directory they were looked up in, which
+    changes when a file is added or removed there, so a remembered answer stays true.
+    """
+    remembered = _MODULE_FILES.get(module)
+    if remembered is not None:
+        found, directory, mtime = remembered
+        try:
+            if os.stat(directory).st_mtime_ns == mtime and (found is None or os.path.isfile(found)):
+                return Path(found) if found is not None else None
+        except OSError:
+            pass
+    path, directory = _find_module_file(module)
+    if directory is not None:
+        try:
+            _MODULE_FILES[module] = (None if path is None else str(path), directory,
+                                     os.stat(directory).st_mtime_ns)
+        except OSError:
+            pass
+    return path
+
+
+def _find_module_file(module: str) -> tuple[Path | None, str | None]:
+    """The module's file and the directory that decides it (None, None: no such package).
+
+    Plain string paths: this runs for every name a component's closure imports.
+    """
     top, _, rest = module.partition(".")
     found = _package_root(top)
     if found is None:
-        return None
+        return None, None
     root, is_package = found
+    base = str(root)
     if not is_package:
-        return root / f"{top}.py" if not rest else None
-    candidate = root.joinpath(*rest.split(".")) if rest else root
-    for path in (candidate.with_suffix(".py") if rest else None, candidate / "__init__.py"):
-        if path is not None and path.is_file():
-            return path
-    return None
+        return (Path(base, f"{top}.py") if not rest else None), base
+    candidate = os.path.join(base, *rest.split(".")) if rest else base
+    if rest and os.path.isfile(candidate + ".py"):
+        return Path(candidate + ".py"), os.path.dirname(candidate)
+    if os.path.isfile(os.path.join(candidate, "__init__.py")):
+        return Path(candidate, "__init__.py"), candidate
+    return None, os.path.dirname(candidate)
 
 
-def _version_key(path: Path, module: str) -> tuple[object, ...]:
+def _version_key(path: Path | str, module: str) -> tuple[object, ...]:
     """What identifies the version of a module's source that matters to this process.
 
     A module this process has imported runs the code it was imported with, whatever its
@@ -170,7 +202,7 @@ def code_identity(module: str) -> CodeIdentity:
     if remembered is not None:
         files, identity = remembered
         try:
-            same_files = all(_version_key(Path(path), name) == key
+            same_files = all(_version_key(path, name) == key
                              for (path, key), name in zip(files, identity.modules, strict=True))
         except OSError:
             same_files = False
