@@ -3,6 +3,7 @@ so changes to the data really change (or really do not change) their artifacts."
 
 from __future__ import annotations
 
+import trainkit
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, TOKENIZER, Component, register
 
@@ -19,6 +20,20 @@ nlu:
     - goodbye friend
     - bye
 """
+
+# A pipeline of the components below; `{epochs}` is the classifier's.
+CONFIG = """\
+language: en
+pipeline:
+  - name: fake_components.FakeTokenizer
+  - name: fake_components.FakeFeaturizer
+  - name: fake_components.FakeClassifier
+    epochs: {epochs}
+"""
+
+
+def train(**kwargs):
+    return trainkit.train(None, "config.yml", "data", **kwargs)
 
 
 def _examples(inputs):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import fake_components
 import pytest
-from fake_components import NLU
+from fake_components import CONFIG, NLU, train
 
 import trainkit
 from trainkit.data import importer
@@ -19,29 +19,10 @@ from trainkit.engine.cache import Cache
 
 sys.modules.setdefault("fake_components", fake_components)
 
-CONFIG = """\
-language: en
-pipeline:
-  - name: fake_components.FakeTokenizer
-  - name: fake_components.FakeFeaturizer
-  - name: fake_components.FakeClassifier
-    epochs: {epochs}
-"""
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TRAINKIT_CACHE_DIR", raising=False)
-    monkeypatch.delenv("TRAINKIT_CACHE_MAX_SIZE", raising=False)
-    (tmp_path / "config.yml").write_text(CONFIG.format(epochs=1))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "nlu.yml").write_text(NLU)
-    return tmp_path
 
 
-def train(**kwargs):
-    return trainkit.train(None, "config.yml", "data", **kwargs)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from trainkit.data.paths import ProjectPaths
-from trainkit.engine.archive import latest_model, model_file_name, remove_leftovers
+from trainkit.engine.archive import remove_leftovers
+from trainkit.engine.atomic import write_json_atomic
 from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import code_identity, component_code, distribution_version
 from trainkit.engine.fingerprint import digest_file, fingerprint
+from trainkit.engine.package import current_model
 from trainkit.errors import TrainkitError
 
 MEMO_FILE = "plan-memo.json"
@@ -103,13 +104,6 @@ def _model_signature(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
 
 
-def _current_model(output: Path, fixed_model_name: str | None) -> Path | None:
-    if fixed_model_name:
-        path = output / model_file_name(fixed_model_name)
-        return path if path.exists() else None
-    return latest_model(output)
-
-
 def _read(directory: Path) -> dict[str, Any]:
     try:
         data = json.loads((directory / MEMO_FILE).read_text("utf-8"))
@@ -136,7 +130,7 @@ def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_na
             if cache.lookup(fp, touch=False) != digest:
                 return None
         remove_leftovers(output)
-        model = _current_model(output, fixed_model_name)
+        model = current_model(output, fixed_model_name)
         if model is None or str(model.absolute()) != entry["model"] or _model_signature(model) != entry["model_stat"]:
             return None
         return MemoHit(model.absolute(), entry["nodes"], entry["package"], entry.get("notices", []))
@@ -179,15 +173,7 @@ def remember(
     entries[key] = entry
     while len(entries) > _MAX_ENTRIES:
         entries.pop(next(iter(entries)))
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MEMO_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"entries": entries}, handle, sort_keys=True)
-        os.replace(tmp, directory / MEMO_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(directory / MEMO_FILE, {"entries": entries})
 
 
 @contextmanager

@@ -70,14 +70,12 @@ def package_fingerprint(settings: PackageSettings, nodes: list[dict[str, Any]], 
     return fingerprint(identity_metadata(settings, nodes, digests))
 
 
-def current_model(settings: PackageSettings) -> Path | None:
+def current_model(output: Path, fixed_model_name: str | None) -> Path | None:
     """The archive `load_model(output)` would open: the fixed-name file, or the newest."""
-    output = Path(settings.output)
-    if settings.fixed_model_name:
-        prefix = {"nlu": "nlu-", "core": "core-"}.get(settings.model_type, "")
-        path = output / model_file_name(settings.fixed_model_name, prefix=prefix)
+    if fixed_model_name:
+        path = Path(output) / model_file_name(fixed_model_name)
         return path if path.exists() else None
-    return latest_model(output)
+    return latest_model(Path(output))
 
 
 def explain_model(path: Path, settings: PackageSettings, nodes: list[dict[str, Any]], digests: dict[str, str],

@@ -12,8 +12,6 @@ that upstream. Records of the last run per node say which input changed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import networkx as nx
 
+from trainkit.engine.atomic import write_json_atomic
 from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import component_code
 from trainkit.engine.component import get_component
@@ -130,15 +129,7 @@ class RunRecords:
 
     def write(self, name: str, record: dict[str, Any]) -> None:
         """Store a record atomically (each node has its own file: no write contention)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, sort_keys=True)
-            os.replace(tmp, self._path(name))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self._path(name), record)
 
 
 def make_record(
@@ -293,7 +284,7 @@ def package_status(
     status = PackageStatus(PACKAGE, False, "forced", fp, digests=digests)
     if force:
         return status
-    path = current_model(settings)
+    path = current_model(Path(settings.output), settings.fixed_model_name)
     if path is None:
         status.reason = f"no model in '{settings.output}'"
         if settings.fixed_model_name:
