@@ -48,7 +48,7 @@ def doit(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def listed_status(project: Path) -> dict[str, str]:
-    """`doit list --status` as {node or "package": "R" | "U"}."""
+    """`doit list --status` as {node, "package" or "(group)" for `train` itself: "R" | "U"}."""
     result = doit(project, "list", "--status", "--all")
     assert result.returncode == 0, result.stderr
     statuses = {}
@@ -56,6 +56,8 @@ def listed_status(project: Path) -> dict[str, str]:
         mark, name = line.split()[:2]
         if name.startswith("train:"):
             statuses[name.removeprefix("train:")] = mark
+        elif name == "train":
+            statuses["(group)"] = mark
     return statuses
 
 
