@@ -120,3 +120,26 @@ class DyingClassifier(Component):
             marker.write_text("died once")
             os._exit(1)
         out.json("model.json", {"rows": len(inputs["features"][0].json("features.json"))})
+
+
+@register
+class WeightedFeaturizer(Component):
+    """Features scaled by "pretrained weights" read from a file named in its config."""
+
+    name = "WeightedFeaturizer"
+    roles = frozenset({FEATURIZER})
+    requires = (TOKENIZER,)
+    defaults = {"weights": ""}
+
+    @classmethod
+    def resources_digest(cls, config):
+        from trainkit.engine.fingerprint import digest_file
+
+        return digest_file(config["weights"])
+
+    def process_training_data(self, inputs, out):
+        from pathlib import Path
+
+        scale = float(Path(self.config["weights"]).read_text())
+        tokens = inputs["tokens"].json("tokens.json")
+        out.json("features.json", [[int(scale * len(t)) for t in ts] for ts in tokens])

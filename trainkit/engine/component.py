@@ -87,6 +87,17 @@ class Component:
         self.config = config
 
     @classmethod
+    def resources_digest(cls, config: dict[str, Any]) -> str | None:
+        """Digest of what outside the code and the config decides this component's output
+        (pretrained weights, an installed language model), or None when nothing does.
+
+        The planner puts it into the node's fingerprint, so replacing the weights on disk
+        makes exactly the nodes that read them stale. A component whose resources are
+        missing raises a ConfigError naming them and how to provide them.
+        """
+        return None
+
+    @classmethod
     def estimated_memory(cls, config: dict[str, Any]) -> int:
         """Bytes training needs whatever the data (weights and optimizer state), for size
         options that could ask for more than a machine has; 0 when nothing is sized."""

@@ -1,8 +1,8 @@
 """The plan memo: the planner's last all-up-to-date answer, so a no-op build parses nothing.
 
 The planner's answer is a function of the project files' bytes, trainkit's code, the
-custom components' code, the libraries they import, the options, and what the cache and
-the model directory hold. A build that leaves everything up to date records the first
+custom components' code, the libraries they import, the pretrained resources components
+read, the options, and what the cache and the model directory hold. A build that leaves everything up to date records the first
 five under one key, plus each node's fingerprint and output digest and the model archive
 it verified. A later run with the same key asks the cache whether every fingerprint still
 maps to the same output, and the file system whether the model `load_model` would open
@@ -126,6 +126,12 @@ def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_na
             loaded = sys.modules.get(module)
             if loaded is not None and getattr(_attribute(loaded, qualname), "version", None) != version:
                 return None  # this process runs a class that differs from its source
+        if entry["resources"]:
+            from trainkit.engine.component import get_component
+
+            for name, config, digest in entry["resources"]:
+                if get_component(name).resources_digest(config) != digest:
+                    return None
         for fp, digest in entry["nodes"].values():
             if cache.lookup(fp, touch=False) != digest:
                 return None
@@ -146,6 +152,7 @@ def remember(
     nodes: dict[str, tuple[str, str]],
     components: list[type],
     notices: list[list[Any]],
+    resources: list[list[Any]] | None = None,
 ) -> None:
     """Record an all-up-to-date answer (after a build, when everything is current)."""
     libraries: dict[str, str] = {}
@@ -166,6 +173,7 @@ def remember(
         "custom_modules": custom,
         "components": [list(item) for item in declared],
         "notices": notices,
+        "resources": resources or [],
     }
     data = _read(directory)
     entries = data.get("entries", {})

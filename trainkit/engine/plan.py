@@ -79,13 +79,21 @@ def node_identity(node: Node, memo: dict[type, str] | None = None) -> dict[str, 
         code = memo[cls]
     else:
         code = memo[cls] = component_code(cls).digest
-    return {"component": f"{cls.name}.{node.fn}", "version": cls.version, "code": code}
+    identity = {"component": f"{cls.name}.{node.fn}", "version": cls.version, "code": code}
+    resources = cls.resources_digest(node.config)
+    if resources is not None:
+        identity["resources"] = resources
+    return identity
 
 
 def fingerprint_of(node: Node, inputs: dict[str, Any], identity: dict[str, str] | None = None) -> str:
-    """A node's fingerprint: code identity, merged config and input digests."""
+    """A node's fingerprint: code identity, resources (pretrained weights), merged config
+    and input digests."""
     identity = identity or node_identity(node)
-    return node_fingerprint(identity["component"], identity["version"], node.config, inputs, identity["code"])
+    code = identity["code"]
+    if "resources" in identity:
+        code = fingerprint([code, identity["resources"]])
+    return node_fingerprint(identity["component"], identity["version"], node.config, inputs, code)
 
 
 @dataclass
@@ -155,6 +163,8 @@ def explain_miss(node: Node, record: dict[str, Any] | None, current: dict[str, A
         return f"component version changed ({record.get('version')} -> {current['version']})"
     if record.get("code") != current["code"]:
         return f"code of {name} changed"
+    if record.get("resources") != current.get("resources"):
+        return f"pretrained resources of {name} changed"
     old_config, new_config = record.get("config", {}), current["config"]
     changed = sorted(k for k in set(old_config) | set(new_config) if old_config.get(k) != new_config.get(k))
     if changed:
