@@ -63,6 +63,10 @@ class Component:
     requires: ClassVar[tuple[str, ...]] = ()
     # Rasa's policy priority, used to break ties between policies.
     priority: ClassVar[int] = 0
+    # Whether `train` can start from a base model's output (`inputs["base_model"]`).
+    finetunable: ClassVar[bool] = False
+    # The options that say how long training runs; finetuning scales them.
+    epoch_options: ClassVar[tuple[str, ...]] = ("epochs",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -103,8 +107,24 @@ class Component:
         options that could ask for more than a machine has; 0 when nothing is sized."""
         return 0
 
+    @classmethod
+    def finetuning_config(cls, config: dict[str, Any], fraction: float) -> dict[str, Any]:
+        """The config a finetuning run trains with: Rasa's `ceil(epochs * fraction)` for
+        each of `epoch_options` (at least one where the base trained at all)."""
+        import math
+
+        scaled = dict(config)
+        for key in cls.epoch_options:
+            value = config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                scaled[key] = max(1, math.ceil(value * fraction))
+        return scaled
+
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        """Learn from upstream artifacts and persist the learned state to `out`."""
+        """Learn from upstream artifacts and persist the learned state to `out`.
+
+        When finetuning, `inputs["base_model"]` is this node's output in the model to
+        finetune (only for `finetunable` components)."""
         raise NotImplementedError(f"{self.name} is not trainable")
 
     def process_training_data(self, inputs: Inputs, out: ArtifactWriter) -> None:

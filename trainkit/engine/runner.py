@@ -27,7 +27,16 @@ from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.cache import Cache
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import fingerprint
-from trainkit.engine.graph import DERIVE, PROCESS, PROVIDE, TRAIN, Node, graph_from_dict, node_of
+from trainkit.engine.graph import (
+    DERIVE,
+    EPOCH_FRACTION,
+    PROCESS,
+    PROVIDE,
+    TRAIN,
+    Node,
+    graph_from_dict,
+    node_of,
+)
 from trainkit.engine.package import PackageSettings, write_model
 from trainkit.engine.plan import (
     PACKAGE,
@@ -120,7 +129,7 @@ def _project(spec: BuildSpec, file_digests: dict[str, str]) -> Project:
 def _load_inputs(node: Node, inputs: dict[str, Any], cache: Cache) -> dict[str, Any]:
     loaded: dict[str, Any] = {}
     for param, digest in inputs.items():
-        if param == "files":
+        if param in ("files", EPOCH_FRACTION):
             continue
         digests = [digest] if isinstance(digest, str) else digest
         artifacts = []
@@ -147,7 +156,12 @@ def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, proje
     if code is not None and node_identity(node)["code"] != code:
         raise TrainkitError(f"node '{node.name}': the code of {cls.name} here differs from the code that was "
                             "planned (changed while the build ran, or another trainkit version); run it again")
-    component = cls(node.config)
+    config = node.config
+    if node.finetune:
+        if not cls.finetunable:
+            raise TrainkitError(f"node '{node.name}': {cls.name} cannot be finetuned")
+        config = cls.finetuning_config(config, float(node.finetune[EPOCH_FRACTION]))
+    component = cls(config)
     with warnings.catch_warnings(), limited_blas():
         if node.fn in DATA_FUNCTIONS:
             warnings.simplefilter("ignore")  # the importer already reported them
