@@ -79,6 +79,11 @@ force_option = click.option("--force", is_flag=True, help="Retrain every compone
 dry_option = click.option("--dry-run", is_flag=True, help="Only report what would train; exit 0, 1 or 8.")
 jobs_option = click.option("-j", "--jobs", default=1, show_default=True,
                            help="Independent nodes to train at once (-1: all cores; never more than the cores allow).")
+finetune_option = click.option(
+    "--finetune", default=None, is_flag=False, flag_value="", metavar="[PATH]",
+    help="Continue training this model (file or directory; no PATH: the newest model in --out).")
+fraction_option = click.option("--epoch-fraction", default=1.0, show_default=True, type=float,
+                               help="With --finetune: train this fraction of each component's epochs.")
 scheduler_option = click.option("--scheduler", default=None, metavar="ADDRESS",
                                 help="Train on a Dask cluster, e.g. tcp://HOST:8786 [env: TRAINKIT_DASK_SCHEDULER].")
 
@@ -115,13 +120,15 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @dry_option
 @jobs_option
 @scheduler_option
+@finetune_option
+@fraction_option
 @click.option("--augmentation", default=None, type=int, help="Story augmentation factor [default: 50].")
 @click.option("--persist-nlu-data", is_flag=True, help="Package the NLU training data with the model.")
 @click.pass_context
 @handle_errors
 def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
           fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, scheduler: str | None,
-          augmentation: int | None, persist_nlu_data: bool) -> None:
+          finetune: str | None, epoch_fraction: float, augmentation: int | None, persist_nlu_data: bool) -> None:
     """Train a model (NLU and dialogue) from the project in the current directory."""
     if ctx.invoked_subcommand is not None:
         return
@@ -130,7 +137,7 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
         resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
         output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
         core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
-        scheduler=scheduler,
+        scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
     )
     _finish_training(result, dry_run)
 
@@ -145,14 +152,17 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
 @dry_option
 @jobs_option
 @scheduler_option
+@finetune_option
+@fraction_option
 @handle_errors
 def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ...], out: str,
                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
-                      scheduler: str | None) -> None:
+                      scheduler: str | None, finetune: str | None, epoch_fraction: float) -> None:
     """Train only the NLU pipeline."""
     result = trainkit.train_nlu(
         resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out, fixed_model_name=fixed_model_name,
         domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs, scheduler=scheduler,
+        model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
     )
     _finish_training(result, dry_run)
 
@@ -167,15 +177,17 @@ def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ..
 @dry_option
 @jobs_option
 @scheduler_option
+@finetune_option
+@fraction_option
 @handle_errors
 def train_core_command(config: str | None, domain: str | None, stories: tuple[str, ...], out: str,
                        fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
-                       scheduler: str | None) -> None:
+                       scheduler: str | None, finetune: str | None, epoch_fraction: float) -> None:
     """Train only the dialogue policies."""
     result = trainkit.train_core(
         resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(stories),
         output=out, fixed_model_name=fixed_model_name, dry_run=dry_run, force_training=force, n_jobs=jobs,
-        scheduler=scheduler,
+        scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
     )
     _finish_training(result, dry_run)
 

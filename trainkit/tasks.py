@@ -10,6 +10,7 @@ xxhash file checker serves the tasks a project adds to its own dodo.py.
     doit -n 4 train                 build independent nodes in parallel
     doit list --status --all        dry run: R = will run, U = up to date
     doit train --out dist --fixed-model-name bot --force
+    doit train --finetune models --epoch-fraction 0.2
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ PARAMS = [
     {"name": "out", "long": "out", "default": "models", "help": "model output directory"},
     {"name": "fixed_model_name", "long": "fixed-model-name", "default": "", "help": "fixed model file name"},
     {"name": "force", "long": "force", "type": bool, "default": False, "help": "retrain every node"},
+    {"name": "finetune", "long": "finetune", "default": "",
+     "help": "model to finetune: an archive, or a directory for its newest archive"},
+    {"name": "epoch_fraction", "long": "epoch-fraction", "type": float, "default": 1.0,
+     "help": "with --finetune: the fraction of each component's epochs to train"},
 ]
 
 
@@ -122,7 +127,8 @@ def _acquire_project_lock() -> None:
 
 
 @task_params(PARAMS)
-def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool) -> Any:
+def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool,
+               finetune: str = "", epoch_fraction: float = 1.0) -> Any:
     """Train the assistant's model: one subtask per graph node, then packaging."""
     from trainkit.training import prepare
 
@@ -133,6 +139,8 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
             [p for p in data.split(",") if p],
             out,
             fixed_model_name or None,
+            model_to_finetune=finetune or None,
+            finetuning_epoch_fraction=epoch_fraction,
         )
     except TrainkitError as exc:
         raise SystemExit(f"Error: {exc}") from None

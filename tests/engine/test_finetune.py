@@ -7,8 +7,8 @@ import tarfile
 import pytest
 from fake_components import NLU, train
 
-from trainkit.engine.finetune import FinetuneError
 from trainkit.engine.archive import read_metadata
+from trainkit.engine.finetune import FinetuneError
 
 CONFIG = """\
 language: en

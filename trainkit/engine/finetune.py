@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainkit.engine.archive import COMPONENTS_DIR, METADATA_NAME, extract_archive, latest_model, parse_metadata
+from trainkit.engine.archive import (
+    COMPONENTS_DIR,
+    METADATA_NAME,
+    extract_archive,
+    latest_model,
+    parse_metadata,
+)
 from trainkit.engine.cache import Cache
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import digest_dir, fingerprint

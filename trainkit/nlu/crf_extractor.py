@@ -20,6 +20,7 @@ import numpy as np
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import ENTITY_EXTRACTOR, TOKENIZER, Component, Inputs, register
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import (
     MAX_ITERATIONS,
     NON_NEGATIVE,
@@ -121,6 +122,27 @@ def _compile_patterns(training_data: TrainingData) -> list[tuple[str, str]]:
     return patterns
 
 
+def _start_point(start: tuple[dict[str, Any], dict[str, np.ndarray]] | None, head: str, tags: list[str],
+                 vocabulary: list[str]) -> np.ndarray | None:
+    """A head's trained weights laid out for this vocabulary (None: start from zero)."""
+    if start is None:
+        return None
+    state, weights = start
+    old = next((h for h in state.get("heads", []) if h.get("name") == head), None)
+    if old is None or old.get("tags") != tags:
+        return None
+    n_tags = len(tags)
+    w = np.zeros((len(vocabulary), n_tags))
+    position = {feature: i for i, feature in enumerate(vocabulary)}
+    old_w = weights[f"{head}.W"]
+    for j, feature in enumerate(state.get("features", [])):
+        i = position.get(feature)
+        if i is not None and j < old_w.shape[0]:
+            w[i] = old_w[j]
+    rest = [weights[f"{head}.trans"].ravel(), weights[f"{head}.start"], weights[f"{head}.end"]]
+    return np.concatenate([w.ravel(), *rest]).astype(np.float64)
+
+
 @register
 class CRFEntityExtractor(NLUComponent):
     """Conditional random field entity extractor (Rasa's CRFEntityExtractor)."""
@@ -129,6 +151,8 @@ class CRFEntityExtractor(NLUComponent):
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
     trainable = True
+    finetunable = True
+    epoch_options: ClassVar[tuple[str, ...]] = ("max_iterations",)
     requires: ClassVar[tuple[str, ...]] = (TOKENIZER,)
     defaults: ClassVar[dict[str, Any]] = {
         "BILOU_flag": True,
@@ -181,13 +205,24 @@ class CRFEntityExtractor(NLUComponent):
     # ----------------------------------------------------------------- training
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         training_data, batch = training_batch({k: v for k, v in inputs.items() if k != "features"})
-        self.fit(training_data, batch)
+        base = inputs.get(BASE_MODEL)
+        assert not isinstance(base, list)
+        start = None
+        if base is not None:
+            loaded = CRFEntityExtractor.load(self.config, base)
+            assert isinstance(loaded, CRFEntityExtractor)
+            start = (loaded.state, loaded.weights)
+        self.fit(training_data, batch, start)
         out.json(MODEL_FILE, self.state)
         if self.weights:
             out.arrays(WEIGHTS_FILE, self.weights)
 
-    def fit(self, training_data: TrainingData, batch: MessageBatch) -> None:
-        """Learn the CRFs from the featurizable examples with their tokens."""
+    def fit(self, training_data: TrainingData, batch: MessageBatch,
+            start: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None) -> None:
+        """Learn the CRFs from the featurizable examples with their tokens.
+
+        `start` (finetuning: a trained model's state and weights) is where the optimiser
+        starts; features the new data adds start at zero."""
         examples = featurizable_examples(training_data)
         rows = [i for i, m in enumerate(examples) if m.is_nlu_example and batch.tokens[i]]
         used = [examples[i] for i in rows]
@@ -216,11 +251,12 @@ class CRFEntityExtractor(NLUComponent):
             tags = [NO_ENTITY, *values]
             index = {t: i for i, t in enumerate(tags)}
             flat = np.asarray([index[t] for seq in sequences for t in seq], np.int64)
-            self.weights.update(self._fit_head(head, matrix, lengths, flat, len(tags)))
+            x0 = _start_point(start, head, tags, vocabulary)
+            self.weights.update(self._fit_head(head, matrix, lengths, flat, len(tags), x0))
             self.state["heads"].append({"name": head, "tags": tags})
 
     def _fit_head(self, head: str, matrix: CSR, lengths: np.ndarray, flat_tags: np.ndarray,
-                  n_tags: int) -> dict[str, np.ndarray]:
+                  n_tags: int, x0: np.ndarray | None = None) -> dict[str, np.ndarray]:
         n_feat = matrix.shape[1]
         steps = int(lengths.max())
         n_seq = lengths.size
@@ -255,7 +291,8 @@ class CRFEntityExtractor(NLUComponent):
             grad = grad + l2 * x + l1 * x / smooth
             return loss, grad
 
-        x0 = np.zeros(size_w + n_tags * n_tags + 2 * n_tags)
+        if x0 is None:
+            x0 = np.zeros(size_w + n_tags * n_tags + 2 * n_tags)
         result = lbfgs(objective, x0, max_iter=int(self.config["max_iterations"]), gtol=1e-5)
         w, params = unpack(result.x)
         return {
