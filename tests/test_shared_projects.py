@@ -9,6 +9,8 @@ import warnings
 import pytest
 
 import trainkit
+from trainkit.core.replay import replay_stories
+from trainkit.data.stories import read_story_file
 from trainkit.errors import ConfigError
 from trainkit.training import prepare
 
@@ -76,3 +78,26 @@ def test_project_trains_unmodified_and_answers(copy_of, project):
     assert model.parse("hello")["intent"]["name"]
     second = trainkit.train("domain.yml", "config.yml", "data", dry_run=True)
     assert second.code == 0
+    tuned = trainkit.train("domain.yml", "config.yml", "data", model_to_finetune=result.model,
+                           finetuning_epoch_fraction=0.2)
+    assert tuned.code == 0 and tuned.model and tuned.model != result.model
+    assert trainkit.load_model(tuned.model).parse("hello")["intent"]["name"]
+
+
+def test_rasa_init_finetunes_after_new_examples(copy_of):
+    """Rasa 3.6 fails to finetune the project `rasa init` writes; trainkit finetunes it."""
+    target = copy_of("rasa-init")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = trainkit.train("domain.yml", "config.yml", "data").model
+        nlu = target / "data" / "nlu.yml"
+        nlu.write_text(nlu.read_text().replace("    - hey\n", "    - hey\n    - hiya buddy\n    - yo there\n", 1))
+        assert "hiya buddy" in nlu.read_text()
+        tuned = trainkit.train("domain.yml", "config.yml", "data", model_to_finetune=base,
+                               finetuning_epoch_fraction=0.2)
+    assert tuned.code == 0 and tuned.model != base
+    model = trainkit.load_model(tuned.model)
+    assert model.parse("hiya buddy")["intent"]["name"] == "greet"
+    report = replay_stories(model.ensemble, read_story_file(target / "tests" / "test_stories.yml"))
+    assert report.failures() == []
+    assert report.correct_actions == report.total_actions == 35
