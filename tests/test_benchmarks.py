@@ -52,3 +52,19 @@ def test_dialogue_benchmark_records_story_and_action_accuracy(shared_datasets, m
     result = report["results"]["rasa-init"]["default"]
     assert (result["stories"], result["actions"]) == (7, 35)
     assert 0 <= result["correct_actions"] <= result["actions"] and result["train_seconds"] > 0
+
+
+def test_finetune_benchmark_dialogue_case_and_split(shared_datasets, monkeypatch):
+    from benchmarks import finetune_bench
+    from trainkit.data.nlu_reader import read_nlu_file
+
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    messages = read_nlu_file(shared_datasets / "banking77" / "train-20per.yml").nlu_examples
+    part = finetune_bench.stratified_split(messages, 0.9)
+    assert {m.intent for m in part} == {m.intent for m in messages}
+    assert 0.85 * len(messages) < len(part) < 0.95 * len(messages)
+    finetune_bench.main(["--nlu", "", "--name", "finetune-dialogue-quick"])
+    report = json.loads((RESULTS / "finetune-dialogue-quick.json").read_text())
+    dialogue = report["dialogue"]
+    assert dialogue["test_actions_correct"]["finetuned"] == dialogue["test_actions_correct"]["scratch"] == "35/35"
+    assert dialogue["seconds"]["finetune"] > 0

@@ -126,3 +126,44 @@ def test_missing_or_broken_base_models_are_clear_errors(project, base):
     broken.write_bytes(base.read_bytes()[:200])
     with pytest.raises(Exception, match="broken.tar.gz"):
         train(model_to_finetune=str(broken))
+
+
+def _rewrite_metadata(source, target, change):
+    import io
+    import json
+
+    with tarfile.open(source) as tar_in, tarfile.open(target, "w:gz") as tar_out:
+        for member in tar_in.getmembers():
+            data = tar_in.extractfile(member).read() if member.isfile() else None
+            if member.name == "metadata.json":
+                metadata = json.loads(data)
+                change(metadata)
+                data = json.dumps(metadata).encode()
+                member.size = len(data)
+            tar_out.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+def test_another_model_format_or_no_label_sets_is_refused(project, base):
+    other = project / "other.tar.gz"
+    _rewrite_metadata(base, other, lambda m: m.update(format_version=99))
+    with pytest.raises(FinetuneError, match=r"model format 99.*Train from scratch"):
+        train(model_to_finetune=str(other))
+    unlabelled = project / "unlabelled.tar.gz"
+    _rewrite_metadata(base, unlabelled, lambda m: m.pop("labels"))
+    with pytest.raises(FinetuneError, match="records no label sets"):
+        train(model_to_finetune=str(unlabelled))
+
+
+def test_a_base_output_that_differs_from_its_record_is_refused(project, base):
+    import io
+
+    tampered = project / "tampered.tar.gz"
+    with tarfile.open(base) as tar_in, tarfile.open(tampered, "w:gz") as tar_out:
+        for member in tar_in.getmembers():
+            data = tar_in.extractfile(member).read() if member.isfile() else None
+            if "TunableClassifier" in member.name and member.name.endswith("model.json"):
+                data = data.replace(b'"history"', b'"history" ')
+                member.size = len(data)
+            tar_out.addfile(member, io.BytesIO(data) if data is not None else None)
+    with pytest.raises(FinetuneError, match="is damaged"):
+        train(model_to_finetune=str(tampered))
