@@ -90,7 +90,7 @@ class BuildSpec:
 
     def cache(self) -> Cache:
         """The cache this build reads and writes."""
-        return Cache(Path(self.cache_root), self.cache_max_size)
+        return Cache(Path(self.cache_root), self.cache_max_size, evict_on_put=False)
 
     def records(self) -> RunRecords:
         """Per-node records of the last run, for staleness reasons."""
@@ -375,6 +375,7 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
     trained = [name for name, s in statuses.items() if s.ran and node_of(graph, name).fn not in DATA_FUNCTIONS]
     report = BuildReport(statuses, trained=trained)
     _package(spec, report, force)
+    _trim(spec, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -423,7 +424,13 @@ def package_cached(spec: BuildSpec, force: bool = False) -> BuildReport:
     """Write the model archive if it is not current (doit's last task): every node is cached."""
     report = dry_run(spec)
     _package(spec, report, force)
+    _trim(spec, report)
     return report
+
+
+def _trim(spec: BuildSpec, report: BuildReport) -> None:
+    """The cache's size bound applies between builds (see `Cache.trim`)."""
+    spec.cache().trim([s.digest for s in report.statuses.values() if s.digest])
 
 
 def temporary_cache_root() -> str:
