@@ -75,6 +75,38 @@ def _config(directory: Path, epochs: int | None) -> Path:
     return path
 
 
+class NodeTimes:
+    """Seconds per node of the trainings run inside the block (from the runner's log)."""
+
+    def __enter__(self) -> dict:
+        import logging
+
+        self.times: dict = {}
+        times = self.times
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.msg == "ran %s in %.2fs":
+                    times[record.args[0]] = times.get(record.args[0], 0.0) + record.args[1]
+
+        self.handler = _Handler(level=logging.INFO)
+        self.logger = logging.getLogger("trainkit.engine.runner")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.handler)
+        return times
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+def _trainable_seconds(times: dict) -> float:
+    """Time of the nodes that finetune (the policies and classifiers that start from weights)."""
+    names = ("DIETClassifier", "ResponseSelector", "TEDPolicy", "CRFEntityExtractor", "LogisticRegression")
+    return sum(t for node, t in times.items() if node.startswith("train_") and any(n in node for n in names))
+
+
 def _timed_nlu(config: Path, data: Path, work: Path, **kwargs):
     import trainkit
 
@@ -145,9 +177,11 @@ def dialogue_case(fraction: float, datasets: Path) -> dict:
 
         base_model, base_seconds = timed(root / "base")
         shutil.copy(source / "data" / "stories.yml", root / "base" / "data" / "stories.yml")
-        tuned_model, tuned_seconds = timed(root / "base", model_to_finetune=base_model,
-                                           finetuning_epoch_fraction=fraction)
-        scratch_model, scratch_seconds = timed(root / "scratch")
+        with NodeTimes() as tuned_nodes:
+            tuned_model, tuned_seconds = timed(root / "base", model_to_finetune=base_model,
+                                               finetuning_epoch_fraction=fraction)
+        with NodeTimes() as scratch_nodes:
+            scratch_model, scratch_seconds = timed(root / "scratch")
         tests = sorted((source / "tests").glob("*.yml"))
         for label, path in (("base", base_model), ("finetuned", tuned_model), ("scratch", scratch_model)):
             report = replay_story_files(trainkit.load_model(path).ensemble, tests).as_dict()
@@ -157,6 +191,10 @@ def dialogue_case(fraction: float, datasets: Path) -> dict:
         "test_actions_correct": results,
         "seconds": {"base": base_seconds, "finetune": tuned_seconds, "scratch": scratch_seconds},
         "time_ratio": tuned_seconds / scratch_seconds,
+        # the warm-started nodes alone (the rest of a build costs the same either way)
+        "finetuned_nodes_seconds": {"finetune": _trainable_seconds(tuned_nodes),
+                                    "scratch": _trainable_seconds(scratch_nodes)},
+        "finetuned_nodes_time_ratio": _trainable_seconds(tuned_nodes) / max(_trainable_seconds(scratch_nodes), 1e-9),
     }
 
 
