@@ -59,6 +59,8 @@ class Component:
     options: ClassVar[dict[str, Check]] = {}
     # Options Rasa has that trainkit accepts but does not implement: warned about once.
     unsupported_options: ClassVar[frozenset[str]] = frozenset()
+    # Set for a component trainkit accepts but does not implement: warned about once.
+    unsupported_reason: ClassVar[str | None] = None
     # Roles that must appear earlier in the pipeline (e.g. featurizers need a tokenizer).
     requires: ClassVar[tuple[str, ...]] = ()
     # Rasa's policy priority, used to break ties between policies.
@@ -151,6 +153,8 @@ def merge_config(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[st
 def component_config(cls: type[Component], item: dict[str, Any], where: str = "") -> dict[str, Any]:
     """The merged config of one pipeline/policy item, warning about options not implemented."""
     user = {k: v for k, v in item.items() if k != "name"}
+    if cls.unsupported_reason:
+        warnings.warn(f"{where}{cls.name} {cls.unsupported_reason}", stacklevel=2)
     for key in sorted(user):
         if key in cls.unsupported_options:
             warnings.warn(
