@@ -89,10 +89,10 @@ class NodeTimes:
                 if record.msg == "ran %s in %.2fs":
                     times[record.args[0]] = times.get(record.args[0], 0.0) + record.args[1]
 
-        self.handler = _Handler(level=logging.INFO)
+        self.handler = _Handler(level=logging.DEBUG)
         self.logger = logging.getLogger("trainkit.engine.runner")
         self.level = self.logger.level
-        self.logger.setLevel(logging.INFO)
+        self.logger.setLevel(logging.DEBUG)
         self.logger.addHandler(self.handler)
         return times
 

@@ -36,6 +36,27 @@ def _setup_output(verbose: bool = False) -> None:
     logging.getLogger("trainkit").setLevel(logging.INFO)
 
 
+def _verbosity(quiet: bool, verbose: bool, debug: bool) -> Any:
+    """Rasa's output levels: `--quiet` says only warnings, errors and the model path;
+    `-v` adds every info line, `--debug` everything; by default, progress and a summary."""
+    from trainkit.engine import progress
+
+    level = logging.DEBUG if debug else logging.INFO
+    if quiet:
+        level = logging.WARNING
+    logging.getLogger("trainkit").setLevel(level)
+    if verbose or debug:
+        logging.getLogger().setLevel(level)
+    return progress.reporting(None if quiet else progress.for_stream())
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--quiet`, `-v/--verbose` and `--debug`, as Rasa's commands have them."""
+    func = click.option("--debug", is_flag=True, help="Print debug messages too.")(func)
+    func = click.option("-v", "--verbose", is_flag=True, help="Print every info message.")(func)
+    return click.option("--quiet", is_flag=True, help="Print only warnings, errors and the model.")(func)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Report trainkit errors as clean lines and exit 1."""
 
@@ -122,23 +143,26 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @scheduler_option
 @finetune_option
 @fraction_option
+@output_options
 @click.option("--augmentation", default=None, type=int, help="Story augmentation factor [default: 50].")
 @click.option("--persist-nlu-data", is_flag=True, help="Package the NLU training data with the model.")
 @click.pass_context
 @handle_errors
 def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
           fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, scheduler: str | None,
-          finetune: str | None, epoch_fraction: float, augmentation: int | None, persist_nlu_data: bool) -> None:
+          finetune: str | None, epoch_fraction: float, quiet: bool, verbose: bool, debug: bool,
+          augmentation: int | None, persist_nlu_data: bool) -> None:
     """Train a model (NLU and dialogue) from the project in the current directory."""
     if ctx.invoked_subcommand is not None:
         return
     core_args = {} if augmentation is None else {"augmentation_factor": augmentation}
-    result = trainkit.train(
-        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
-        output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
-        core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
-        scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
-    )
+    with _verbosity(quiet, verbose, debug):
+        result = trainkit.train(
+            resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
+            output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
+            core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
+            scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
+        )
     _finish_training(result, dry_run)
 
 
@@ -154,16 +178,19 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
 @scheduler_option
 @finetune_option
 @fraction_option
+@output_options
 @handle_errors
 def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ...], out: str,
                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
-                      scheduler: str | None, finetune: str | None, epoch_fraction: float) -> None:
+                      scheduler: str | None, finetune: str | None, epoch_fraction: float,
+                      quiet: bool, verbose: bool, debug: bool) -> None:
     """Train only the NLU pipeline."""
-    result = trainkit.train_nlu(
-        resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out, fixed_model_name=fixed_model_name,
-        domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs, scheduler=scheduler,
-        model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
-    )
+    with _verbosity(quiet, verbose, debug):
+        result = trainkit.train_nlu(
+            resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out,
+            fixed_model_name=fixed_model_name, domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs,
+            scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
+        )
     _finish_training(result, dry_run)
 
 
@@ -179,16 +206,20 @@ def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ..
 @scheduler_option
 @finetune_option
 @fraction_option
+@output_options
 @handle_errors
 def train_core_command(config: str | None, domain: str | None, stories: tuple[str, ...], out: str,
                        fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
-                       scheduler: str | None, finetune: str | None, epoch_fraction: float) -> None:
+                       scheduler: str | None, finetune: str | None, epoch_fraction: float,
+                       quiet: bool, verbose: bool, debug: bool) -> None:
     """Train only the dialogue policies."""
-    result = trainkit.train_core(
-        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(stories),
-        output=out, fixed_model_name=fixed_model_name, dry_run=dry_run, force_training=force, n_jobs=jobs,
-        scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
-    )
+    with _verbosity(quiet, verbose, debug):
+        result = trainkit.train_core(
+            resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG),
+            resolve_data(stories), output=out, fixed_model_name=fixed_model_name, dry_run=dry_run,
+            force_training=force, n_jobs=jobs, scheduler=scheduler, model_to_finetune=finetune,
+            finetuning_epoch_fraction=epoch_fraction,
+        )
     _finish_training(result, dry_run)
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from doit import task_params
 from doit.dependency import FileChangedChecker
 
-from trainkit.engine import lock
+from trainkit.engine import lock, progress
 from trainkit.engine.fingerprint import digest_file
 from trainkit.engine.graph import DERIVE, PROVIDE
 from trainkit.engine.runner import (
@@ -37,6 +38,15 @@ from trainkit.errors import TrainkitError
 
 STATE_DIR = Path(".trainkit")
 STATE_DIR.mkdir(exist_ok=True)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as one clean line, as `trainkit` prints it (not Python's source excerpt)."""
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+warnings.showwarning = _show_warning
 
 
 class XXHashChecker(FileChangedChecker):
@@ -98,8 +108,9 @@ def package_uptodate(spec: dict[str, Any], force: bool) -> bool:
 
 
 def run_node(spec: dict[str, Any], name: str, force: bool) -> None:
-    """doit action: bring one node up to date."""
-    _guarded(build_node, BuildSpec(**spec), name, force=force)
+    """doit action: bring one node up to date, showing its progress."""
+    with progress.reporting(progress.for_stream()):
+        _guarded(build_node, BuildSpec(**spec), name, force=force)
 
 
 def package_action(spec: dict[str, Any], force: bool) -> None:

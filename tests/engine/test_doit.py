@@ -218,3 +218,12 @@ def test_doit_train_finetunes_a_model(project):
     refused = doit(project, "train", "--finetune", str(project / "nothing.tar.gz"))
     assert refused.returncode != 0 and "cannot finetune" in refused.stderr + refused.stdout
     assert "Traceback" not in refused.stderr
+
+
+def test_warnings_under_doit_are_one_clean_line_each(project):
+    (project / "config.yml").write_text(CONFIG.replace("FakeClassifier\n", "FakeClassifier\n    colour: blue\n"))
+    result = doit(project, "train")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "colour" in line]
+    assert warned and all(line.startswith("Warning: ") for line in warned), result.stderr
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr

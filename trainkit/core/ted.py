@@ -70,6 +70,7 @@ from trainkit.engine.options import (
     layers,
     pair_or_int,
 )
+from trainkit.engine.progress import report_epoch
 from trainkit.engine.recipe import TEXT_FEATURIZERS
 from trainkit.errors import TrainkitError
 
@@ -439,6 +440,7 @@ class TEDPolicy(Policy):
                 optimizer.step(self.params, grads)
                 total += loss * len(batch)
             self.losses.append(total / len(y))
+            report_epoch(len(self.losses), epochs, self.losses[-1])
         return self
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import networkx as nx
 
 from trainkit.data.importer import Project, ProjectPaths, load_project_paths
+from trainkit.engine import progress
 from trainkit.engine.archive import remove_leftovers
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.cache import Cache
@@ -200,12 +201,15 @@ def execute_node(
         out = ArtifactWriter(scratch / "artifact")
         if node.fn == PROVIDE:
             run_component(node, {}, out, _project(spec, file_digests), code)
-        else:
+        elif node.fn in DATA_FUNCTIONS:
             run_component(node, _load_inputs(node, inputs, cache), out, code=code)
+        else:
+            with progress.node(node.name):
+                run_component(node, _load_inputs(node, inputs, cache), out, code=code)
         digest = store_output(spec, node, inputs, node_fingerprint, file_digests, out.path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    logger.info("ran %s in %.2fs", node.name, time.perf_counter() - started)
+    logger.debug("ran %s in %.2fs", node.name, time.perf_counter() - started)
     return digest
 
 
@@ -233,7 +237,8 @@ def run_everything(spec: BuildSpec, file_digests: dict[str, str], n_jobs: int = 
             # Every node trains with the same BLAS thread count (see engine/threads.py);
             # loky also sets it in the workers' environment before numpy loads.
             threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
-            with parallel_config(backend=backend, **threads):
+            with parallel_config(backend=backend, **threads), progress.announced(
+                    [node.name for node, _ in ready if node.fn not in DATA_FUNCTIONS]):
                 results = Parallel(n_jobs=workers)(delayed(execute_node)(spec, *job) for job in jobs)
         else:
             results = [execute_node(spec, *job) for job in jobs]
@@ -269,7 +274,7 @@ def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -
         remote = [(n, s) for n, s in ready if n.fn not in DATA_FUNCTIONS]
         if not remote:
             return digests
-        with parallel_config(backend="dask", client=client):
+        with parallel_config(backend="dask", client=client), progress.announced([n.name for n, _ in remote]):
             outputs = Parallel(n_jobs=-1)(
                 delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "")
                 for node, status in remote
@@ -282,7 +287,7 @@ def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -
                                                   file_digests, directory)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            logger.info("ran %s on the cluster", node.name)
+            logger.debug("ran %s on the cluster", node.name)
         return digests
 
     return execute

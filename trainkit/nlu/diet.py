@@ -68,6 +68,7 @@ from trainkit.engine.options import (
     pair_or_int,
     strings,
 )
+from trainkit.engine.progress import report_epoch
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
@@ -801,6 +802,7 @@ class Network:
                 optimizer.step(self.params, grads, rows, self.masks)
                 epoch_loss += loss * idx.size
             history.append(epoch_loss / max(n, 1))
+            report_epoch(epoch + 1, options.epochs, history[-1])
             if options.average_from is not None and epoch >= options.average_from * options.epochs:
                 for name, value in self.params.items():
                     if name in averaged:
