@@ -259,34 +259,153 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
             click.echo(f"{key:<16} {value}")
 
 
-@main.command("test")
-@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
-@click.option("-s", "--stories", multiple=True, help="Test story files or directories [default: tests]. Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@handle_errors
-def test_dialogue(model: str, stories: tuple[str, ...], as_json: bool) -> None:
-    """Replay test stories action by action (as `rasa test core`) and report accuracy."""
-    from trainkit.core.replay import replay_story_files
-    from trainkit.data.paths import discover_files
-    from trainkit.model import load_model
+model_option = click.option("-m", "--model", default="models", show_default=True,
+                            help="Model archive, or a directory (newest).")
+stories_option = click.option("-s", "--stories", multiple=True,
+                              help="Test story files or directories [default: tests]. Repeatable.")
+test_nlu_option = click.option("-u", "--nlu", multiple=True,
+                               help="NLU test files or directories [default: data]. Repeatable.")
+results_option = click.option("--out", default="results", show_default=True, help="Where to write reports and plots.")
+e2e_option = click.option("--e2e", is_flag=True, help="Also parse the stories' user texts and check intents and entities.")
+no_plot_option = click.option("--no-plot", is_flag=True, help="Write the reports only, no PNG plots.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 
-    loaded = load_model(model)
-    if loaded.ensemble is None:
-        raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
-    files = [file for path in (stories or ("tests",)) for file in discover_files(path)]
-    report = replay_story_files(loaded.ensemble, files).as_dict()
-    if as_json:
-        click.echo(json.dumps(report, sort_keys=True))
-        return
-    for failure in report["failures"]:
+
+def _print_core(result: Any) -> None:
+    summary = result.summary()
+    conversation, action = summary["conversation"], summary["action"]
+    level = "END-TO-END" if result.e2e else "CONVERSATION"
+    click.echo(f"Evaluation results on {level} level:")
+    click.echo(f"  Correct: {conversation['correct']} / {conversation['total']}")
+    click.echo(f"  Accuracy: {conversation['accuracy']:.3f}")
+    click.echo("Evaluation results on ACTION level:")
+    click.echo(f"  Correct: {action['correct']} / {action['total']}")
+    click.echo(f"  Accuracy: {action['accuracy']:.3f}")
+    click.echo(f"  F1-score: {action['f1_score']:.3f}")
+    click.echo(f"  Precision: {action['precision']:.3f}")
+    click.echo(f"  In-data fraction: {action['in_data_fraction']:.3f}")
+    for failure in result.replay.failures():
         click.echo(f"Wrong: {failure}")
-    click.echo(f"Stories: {report['correct_stories']}/{report['stories']} correct; "
-               f"actions: {report['correct_actions']}/{report['actions']} correct.")
+
+
+def _print_nlu(result: Any) -> None:
+    summary = result.summary()
+    correct = sum(p.correct for p in result.intents)
+    click.echo(f"Intent evaluation ({summary['examples']} examples):")
+    click.echo(f"  Correct: {correct} / {len(result.intents)}")
+    click.echo(f"  Accuracy: {summary['intent']['accuracy']:.3f}")
+    click.echo(f"  F1-score: {summary['intent']['f1_score']:.3f}")
+    click.echo(f"  Precision: {summary['intent']['precision']:.3f}")
+    for extractor, scores in summary["entities"].items():
+        click.echo(f"Entity evaluation, {extractor} (exact span and type, {scores['support']} entities):")
+        click.echo(f"  Precision: {scores['precision']:.3f}  Recall: {scores['recall']:.3f}  "
+                   f"F1-score: {scores['f1_score']:.3f}")
+
+
+def _print_cross_validation(result: Any) -> None:
+    scores = result.scores()
+    click.echo(f"Cross-validation over {scores['folds']} folds (mean and standard deviation):")
+    for label, parts in [("Intent", scores["intent"])] + [(f"Entity ({name})", parts)
+                                                          for name, parts in scores["entities"].items()]:
+        click.echo(f"{label} evaluation results")
+        for part in ("train", "test"):
+            for metric, values in parts[part].items():
+                click.echo(f"  {part} {metric}: {values['mean']:.3f} ({values['std']:.3f})")
+
+
+def _finish_test_run(run: Any, out: str, as_json: bool) -> None:
+    from trainkit.evaluation.plots import PLOT_EXTRA_HINT
+
+    if as_json:
+        payload: dict[str, Any] = {"files": [str(p) for p in run.written.files], "skipped": run.skipped,
+                                   "plots_skipped": run.written.plots_skipped}
+        if run.core is not None:
+            payload["core"] = {**run.core.summary(), **run.core.replay.as_dict()}
+        if run.nlu is not None:
+            payload["nlu"] = run.nlu.summary()
+        if run.cross_validation is not None:
+            payload["cross_validation"] = run.cross_validation.scores()
+        click.echo(json.dumps(payload, sort_keys=True))
+        return
+    if run.core is not None:
+        _print_core(run.core)
+    if run.cross_validation is not None:
+        _print_cross_validation(run.cross_validation)
+        click.echo("Pooled test folds:")
+    if run.nlu is not None:
+        _print_nlu(run.nlu)
+    for reason in run.skipped:
+        click.echo(f"Skipped {reason}.")
+    names = ", ".join(p.name for p in run.written.files)
+    click.echo(f"Results written to {out}/: {names}")
+    if run.written.plots_skipped:
+        click.echo(f"Plots not drawn: matplotlib is not installed; for plots: {PLOT_EXTRA_HINT}")
+
+
+@main.group("test", invoke_without_command=True)
+@model_option
+@stories_option
+@test_nlu_option
+@results_option
+@e2e_option
+@no_plot_option
+@json_option
+@click.pass_context
+@handle_errors
+def test_group(ctx: click.Context, model: str, stories: tuple[str, ...], nlu: tuple[str, ...], out: str, e2e: bool,
+               no_plot: bool, as_json: bool) -> None:
+    """Test a trained model (as `rasa test`): dialogue on the test stories, NLU on the NLU data."""
+    from trainkit.evaluation.project_test import DEFAULT_NLU, DEFAULT_STORIES, run_tests
+
+    if ctx.invoked_subcommand is not None:
+        return
+    run = run_tests(model, stories or (DEFAULT_STORIES,), nlu or (DEFAULT_NLU,), out, e2e, not no_plot)
+    _finish_test_run(run, out, as_json)
+
+
+@test_group.command("core")
+@model_option
+@stories_option
+@results_option
+@e2e_option
+@no_plot_option
+@json_option
+@handle_errors
+def test_core_command(model: str, stories: tuple[str, ...], out: str, e2e: bool, no_plot: bool,
+                      as_json: bool) -> None:
+    """Replay test stories action by action (as `rasa test core`) and write the story report."""
+    from trainkit.evaluation.project_test import DEFAULT_STORIES, run_core_tests
+
+    run = run_core_tests(model, stories or (DEFAULT_STORIES,), out, e2e, not no_plot)
+    _finish_test_run(run, out, as_json)
+
+
+@test_group.command("nlu")
+@model_option
+@test_nlu_option
+@results_option
+@config_option
+@click.option("--cross-validation", is_flag=True, help="Train and test on folds of the NLU data instead of a model.")
+@click.option("-f", "--folds", default=5, show_default=True, help="Number of folds for --cross-validation.")
+@no_plot_option
+@json_option
+@handle_errors
+def test_nlu_command(model: str, nlu: tuple[str, ...], out: str, config: str | None, cross_validation: bool,
+                     folds: int, no_plot: bool, as_json: bool) -> None:
+    """Score intents and entities on labelled NLU data (as `rasa test nlu`)."""
+    from trainkit.evaluation.project_test import DEFAULT_NLU, run_cross_validation, run_nlu_tests
+
+    if cross_validation:
+        run = run_cross_validation(resolve_default(config, DEFAULT_CONFIG), nlu or (DEFAULT_NLU,), folds, out,
+                                   not no_plot)
+    else:
+        run = run_nlu_tests(model, nlu or (DEFAULT_NLU,), out, not no_plot)
+    _finish_test_run(run, out, as_json)
 
 
 @main.command()
 @click.argument("text")
-@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
+@model_option
 @handle_errors
 def parse(text: str, model: str) -> None:
     """Parse TEXT with a trained model and print Rasa's parse result as JSON."""

@@ -60,7 +60,7 @@ class CrossValidationResult:
         """Mean and standard deviation of each score over the folds, as Rasa logs them."""
 
         def spread(part: str, pick: Any) -> dict[str, dict[str, Any]]:
-            names = ("accuracy", "precision", "f1_score")
+            names = [name for name in pick(self.folds[0][part]) if name != "support"]
             values = {name: [float(pick(fold[part])[name]) for fold in self.folds] for name in names}
             return {name: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v} for name, v in values.items()}
 

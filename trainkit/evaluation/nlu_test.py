@@ -56,6 +56,7 @@ class EntityEvaluation:
     extractor: str
     report: dict[str, Any]
     errors: list[dict[str, Any]] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)  # exact-match precision, recall, F1
 
 
 @dataclass
@@ -75,7 +76,7 @@ class NluTestResult:
         return {
             "examples": len(self.intents),
             "intent": summary_scores(self.intent_report),
-            "entities": {e.extractor: summary_scores(e.report) for e in self.entities},
+            "entities": {e.extractor: dict(e.scores) for e in self.entities},
         }
 
 
@@ -155,7 +156,19 @@ def evaluate_entities(
                            "predicted_entities": [_span(e) for e in found]})
     labels = sorted({t for t in targets if t != NO_ENTITY})
     report = add_confused_with(classification_report(targets, predictions, labels), targets, predictions)
-    return EntityEvaluation(extractor, report, errors)
+    return EntityEvaluation(extractor, report, errors, exact_match_scores(targets, predictions))
+
+
+def exact_match_scores(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
+    """Precision, recall and F1 over all entities of aligned label pairs: a hit is a
+    predicted entity with the annotated span and type (what `entity_report` counts)."""
+    hits = sum(t == p != NO_ENTITY for t, p in zip(targets, predictions, strict=True))
+    predicted = sum(p != NO_ENTITY for p in predictions)
+    annotated = sum(t != NO_ENTITY for t in targets)
+    precision = hits / predicted if predicted else 0.0
+    recall = hits / annotated if annotated else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1_score": f1, "support": annotated}
 
 
 def evaluate_intents(examples: Sequence[Message], parses: Sequence[dict[str, Any]]) -> tuple[list[IntentPrediction], dict[str, Any]]:

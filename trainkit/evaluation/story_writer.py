@@ -13,17 +13,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainkit.core.replay import ActionResult, StoryResult, UserResult
-from trainkit.data.events import ActionExecuted, ActiveLoop, SlotSet, StoryEntity, UserUttered, thaw
+from trainkit.data.events import (
+    ACTION_LISTEN,
+    ActionExecuted,
+    ActiveLoop,
+    SlotSet,
+    StoryEntity,
+    UserUttered,
+    thaw,
+)
 from trainkit.data.nlu_writer import annotated_text
 from trainkit.data.training_data import Entity, Message
 
 FORMAT_VERSION = "3.1"
 NOTHING_FAILED = "# None of the test stories failed - all good!\n"
-_PLAIN = re.compile(r"[A-Za-z_][\w./-]*")
+# Text YAML reads back as the same string when written without quotes.
+_PLAIN = re.compile(r"[A-Za-z_][\w.,'()/ -]*[\w.)]|[A-Za-z_]")
+_YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}
 
 
 def _scalar(value: Any) -> str:
-    if isinstance(value, str) and _PLAIN.fullmatch(value) and value.lower() not in {"null", "true", "false", "yes", "no", "on", "off"}:
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
         return value
     return json.dumps(thaw(value), ensure_ascii=False)
 
@@ -67,18 +77,37 @@ def _action_line(event: ActionExecuted, result: ActionResult | None) -> str:
     return line
 
 
+def _slot_line(event: SlotSet) -> str:
+    value = "" if event.bare else f": {_scalar(event.value)}"
+    return f"    - {_scalar(event.key)}{value}"
+
+
 def story_lines(story: StoryResult) -> list[str]:
-    """One replayed story as a YAML story block."""
+    """One replayed story as a YAML story block.
+
+    Consecutive slot events become one `slot_was_set` step, each slot and value once (the
+    replay holds both a story's slot steps and the slots its entities fill).
+    """
     lines = [f"- story: {_scalar(story.name)}", "  steps:"]
+    slot_run: list[str] = []
     for step in story.steps:
         event, result = step.event, step.result
+        if isinstance(event, SlotSet):
+            line = _slot_line(event)
+            if not slot_run:
+                lines.append("  - slot_was_set:")
+            if line not in slot_run:
+                slot_run.append(line)
+                lines.append(line)
+            continue
+        slot_run = []
         if isinstance(event, UserUttered):
             lines += _user_lines(event, result if isinstance(result, UserResult) else None)
         elif isinstance(event, ActionExecuted):
-            lines.append(_action_line(event, result if isinstance(result, ActionResult) else None))
-        elif isinstance(event, SlotSet):
-            value = "" if event.bare else f": {_scalar(event.value)}"
-            lines += ["  - slot_was_set:", f"    - {_scalar(event.key)}{value}"]
+            action = result if isinstance(result, ActionResult) else None
+            # Listening is implicit in a story file; only a wrong listen is written out.
+            if event.action_name != ACTION_LISTEN or (action is not None and not action.correct):
+                lines.append(_action_line(event, action))
         elif isinstance(event, ActiveLoop):
             lines.append(f"  - active_loop: {_scalar(event.name) if event.name else 'null'}")
     return lines
