@@ -271,75 +271,14 @@ no_plot_option = click.option("--no-plot", is_flag=True, help="Write the reports
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 
 
-def _print_core(result: Any) -> None:
-    summary = result.summary()
-    conversation, action = summary["conversation"], summary["action"]
-    level = "END-TO-END" if result.e2e else "CONVERSATION"
-    click.echo(f"Evaluation results on {level} level:")
-    click.echo(f"  Correct: {conversation['correct']} / {conversation['total']}")
-    click.echo(f"  Accuracy: {conversation['accuracy']:.3f}")
-    click.echo("Evaluation results on ACTION level:")
-    click.echo(f"  Correct: {action['correct']} / {action['total']}")
-    click.echo(f"  Accuracy: {action['accuracy']:.3f}")
-    click.echo(f"  F1-score: {action['f1_score']:.3f}")
-    click.echo(f"  Precision: {action['precision']:.3f}")
-    click.echo(f"  In-data fraction: {action['in_data_fraction']:.3f}")
-    for failure in result.replay.failures():
-        click.echo(f"Wrong: {failure}")
-
-
-def _print_nlu(result: Any) -> None:
-    summary = result.summary()
-    correct = sum(p.correct for p in result.intents)
-    click.echo(f"Intent evaluation ({summary['examples']} examples):")
-    click.echo(f"  Correct: {correct} / {len(result.intents)}")
-    click.echo(f"  Accuracy: {summary['intent']['accuracy']:.3f}")
-    click.echo(f"  F1-score: {summary['intent']['f1_score']:.3f}")
-    click.echo(f"  Precision: {summary['intent']['precision']:.3f}")
-    for extractor, scores in summary["entities"].items():
-        click.echo(f"Entity evaluation, {extractor} (exact span and type, {scores['support']} entities):")
-        click.echo(f"  Precision: {scores['precision']:.3f}  Recall: {scores['recall']:.3f}  "
-                   f"F1-score: {scores['f1_score']:.3f}")
-
-
-def _print_cross_validation(result: Any) -> None:
-    scores = result.scores()
-    click.echo(f"Cross-validation over {scores['folds']} folds (mean and standard deviation):")
-    for label, parts in [("Intent", scores["intent"])] + [(f"Entity ({name})", parts)
-                                                          for name, parts in scores["entities"].items()]:
-        click.echo(f"{label} evaluation results")
-        for part in ("train", "test"):
-            for metric, values in parts[part].items():
-                click.echo(f"  {part} {metric}: {values['mean']:.3f} ({values['std']:.3f})")
-
-
 def _finish_test_run(run: Any, out: str, as_json: bool) -> None:
-    from trainkit.evaluation.plots import PLOT_EXTRA_HINT
+    from trainkit.evaluation.console import run_lines, run_summary
 
     if as_json:
-        payload: dict[str, Any] = {"files": [str(p) for p in run.written.files], "skipped": run.skipped,
-                                   "plots_skipped": run.written.plots_skipped}
-        if run.core is not None:
-            payload["core"] = {**run.core.summary(), **run.core.replay.as_dict()}
-        if run.nlu is not None:
-            payload["nlu"] = run.nlu.summary()
-        if run.cross_validation is not None:
-            payload["cross_validation"] = run.cross_validation.scores()
-        click.echo(json.dumps(payload, sort_keys=True))
+        click.echo(json.dumps(run_summary(run), sort_keys=True))
         return
-    if run.core is not None:
-        _print_core(run.core)
-    if run.cross_validation is not None:
-        _print_cross_validation(run.cross_validation)
-        click.echo("Pooled test folds:")
-    if run.nlu is not None:
-        _print_nlu(run.nlu)
-    for reason in run.skipped:
-        click.echo(f"Skipped {reason}.")
-    names = ", ".join(p.name for p in run.written.files)
-    click.echo(f"Results written to {out}/: {names}")
-    if run.written.plots_skipped:
-        click.echo(f"Plots not drawn: matplotlib is not installed; for plots: {PLOT_EXTRA_HINT}")
+    for line in run_lines(run, out):
+        click.echo(line)
 
 
 @main.group("test", invoke_without_command=True)
