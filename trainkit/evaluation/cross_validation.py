@@ -12,10 +12,10 @@ as mean and standard deviation over the folds, on the training and the test part
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +102,15 @@ def _train_fold(config: Path | None, train: TrainingData, directory: Path) -> An
         config_path = directory / "config.yml"
         shutil.copyfile(config, config_path)
     data_file = write_nlu_file(train, directory / "data" / "nlu.yml")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # option warnings were shown when the model trained
+    engine_log = logging.getLogger("trainkit")
+    level = engine_log.level
+    # The folds' node-by-node training log would bury the results; problems still show.
+    engine_log.setLevel(logging.WARNING)
+    try:
         result = trainkit.train_nlu(config_path, str(data_file), output=str(directory / "models"),
                                     fixed_model_name="fold", project_dir=str(directory))
+    finally:
+        engine_log.setLevel(level)
     return trainkit.load_model(result.model)
 
 
