@@ -96,3 +96,25 @@ def test_pretrained_extractors_and_the_synonym_mapper_are_not_scored():
     pipeline = [Stub("DucklingEntityExtractor"), Stub("CRFEntityExtractor"), Stub("EntitySynonymMapper"),
                 Stub("DIETClassifier", {"entity_recognition": False}), Stub("RegexEntityExtractor")]
     assert entity_extractors(pipeline) == ["CRFEntityExtractor", "RegexEntityExtractor"]
+
+
+def test_response_selection_reads_the_selector_of_the_retrieval_intent():
+    messages = [Message(text="what's your name", intent="faq", intent_response_key="faq/ask_name"),
+                Message(text="are you a bot", intent="faq", intent_response_key="faq/ask_bot"),
+                Message(text="hi", intent="greet")]
+
+    def selected(key, confidence, selector="faq"):
+        return {"all_retrieval_intents": ["faq"],
+                selector: {"response": {"intent_response_key": key, "confidence": confidence}}}
+
+    parses = [{**_parse("faq", 0.9), "response_selector": selected("faq/ask_name", 0.8)},
+              {**_parse("faq", 0.9), "response_selector": selected("faq/ask_name", 0.6, selector="default")},
+              _parse("greet", 0.9)]
+    result = score_parses(messages, parses, [], responses=True)
+    assert [(r.intent_response_key, r.predicted) for r in result.responses] == [
+        ("faq/ask_name", "faq/ask_name"), ("faq/ask_bot", "faq/ask_name")]
+    assert result.response_report["accuracy"] == 0.5
+    assert result.response_report["faq/ask_bot"]["confused_with"] == {"faq/ask_name": 1}
+    assert result.response_errors == [{"text": "are you a bot", "intent_response_key_target": "faq/ask_bot",
+                                       "intent_response_key_prediction": {"name": "faq/ask_name", "confidence": 0.6}}]
+    assert score_parses(messages, parses, []).response_report is None  # no selector in the pipeline

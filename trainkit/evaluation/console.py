@@ -45,6 +45,13 @@ def nlu_lines(result: NluTestResult) -> list[str]:
         f"  F1-score: {intent['f1_score']:.3f}",
         f"  Precision: {intent['precision']:.3f}",
     ]
+    if result.responses is not None:
+        selection = summary["response_selection"]
+        lines += [
+            f"Response selection ({len(result.responses)} examples of retrieval intents):",
+            f"  Correct: {sum(p.correct for p in result.responses)} / {len(result.responses)}",
+            f"  Accuracy: {selection['accuracy']:.3f}",
+        ]
     for extractor, scores in summary["entities"].items():
         lines += [
             f"Entity evaluation, {extractor} (exact span and type, {scores['support']} entities):",

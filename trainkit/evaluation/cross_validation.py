@@ -27,7 +27,13 @@ from trainkit.data.nlu_writer import write_nlu_file
 from trainkit.data.training_data import Message, TrainingData
 from trainkit.engine.cache import CACHE_DIR_ENV
 from trainkit.errors import TrainkitError
-from trainkit.evaluation.nlu_test import NluTestResult, entity_extractors, parse_all, score_parses
+from trainkit.evaluation.nlu_test import (
+    NluTestResult,
+    entity_extractors,
+    parse_all,
+    score_parses,
+    selects_responses,
+)
 
 FOLD_SEED = 0
 
@@ -127,6 +133,7 @@ def cross_validate(config: str | Path | None, data: TrainingData, folds: int,
     pooled_parses: list[dict[str, Any]] = []
     fold_scores: list[dict[str, Any]] = []
     extractors: list[str] = []
+    responses = False
     with _shared_cache(Path(project_dir)), tempfile.TemporaryDirectory(prefix="trainkit-cv-") as tmp:
         for number, test_indices in enumerate(stratified_folds(intents, folds)):
             chosen = set(test_indices)
@@ -134,12 +141,13 @@ def cross_validate(config: str | Path | None, data: TrainingData, folds: int,
             test = [examples[i] for i in test_indices]
             model = _train_fold(Path(config) if config else None, _subset(data, train), Path(tmp) / f"fold-{number}")
             extractors = entity_extractors(model.pipeline)
+            responses = selects_responses(model.pipeline)
             train_parses = parse_all(model, [m.text or "" for m in train])
             test_parses = parse_all(model, [m.text or "" for m in test])
             fold_scores.append({
-                "train": score_parses(train, train_parses, extractors).summary(),
-                "test": score_parses(test, test_parses, extractors).summary(),
+                "train": score_parses(train, train_parses, extractors, responses).summary(),
+                "test": score_parses(test, test_parses, extractors, responses).summary(),
             })
             pooled_examples += test
             pooled_parses += test_parses
-    return CrossValidationResult(score_parses(pooled_examples, pooled_parses, extractors), fold_scores)
+    return CrossValidationResult(score_parses(pooled_examples, pooled_parses, extractors, responses), fold_scores)

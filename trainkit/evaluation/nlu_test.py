@@ -4,7 +4,8 @@ Intents are scored on the best intent other than `nlu_fallback` (Rasa undoes a f
 prediction before scoring, so the fallback does not hide what the classifier chose);
 this is the same number `evaluate_nlu` gives the benchmarks. Entities are scored per
 extractor, and a predicted entity is right only when its start, end and type match an
-annotation exactly. Pretrained extractors (Duckling, spaCy) are left out, as in Rasa:
+annotation exactly. With a response selector, examples of retrieval intents are scored
+on the full intent it selects (`faq/ask_name`). Pretrained extractors (Duckling, spaCy) are left out, as in Rasa:
 nothing in the test data was annotated for them.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from trainkit.data.nlu_reader import read_nlu_file
 from trainkit.data.paths import discover_files
 from trainkit.data.training_data import Message, TrainingData
-from trainkit.engine.component import ENTITY_EXTRACTOR
+from trainkit.engine.component import ENTITY_EXTRACTOR, RESPONSE_SELECTOR
 from trainkit.errors import DataError
 from trainkit.evaluation.metrics import add_confused_with, classification_report, summary_scores
 from trainkit.evaluation.nlu import undo_fallback
@@ -28,6 +29,7 @@ PRETRAINED_EXTRACTORS = frozenset({"DucklingEntityExtractor", "SpacyEntityExtrac
 # Components with the extractor role that only rewrite what others found.
 ENTITY_PROCESSORS = frozenset({"EntitySynonymMapper"})
 BATCH_SIZE = 256
+DEFAULT_SELECTOR = "default"
 
 
 @dataclass
@@ -50,6 +52,25 @@ class IntentPrediction:
 
 
 @dataclass
+class ResponsePrediction:
+    """One retrieval-intent example: the full intent (`faq/ask_name`) and the selection."""
+
+    text: str
+    intent_response_key: str
+    predicted: str | None
+    confidence: float
+
+    @property
+    def correct(self) -> bool:
+        return self.intent_response_key == self.predicted
+
+    def as_error(self) -> dict[str, Any]:
+        """The `response_selection_errors.json` entry Rasa writes."""
+        return {"text": self.text, "intent_response_key_target": self.intent_response_key,
+                "intent_response_key_prediction": {"name": self.predicted, "confidence": self.confidence}}
+
+
+@dataclass
 class EntityEvaluation:
     """One extractor's entity report and the messages it got wrong."""
 
@@ -66,10 +87,16 @@ class NluTestResult:
     intents: list[IntentPrediction]
     intent_report: dict[str, Any]
     entities: list[EntityEvaluation]
+    responses: list[ResponsePrediction] | None = None  # None: the model selects no responses
+    response_report: dict[str, Any] | None = None
 
     @property
     def intent_errors(self) -> list[dict[str, Any]]:
         return [p.as_error() for p in self.intents if not p.correct]
+
+    @property
+    def response_errors(self) -> list[dict[str, Any]]:
+        return [p.as_error() for p in self.responses or [] if not p.correct]
 
     def summary(self) -> dict[str, Any]:
         """Accuracy, weighted precision and F1 of the intents and of each extractor."""
@@ -77,6 +104,7 @@ class NluTestResult:
             "examples": len(self.intents),
             "intent": summary_scores(self.intent_report),
             "entities": {e.extractor: dict(e.scores) for e in self.entities},
+            **({"response_selection": summary_scores(self.response_report)} if self.response_report else {}),
         }
 
 
@@ -183,6 +211,29 @@ def evaluate_intents(examples: Sequence[Message], parses: Sequence[dict[str, Any
     return results, report
 
 
+def evaluate_responses(
+    examples: Sequence[Message], parses: Sequence[dict[str, Any]]
+) -> tuple[list[ResponsePrediction], dict[str, Any]]:
+    """Response selection on the examples of retrieval intents.
+
+    The selection is read from the selector trained for the example's retrieval intent
+    when there is one, else from the `default` selector, as Rasa reads it.
+    """
+    results = []
+    for message, parse in zip(examples, parses, strict=True):
+        if not message.intent_response_key:
+            continue
+        selectors = parse.get("response_selector") or {}
+        key = message.intent if message.intent in selectors else DEFAULT_SELECTOR
+        response = (selectors.get(key) or {}).get("response") or {}
+        results.append(ResponsePrediction(message.text or "", message.intent_response_key,
+                                          response.get("intent_response_key"),
+                                          float(response.get("confidence") or 0.0)))
+    targets = [r.intent_response_key for r in results]
+    predictions = [r.predicted or "" for r in results]
+    return results, add_confused_with(classification_report(targets, predictions), targets, predictions)
+
+
 def parse_all(model: Any, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> list[dict[str, Any]]:
     """Parse results of every text, in batches."""
     parses: list[dict[str, Any]] = []
@@ -195,11 +246,20 @@ def run_nlu_test(model: Any, data: TrainingData) -> NluTestResult:
     """Parse every labelled example of `data` with `model` and score intents and entities."""
     examples = data.nlu_examples
     parses = parse_all(model, [m.text or "" for m in examples])
-    return score_parses(examples, parses, entity_extractors(model.pipeline))
+    return score_parses(examples, parses, entity_extractors(model.pipeline), selects_responses(model.pipeline))
 
 
-def score_parses(examples: Sequence[Message], parses: Sequence[dict[str, Any]], extractors: Sequence[str]) -> NluTestResult:
+def selects_responses(pipeline: Sequence[Any]) -> bool:
+    """Whether the pipeline has a response selector to score."""
+    return any(RESPONSE_SELECTOR in getattr(component, "roles", frozenset()) for component in pipeline)
+
+
+def score_parses(examples: Sequence[Message], parses: Sequence[dict[str, Any]], extractors: Sequence[str],
+                 responses: bool = False) -> NluTestResult:
     """The NLU test result of already parsed examples (cross-validation pools its folds)."""
     intents, report = evaluate_intents(examples, parses)
-    return NluTestResult(intents, report, [evaluate_entities(name, examples, parses) for name in extractors])
+    result = NluTestResult(intents, report, [evaluate_entities(name, examples, parses) for name in extractors])
+    if responses:
+        result.responses, result.response_report = evaluate_responses(examples, parses)
+    return result
 

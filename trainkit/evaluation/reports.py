@@ -26,6 +26,8 @@ INTENT_REPORT = "intent_report.json"
 INTENT_ERRORS = "intent_errors.json"
 INTENT_CONFUSION_MATRIX = "intent_confusion_matrix.png"
 INTENT_HISTOGRAM = "intent_histogram.png"
+RESPONSE_SELECTION_REPORT = "response_selection_report.json"
+RESPONSE_SELECTION_ERRORS = "response_selection_errors.json"
 CROSS_VALIDATION_REPORT = "cross_validation_report.json"
 
 
@@ -88,10 +90,14 @@ def write_core_reports(result: CoreTestResult, out: str | Path, plots: bool = Tr
 
 
 def write_nlu_reports(result: NluTestResult, out: str | Path, plots: bool = True) -> WrittenFiles:
-    """The intent report and errors, each extractor's report and errors, and the plots."""
+    """The intent report and errors, the response selection's and each extractor's
+    report and errors, and the plots."""
     out = Path(out)
     written = WrittenFiles([_json(out / INTENT_REPORT, result.intent_report),
                             _json(out / INTENT_ERRORS, result.intent_errors)])
+    if result.response_report is not None:
+        written.files += [_json(out / RESPONSE_SELECTION_REPORT, result.response_report),
+                          _json(out / RESPONSE_SELECTION_ERRORS, result.response_errors)]
     for entities in result.entities:
         written.files += [_json(out / f"{entities.extractor}_report.json", entities.report),
                           _json(out / f"{entities.extractor}_errors.json", entities.errors)]
