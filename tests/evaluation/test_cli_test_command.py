@@ -105,6 +105,7 @@ def test_test_nlu_accuracy_is_the_benchmark_accuracy(in_bot):
     assert micro["recall"] == pytest.approx(benchmark["entities"]["recall"])
     assert_png(out / "intent_confusion_matrix.png")
     assert_png(out / "intent_histogram.png")
+    assert_png(out / "DIETClassifier_confusion_matrix.png")
 
 
 def test_bare_test_runs_both_halves(in_bot):

@@ -78,6 +78,8 @@ class EntityEvaluation:
     report: dict[str, Any]
     errors: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)  # exact-match precision, recall, F1
+    targets: list[str] = field(default_factory=list)  # aligned labels, `no_entity` where unmatched
+    predictions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -184,7 +186,7 @@ def evaluate_entities(
                            "predicted_entities": [_span(e) for e in found]})
     labels = sorted({t for t in targets if t != NO_ENTITY})
     report = add_confused_with(classification_report(targets, predictions, labels), targets, predictions)
-    return EntityEvaluation(extractor, report, errors, exact_match_scores(targets, predictions))
+    return EntityEvaluation(extractor, report, errors, exact_match_scores(targets, predictions), targets, predictions)
 
 
 def exact_match_scores(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:

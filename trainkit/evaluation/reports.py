@@ -112,6 +112,11 @@ def write_nlu_reports(result: NluTestResult, out: str | Path, plots: bool = True
         written.files.append(plot_confidence_histogram([p.confidence for p in result.intents if p.correct],
                                                        [p.confidence for p in result.intents if not p.correct],
                                                        out / INTENT_HISTOGRAM))
+        for entities in result.entities:
+            labels = unique_labels(entities.targets, entities.predictions)
+            matrix = confusion_matrix(entities.targets, entities.predictions, labels)
+            written.files.append(plot_confusion_matrix(matrix, labels, f"{entities.extractor} Confusion matrix",
+                                                       out / f"{entities.extractor}_confusion_matrix.png"))
     return written
 
 
