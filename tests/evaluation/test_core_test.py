@@ -155,3 +155,10 @@ def test_no_failed_story_writes_the_all_good_comment(tmp_path, domain):
     replay = replay_stories(ScriptedEnsemble(domain, ["utter_greet", "action_listen", "utter_ok", "action_listen"]),
                             graph)
     assert failed_stories_yaml(replay.stories) == NOTHING_FAILED
+
+
+def test_a_text_only_user_turn_has_no_intent_to_get_wrong(tmp_path, domain):
+    graph = _stories(tmp_path, "- story: text only\n  steps:\n  - user: |\n      hello there\n  - action: utter_greet\n")
+    replay = replay_stories(ScriptedEnsemble(domain, ["utter_greet", "action_listen"]), graph, _parse("greet"))
+    assert [(u.intent, u.predicted_intent, u.correct) for u in replay.stories[0].users] == [(None, None, True)]
+    assert CoreTestResult(replay, e2e=True).labels()[0] == ["utter_greet", "action_listen"]

@@ -192,8 +192,9 @@ def _check_user_turn(event: UserUttered, parse: Parse) -> UserResult:
         return UserResult(None, gold_intent, gold_intent, gold_entities, gold_entities)
     parsed = parse(event.text)
     predicted_entities = _clean_entities(parsed.get("entities") or [])
-    return UserResult(event.text, gold_intent, _predicted_intent(parsed, gold_intent), gold_entities,
-                      predicted_entities)
+    # A turn written as text only names no intent, so there is no intent to get wrong.
+    predicted_intent = _predicted_intent(parsed, gold_intent) if gold_intent is not None else None
+    return UserResult(event.text, gold_intent, predicted_intent, gold_entities, predicted_entities)
 
 
 def replay_tracker(ensemble: PolicyEnsemble, tracker: TrainingTracker, parse: Parse | None = None) -> StoryResult:

@@ -38,8 +38,9 @@ class CoreTestResult:
             predictions += [a.predicted for a in story.actions]
         for story in self.replay.stories:
             for user in story.users:
-                targets.append(user.intent or "")
-                predictions.append(user.predicted_intent or "")
+                if user.intent is not None:
+                    targets.append(user.intent)
+                    predictions.append(user.predicted_intent or "")
         for story in self.replay.stories:
             for user in story.users:
                 entity_targets, entity_predictions = align_entities(user.entities, user.predicted_entities)
