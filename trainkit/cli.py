@@ -302,34 +302,92 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
             click.echo(f"{key:<16} {value}")
 
 
-@main.command("test")
-@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
-@click.option("-s", "--stories", multiple=True, help="Test story files or directories [default: tests]. Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@handle_errors
-def test_dialogue(model: str, stories: tuple[str, ...], as_json: bool) -> None:
-    """Replay test stories action by action (as `rasa test core`) and report accuracy."""
-    from trainkit.core.replay import replay_story_files
-    from trainkit.data.paths import discover_files
-    from trainkit.model import load_model
+model_option = click.option("-m", "--model", default="models", show_default=True,
+                            help="Model archive, or a directory (newest).")
+stories_option = click.option("-s", "--stories", multiple=True,
+                              help="Test story files or directories [default: tests]. Repeatable.")
+test_nlu_option = click.option("-u", "--nlu", multiple=True,
+                               help="NLU test files or directories [default: data]. Repeatable.")
+results_option = click.option("--out", default="results", show_default=True, help="Where to write reports and plots.")
+e2e_option = click.option("--e2e", is_flag=True, help="Also parse the stories' user texts and check intents and entities.")
+no_plot_option = click.option("--no-plot", is_flag=True, help="Write the reports only, no PNG plots.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 
-    loaded = load_model(model)
-    if loaded.ensemble is None:
-        raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
-    files = [file for path in (stories or ("tests",)) for file in discover_files(path)]
-    report = replay_story_files(loaded.ensemble, files).as_dict()
+
+def _finish_test_run(run: Any, out: str, as_json: bool) -> None:
+    from trainkit.evaluation.console import run_lines, run_summary
+
     if as_json:
-        click.echo(json.dumps(report, sort_keys=True))
+        click.echo(json.dumps(run_summary(run), sort_keys=True))
         return
-    for failure in report["failures"]:
-        click.echo(f"Wrong: {failure}")
-    click.echo(f"Stories: {report['correct_stories']}/{report['stories']} correct; "
-               f"actions: {report['correct_actions']}/{report['actions']} correct.")
+    for line in run_lines(run, out):
+        click.echo(line)
+
+
+@main.group("test", invoke_without_command=True)
+@model_option
+@stories_option
+@test_nlu_option
+@results_option
+@e2e_option
+@no_plot_option
+@json_option
+@click.pass_context
+@handle_errors
+def test_group(ctx: click.Context, model: str, stories: tuple[str, ...], nlu: tuple[str, ...], out: str, e2e: bool,
+               no_plot: bool, as_json: bool) -> None:
+    """Test a trained model (as `rasa test`): dialogue on the test stories, NLU on the NLU data."""
+    from trainkit.evaluation.project_test import DEFAULT_NLU, DEFAULT_STORIES, run_tests
+
+    if ctx.invoked_subcommand is not None:
+        return
+    run = run_tests(model, stories or (DEFAULT_STORIES,), nlu or (DEFAULT_NLU,), out, e2e, not no_plot)
+    _finish_test_run(run, out, as_json)
+
+
+@test_group.command("core")
+@model_option
+@stories_option
+@results_option
+@e2e_option
+@no_plot_option
+@json_option
+@handle_errors
+def test_core_command(model: str, stories: tuple[str, ...], out: str, e2e: bool, no_plot: bool,
+                      as_json: bool) -> None:
+    """Replay test stories action by action (as `rasa test core`) and write the story report."""
+    from trainkit.evaluation.project_test import DEFAULT_STORIES, run_core_tests
+
+    run = run_core_tests(model, stories or (DEFAULT_STORIES,), out, e2e, not no_plot)
+    _finish_test_run(run, out, as_json)
+
+
+@test_group.command("nlu")
+@model_option
+@test_nlu_option
+@results_option
+@config_option
+@click.option("--cross-validation", is_flag=True, help="Train and test on folds of the NLU data instead of a model.")
+@click.option("-f", "--folds", default=5, show_default=True, help="Number of folds for --cross-validation.")
+@no_plot_option
+@json_option
+@handle_errors
+def test_nlu_command(model: str, nlu: tuple[str, ...], out: str, config: str | None, cross_validation: bool,
+                     folds: int, no_plot: bool, as_json: bool) -> None:
+    """Score intents and entities on labelled NLU data (as `rasa test nlu`)."""
+    from trainkit.evaluation.project_test import DEFAULT_NLU, run_cross_validation, run_nlu_tests
+
+    if cross_validation:
+        run = run_cross_validation(resolve_default(config, DEFAULT_CONFIG), nlu or (DEFAULT_NLU,), folds, out,
+                                   not no_plot)
+    else:
+        run = run_nlu_tests(model, nlu or (DEFAULT_NLU,), out, not no_plot)
+    _finish_test_run(run, out, as_json)
 
 
 @main.command()
 @click.argument("text")
-@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
+@model_option
 @handle_errors
 def parse(text: str, model: str) -> None:
     """Parse TEXT with a trained model and print Rasa's parse result as JSON."""

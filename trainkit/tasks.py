@@ -11,6 +11,7 @@ xxhash file checker serves the tasks a project adds to its own dodo.py.
     doit list --status --all        dry run: R = will run, U = up to date
     doit train --out dist --fixed-model-name bot --force
     doit train --finetune models --epoch-fraction 0.2
+    doit train test                 test the model (only when the model or a test file changed)
 """
 
 from __future__ import annotations
@@ -183,4 +184,52 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
     }
 
 
-__all__ = ["DOIT_CONFIG", "task_train"]
+TEST_PARAMS = [
+    {"name": "model", "long": "model", "default": "models", "help": "model archive, or a directory (newest)"},
+    {"name": "stories", "long": "stories", "default": "tests", "help": "test story paths, comma separated"},
+    {"name": "nlu", "long": "nlu", "default": "data", "help": "NLU test paths, comma separated"},
+    {"name": "results", "long": "results", "default": "results", "help": "where reports and plots go"},
+    {"name": "e2e", "long": "e2e", "type": bool, "default": False, "help": "also parse the stories' user texts"},
+]
+
+
+def _test_inputs(options: dict[str, Any]) -> dict[str, Any]:
+    from trainkit.evaluation.run_record import run_inputs
+
+    paths = [p for key in ("stories", "nlu") for p in options[key].split(",") if p]
+    return run_inputs(options["model"], paths, options)
+
+
+def test_uptodate(options: dict[str, Any]) -> bool:
+    """doit `uptodate` of the test task: same model fingerprint, test files and options."""
+    from trainkit.evaluation.run_record import is_current
+
+    return _guarded(is_current, _test_inputs(options))
+
+
+def test_action(options: dict[str, Any]) -> None:
+    """doit action: `trainkit test` on the model; the run is recorded once it finished."""
+    from trainkit.evaluation.console import run_lines
+    from trainkit.evaluation.project_test import run_tests
+    from trainkit.evaluation.run_record import record_run
+
+    inputs = _test_inputs(options)
+    run = _guarded(run_tests, options["model"], [p for p in options["stories"].split(",") if p],
+                   [p for p in options["nlu"].split(",") if p], options["results"], options["e2e"])
+    print("\n".join(run_lines(run, options["results"])))
+    record_run(inputs, run.written.files)
+
+
+@task_params(TEST_PARAMS)
+def task_test(model: str, stories: str, nlu: str, results: str, e2e: bool) -> Any:
+    """Test the model: dialogue on the test stories, NLU on the NLU data (`trainkit test`)."""
+    options = {"model": model, "stories": stories, "nlu": nlu, "results": results, "e2e": e2e}
+    return {
+        "actions": [(test_action, [options])],
+        "task_dep": ["train"],
+        "uptodate": [(test_uptodate, [options])],
+        "verbosity": 2,
+    }
+
+
+__all__ = ["DOIT_CONFIG", "task_test", "task_train"]
