@@ -327,8 +327,7 @@ def _action_server(endpoints: str | None) -> Any:
 
 
 def _input_lines() -> Any:
-    stream = click.get_text_stream("stdin")
-    return iter(stream.readline, "")
+    return iter(sys.stdin.readline, "")
 
 
 @main.group(invoke_without_command=True)
