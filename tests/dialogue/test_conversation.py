@@ -144,3 +144,15 @@ def test_a_model_without_policies_cannot_hold_a_conversation(spokebot):
 
     with pytest.raises(Exception, match="no dialogue policies"):
         Conversation(NluOnly())
+
+
+def test_a_message_after_the_session_expired_starts_a_new_session(spokebot):
+    now = [1000.0]
+    conversation = Conversation(spokebot, rng=random.Random(0), clock=lambda: now[0])
+    talk(conversation, ["/book_repair", '/inform{"bike_type": "road"}'])
+    now[0] += 61 * 60  # spokebot keeps Rasa's default of 60 minutes
+    talk(conversation, ["/greet"])
+    starts = [e for e in conversation.events if e["event"] == "session_started"]
+    assert len(starts) == 2
+    tracker = conversation.tracker()
+    assert tracker.active_loop_name is None and tracker.slots["bike_type"] == "road"  # slots carry over

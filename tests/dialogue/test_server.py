@@ -18,7 +18,7 @@ from trainkit.dialogue.server import DEFAULT_HOST, Assistant, AssistantServer
 @pytest.fixture
 def server(spokebot) -> Iterator[AssistantServer]:
     instance = AssistantServer(Assistant(spokebot, seed=1), port=0, max_body_bytes=2048)
-    thread = threading.Thread(target=instance.serve_forever, daemon=True)
+    thread = threading.Thread(target=instance.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield instance
@@ -100,3 +100,25 @@ def test_a_body_without_length_is_refused(server):
     response = connection.getresponse()
     assert response.status == 411 and json.loads(response.read())["status"] == "failure"
     connection.close()
+
+
+def test_trainkit_run_serves_until_stopped(spokebot_archive):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "trainkit.cli", "run", "-m", str(spokebot_archive), "--port", "0"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stderr.readline()
+        assert banner.startswith(f"Serving {spokebot_archive.name} on http://127.0.0.1:")
+        url = banner.split(" on ")[1].split()[0]
+        with urllib.request.urlopen(url + "/status", timeout=30) as response:
+            assert json.loads(response.read())["training_type"] == "BOTH"
+        request = urllib.request.Request(url + "/webhooks/rest/webhook", method="POST",
+                                         data=json.dumps({"sender": "s", "message": "are you a bot"}).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read()) == [{"recipient_id": "s", "text": "I am a bot that books bike repairs."}]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stderr.close()
