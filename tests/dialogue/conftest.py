@@ -63,6 +63,12 @@ def action_server() -> Iterator[FakeActionServer]:
                 self._answer(400, {"error": "not now", "action_name": action})
                 return
             slots = body["tracker"]["slots"]
+            if action == "validate_repair_form":
+                closed = slots["day"] == "sunday"
+                self._answer(200, {
+                    "events": [{"event": "slot", "name": "day", "value": None}] if closed else [],
+                    "responses": [{"text": "We are closed on Sundays."}] if closed else []})
+                return
             ticket = f"R-{slots['bike_type']}-{slots['day']}"
             self._answer(200, {"events": [{"event": "slot", "name": "ticket", "value": ticket}],
                                "responses": [{"text": "Booking saved."}]})

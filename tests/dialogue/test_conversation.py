@@ -156,3 +156,14 @@ def test_a_message_after_the_session_expired_starts_a_new_session(spokebot):
     assert len(starts) == 2
     tracker = conversation.tracker()
     assert tracker.active_loop_name is None and tracker.slots["bike_type"] == "road"  # slots carry over
+
+
+def test_the_form_s_validation_action_can_refuse_a_value(spokebot, action_server):
+    conversation = Conversation(spokebot, rng=random.Random(0),
+                                action_server=ActionServerClient(ActionEndpoint(action_server.url)))
+    talk(conversation, ["/book_repair", '/inform{"bike_type": "road"}'])
+    reply = conversation.handle_message("is sunday possible")
+    assert [m["text"] for m in reply.messages] == ["We are closed on Sundays.",
+                                                    "Which day would you bring your road bike in?"]
+    assert conversation.tracker().slots["day"] is None
+    assert [r["next_action"] for r in action_server.requests] == ["validate_repair_form"] * 3

@@ -30,7 +30,7 @@ from trainkit.dialogue.action_server import (
     ActionServerError,
     rasa_domain,
 )
-from trainkit.dialogue.forms import run_form
+from trainkit.dialogue.forms import filled_this_turn, run_form
 from trainkit.dialogue.responses import render_response, render_variation
 from trainkit.dialogue.slot_filling import extract_slots
 from trainkit.errors import TrainkitError
@@ -232,6 +232,8 @@ class Conversation:
         reply.messages.append({key: message[key] for key in _MESSAGE_KEYS if message.get(key) is not None})
 
     def _run_form(self, form: str, reply: Reply, validate: bool) -> str:
+        if validate:
+            self._validate_form_slots(form, reply)
         run = run_form(form, self.tracker(), validate)
         if run.rejected:
             self._log(rasa_event("action_execution_rejected", name=form))
@@ -247,6 +249,21 @@ class Conversation:
         elif run.ask is not None:
             self._call_action_server(run.ask, reply)
         return _GO_ON
+
+    def _validate_form_slots(self, form: str, reply: Reply) -> None:
+        """Rasa's custom form validation: `validate_<form>` on the action server sees the
+        slots this message filled and may change them (a None refuses a value)."""
+        validator = f"validate_{form}"
+        if self.action_server is None or validator not in self.domain.actions:
+            return
+        tracker = self.tracker()
+        required = set(self.domain.forms[form].get("required_slots") or [])
+        if tracker.active_loop_name == form and not filled_this_turn(tracker) & required:
+            return
+        try:
+            self._call_action_server(validator, reply)
+        except ActionRejected:
+            reply.notices.append(f"the action server rejected '{validator}'")
 
     def _run_default(self, action: str, reply: Reply) -> str:
         self._log_action(action, reply)

@@ -43,7 +43,8 @@ def ask_action(domain: Domain, form: str, slot: str) -> str | None:
     return None
 
 
-def _slots_filled_this_turn(tracker: DialogueStateTracker) -> set[str]:
+def filled_this_turn(tracker: DialogueStateTracker) -> set[str]:
+    """The slots set since the latest user message."""
     filled: set[str] = set()
     for event in reversed(tracker.applied_events):
         if isinstance(event, UserUttered):
@@ -82,7 +83,7 @@ def run_form(form: str, tracker: DialogueStateTracker, validate: bool = True) ->
         latest = tracker.latest_action.action_name if tracker.latest_action is not None else None
         checks = validate and latest == ACTION_LISTEN and not tracker.active_loop_interrupted
         if checks and tracker.get_slot(REQUESTED_SLOT) is not None:
-            if not _slots_filled_this_turn(tracker) & set(required):
+            if not filled_this_turn(tracker) & set(required):
                 return FormRun(rejected=True)
     for name in required:
         if slots.get(name) is None:
