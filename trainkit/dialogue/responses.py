@@ -4,7 +4,8 @@ Rasa's rules: variations whose `condition` holds (every listed slot has the list
 are preferred over unconditional ones; variations for another `channel` are skipped;
 among what is left one is chosen at random (a seedable generator, so tests and replays
 are repeatable); `{slot}` in texts and button titles or payloads becomes the slot's
-value, and a placeholder that names no slot or extra value stays as written.
+value, `{{` and `}}` are literal braces, and a placeholder that names no slot or extra
+value stays as written (Rasa then leaves the whole text unfilled).
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_PLACEHOLDER = re.compile(r"\{([^\n{}]+?)\}")
+# `{{` and `}}` are escaped braces (Python's format syntax, which Rasa's templates use).
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^\n{}]+?)\}")
 # Keys of a variation that are about choosing it, not part of the message.
 _SELECTION_KEYS = frozenset({"condition", "channel", "id"})
 
 
 def fill_template(text: str, values: Mapping[str, Any]) -> str:
-    """`{name}` replaced by `str(values[name])` for every name `values` has."""
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
+    """`{name}` replaced by `str(values[name])` for every name `values` has; `{{`/`}}` are
+    literal braces (so a payload can carry JSON)."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)[0]
+        return str(values[name]) if name in values else match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
 
 
 def _fill(value: Any, values: Mapping[str, Any]) -> Any:
