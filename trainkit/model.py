@@ -93,17 +93,18 @@ class Model:
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
         """Rasa's parse result for each text (intent, ranking, entities, response selector).
 
-        A model without a pipeline cannot parse; it is an error rather than results with
-        no intent, which would quietly steer a conversation into the fallback.
+        A model without a pipeline parses only `/intent` messages; other texts are an error
+        rather than results with no intent, which would quietly steer a conversation
+        into the fallback.
         """
         from trainkit.nlu.batch import MessageBatch
 
-        if not self.has_nlu:
-            raise TrainkitError(f"{self.name} has no NLU pipeline (it is a Core-only model), so it cannot parse "
-                                "messages; train NLU too, or load a model trained with NLU")
-
         shortcuts = {i: _shortcut(text) for i, text in enumerate(texts)}
         regular = [i for i, parsed in shortcuts.items() if parsed is None]
+        if regular and not self.has_nlu:
+            raise TrainkitError(f"{self.name} has no NLU pipeline (it is a Core-only model), so it cannot parse "
+                                f"{texts[regular[0]]!r}; train NLU too, load a model trained with NLU, or send "
+                                "/intent messages")
         results: list[dict[str, Any] | None] = [shortcuts[i] for i in range(len(texts))]
         if regular:
             batch = MessageBatch(texts=[texts[i] for i in regular])

@@ -71,7 +71,9 @@ def action_server() -> Iterator[FakeActionServer]:
                 return
             ticket = f"R-{slots['bike_type']}-{slots['day']}"
             self._answer(200, {"events": [{"event": "slot", "name": "ticket", "value": ticket}],
-                               "responses": [{"text": "Booking saved."}]})
+                               "responses": [{"text": "Booking saved.", "buttons": [], "elements": [], "custom": {},
+                                              "template": None, "response": None, "image": None,
+                                              "attachment": None}]})
 
         def _answer(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

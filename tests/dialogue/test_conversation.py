@@ -111,6 +111,7 @@ def test_custom_actions_run_on_the_action_server_and_their_events_apply(spokebot
         "Express repair of your road bike on friday, done the same day.", "Booking saved.",
         "Your ticket number is R-road-friday."]
     assert reply.notices == []
+    assert reply.messages[1] == {"text": "Booking saved."}  # rasa_sdk's empty keys are dropped
     request = action_server.requests[-1]
     assert request["next_action"] == "action_book_repair" and request["sender_id"] == "rider-1"
     assert request["tracker"]["slots"]["express"] is True
@@ -167,3 +168,21 @@ def test_the_form_s_validation_action_can_refuse_a_value(spokebot, action_server
                                                     "Which day would you bring your road bike in?"]
     assert conversation.tracker().slots["day"] is None
     assert [r["next_action"] for r in action_server.requests] == ["validate_repair_form"] * 3
+
+
+def test_the_fallback_forgets_the_message_it_could_not_handle(spokebot):
+    conversation = Conversation(spokebot, rng=random.Random(0))
+    reply = conversation.handle_message("/deny")
+    assert reply.actions == ["action_default_fallback"]
+    assert conversation.tracker().latest_message is None  # reverted
+    assert talk(conversation, ["/bot_challenge"]) == [["I am a bot that books bike repairs."]]
+
+
+def test_the_session_start_intent_starts_a_session_and_listens(spokebot):
+    conversation = Conversation(spokebot, rng=random.Random(0))
+    talk(conversation, ["/book_repair"])
+    reply = conversation.handle_message("/session_start")
+    assert reply.actions == ["action_session_start"]
+    assert conversation.events[-1]["name"] == "action_listen"
+    assert conversation.tracker().active_loop_name is None
+

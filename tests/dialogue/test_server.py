@@ -122,3 +122,27 @@ def test_trainkit_run_serves_until_stopped(spokebot_archive):
         process.terminate()
         process.wait(timeout=30)
         process.stderr.close()
+
+
+def test_concurrent_senders_each_get_their_own_answers(server):
+    results: dict[str, list[list[str]]] = {}
+
+    def converse(sender: str, bike: str) -> None:
+        results[sender] = [say(server, sender, "/book_repair"), say(server, sender, f'/inform{{"bike_type": "{bike}"}}')]
+
+    threads = [threading.Thread(target=converse, args=(f"s{i}", bike))
+               for i, bike in enumerate(["road", "city", "mountain", "road", "city", "mountain"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results["s1"] == [["What kind of bike is it?"], ["Which day would you bring your city bike in?"]]
+    assert results["s2"][1] == ["Which day would you bring your mountain bike in?"]
+    assert len(results) == 6
+
+
+def test_the_least_recently_active_conversation_is_forgotten_past_the_limit(spokebot):
+    assistant = Assistant(spokebot, seed=0, max_conversations=2)
+    for sender in ["a", "b", "a", "c"]:
+        assistant.webhook(sender, "/greet", None)
+    assert list(assistant.conversations) == ["a", "c"]

@@ -225,11 +225,15 @@ class Conversation:
         return render_variation(variations[0], tracker.slots) if variations else None
 
     def _send(self, message: dict[str, Any], reply: Reply) -> None:
-        data = {key: message[key] for key in _MESSAGE_KEYS[1:] if message.get(key) is not None}
+        # rasa_sdk sends every key, empty ones as null, [] or {}: those say nothing.
+        content = {key: message[key] for key in _MESSAGE_KEYS if message.get(key) not in (None, [], {}, "")}
+        if not content:
+            return
         name = message.get("response")
-        self._log(rasa_event("bot", text=message.get("text"), data=data,
+        data = {key: value for key, value in content.items() if key != "text"}
+        self._log(rasa_event("bot", text=content.get("text"), data=data,
                              metadata={"utter_action": name} if name else {}))
-        reply.messages.append({key: message[key] for key in _MESSAGE_KEYS if message.get(key) is not None})
+        reply.messages.append(content)
 
     def _run_form(self, form: str, reply: Reply, validate: bool) -> str:
         if validate:
@@ -275,7 +279,8 @@ class Conversation:
             return _WAIT
         if action == ACTION_SESSION_START:
             self._log(rasa_event("session_started"))
-            return _GO_ON
+            self._log(rasa_event("action", name=ACTION_LISTEN))
+            return _WAIT
         if action in _FALLBACKS:
             if _FALLBACKS[action] in self.domain.responses:
                 self._utter(_FALLBACKS[action], reply)

@@ -8,7 +8,7 @@ Routes (Rasa's paths and shapes):
   `[{"recipient_id", "text", "buttons", "image", ...}]`; one conversation per sender;
 - `GET /conversations/<sender>/tracker`: that conversation's tracker JSON.
 
-Trackers live in memory. The server binds 127.0.0.1 unless told otherwise, refuses
+Trackers live in memory (the `max_conversations` most recently active). The server binds 127.0.0.1 unless told otherwise, refuses
 bodies over `max_body_bytes` (413) and answers every error as Rasa does, a JSON object
 with `status: failure`, a `reason` and a `message`, never a traceback. Requests are
 served by threads; one lock per conversation keeps a sender's turns in order, and one
@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -35,6 +36,10 @@ from trainkit.errors import TrainkitError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5005
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Conversations kept in memory; past this the least recently active one is forgotten.
+DEFAULT_MAX_CONVERSATIONS = 10_000
+# Seconds a connection may sit idle (or trickle a request) before it is closed.
+CONNECTION_TIMEOUT = 60
 REST_CHANNEL = "rest"
 _TRAINING_TYPES = {1: "NLU", 2: "CORE", 3: "BOTH", 4: "END_TO_END"}
 
@@ -58,7 +63,8 @@ class Assistant:
     action_server: ActionServerClient | None = None
     seed: int | None = None
     max_actions: int = DEFAULT_MAX_ACTIONS
-    conversations: dict[str, Conversation] = field(default_factory=dict)
+    max_conversations: int = DEFAULT_MAX_CONVERSATIONS
+    conversations: OrderedDict[str, Conversation] = field(default_factory=OrderedDict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _registry_lock: threading.Lock = field(default_factory=threading.Lock)
     model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,7 +93,12 @@ class Assistant:
     def conversation(self, sender: str) -> tuple[Conversation, threading.Lock]:
         """The conversation of `sender`, created on its first message."""
         with self._registry_lock:
-            if sender not in self.conversations:
+            if sender in self.conversations:
+                self.conversations.move_to_end(sender)
+            else:
+                while len(self.conversations) >= self.max_conversations:
+                    forgotten, _ = self.conversations.popitem(last=False)
+                    del self._locks[forgotten]
                 rng = random.Random(f"{self.seed}:{sender}") if self.seed is not None else random.Random()
                 self.conversations[sender] = Conversation(
                     _LockedModel(self.model, self.model_lock), sender, rng, self.action_server,
@@ -154,6 +165,7 @@ def _string_field(body: dict[str, Any], key: str, default: str | None = None) ->
 class _Handler(BaseHTTPRequestHandler):
     server: AssistantServer
     protocol_version = "HTTP/1.1"
+    timeout = CONNECTION_TIMEOUT
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         logger.info("%s %s", self.address_string(), format % args)
