@@ -125,10 +125,13 @@ def test_a_rejected_custom_action_is_logged_and_an_unreachable_server_is_a_notic
     conversation = Conversation(spokebot, rng=random.Random(0),
                                 action_server=ActionServerClient(ActionEndpoint(action_server.url)))
     talk(conversation, BOOKING)
-    conversation.handle_message("yes")
+    reply = conversation.handle_message("yes")
     assert {"event": "action_execution_rejected", "name": "action_book_repair"}.items() <= next(
         e for e in conversation.events if e["event"] == "action_execution_rejected"
         and e["name"] == "action_book_repair").items()
+    # The rejected action is left out of the next prediction instead of being asked again.
+    assert [r["next_action"] for r in action_server.requests].count("action_book_repair") == 1
+    assert reply.actions == ["repair_form", "utter_confirm"] and reply.notices == []
 
     unreachable = ActionServerClient(ActionEndpoint("http://127.0.0.1:9/webhook", timeout=2))
     conversation = Conversation(spokebot, rng=random.Random(0), action_server=unreachable)

@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from trainkit.core.rasa_events import RasaEventReader, event_to_rasa, rasa_event, user_event
@@ -54,6 +55,15 @@ _FALLBACKS = {
 _RESPONSE_ITEM_KEYS = frozenset({"text", "buttons", "image", "custom", "attachment", "elements",
                                  "quick_replies", "response", "template"})
 _MESSAGE_KEYS = ("text", "buttons", "image", "custom", "attachment", "elements", "quick_replies")
+
+
+class _Step(Enum):
+    """How a turn goes on after an action: predict the next one, wait for the user, or
+    predict again without the action that refused to run."""
+
+    GO_ON = "go on"
+    WAIT = "wait"
+    REJECTED = "rejected"
 
 
 @dataclass
@@ -93,6 +103,8 @@ class Conversation:
         self.events: list[dict[str, Any]] = []
         self._reader = RasaEventReader(self.domain)
         self._last_user_time: float | None = None
+        # An action the action server asked to run next (a `followup` event).
+        self._followup: str | None = None
 
     # ------------------------------------------------------------------- state
 
@@ -155,45 +167,42 @@ class Conversation:
             self._log(rasa_event("slot", name=name, value=value))
 
     def _predict_and_run(self, reply: Reply) -> None:
-        followup: str | None = None
-        rejected_form: str | None = None
+        rejected: str | None = None
         for _ in range(self.max_actions):
-            if followup is not None:
-                action, followup = followup, None
+            if self._followup is not None:
+                action, self._followup = self._followup, None
             else:
-                prediction = self.model.ensemble.predict_next_action(self._reader.events)
+                prediction = self.model.ensemble.predict_next_action(self._reader.events, exclude=rejected)
                 action = prediction.action
                 for event in prediction.prediction.optional_events:
                     self._log(event_to_rasa(event))
             if action == ACTION_LISTEN:
                 self._log(rasa_event("action", name=ACTION_LISTEN))
                 return
-            outcome = self._run(action, reply, validate=action != rejected_form)
-            rejected_form = action if outcome == _REJECTED else None
-            if outcome == _WAIT:
+            step = self._run(action, reply)
+            if step is _Step.WAIT:
                 return
-            if isinstance(outcome, str) and outcome not in (_REJECTED, _GO_ON):
-                followup = outcome
+            rejected = action if step is _Step.REJECTED else None
         reply.notices.append(f"stopped after {self.max_actions} actions without action_listen; listening now")
         self._log(rasa_event("action", name=ACTION_LISTEN))
 
     # ---------------------------------------------------------------- actions
 
-    def _run(self, action: str, reply: Reply, validate: bool) -> str:
-        """Run one action; returns _GO_ON, _WAIT (stop predicting), _REJECTED, or a followup action."""
+    def _run(self, action: str, reply: Reply) -> _Step:
+        """Run one action and say how the turn goes on."""
         if action in self.domain.forms:
-            return self._run_form(action, reply, validate)
+            return self._run_form(action, reply)
         if action in self.domain.responses or action in self.domain.retrieval_actions:
             self._log_action(action, reply)
             self._utter(action, reply)
-            return _GO_ON
+            return _Step.GO_ON
         if action in DEFAULT_ACTIONS:
             return self._run_default(action, reply)
         if action in self.domain.action_texts:
             self._log(rasa_event("action", name=None, action_text=action))
             reply.actions.append(action)
             self._send({"text": action}, reply)
-            return _GO_ON
+            return _Step.GO_ON
         return self._run_custom(action, reply)
 
     def _log_action(self, action: str, reply: Reply) -> None:
@@ -235,13 +244,12 @@ class Conversation:
                              metadata={"utter_action": name} if name else {}))
         reply.messages.append(content)
 
-    def _run_form(self, form: str, reply: Reply, validate: bool) -> str:
-        if validate:
-            self._validate_form_slots(form, reply)
-        run = run_form(form, self.tracker(), validate)
+    def _run_form(self, form: str, reply: Reply) -> _Step:
+        self._validate_form_slots(form, reply)
+        run = run_form(form, self.tracker())
         if run.rejected:
             self._log(rasa_event("action_execution_rejected", name=form))
-            return _REJECTED
+            return _Step.REJECTED
         self._log_action(form, reply)
         for event in run.events:
             self._log(event)
@@ -252,7 +260,7 @@ class Conversation:
             self._utter(run.ask, reply)
         elif run.ask is not None:
             self._call_action_server(run.ask, reply)
-        return _GO_ON
+        return _Step.GO_ON
 
     def _validate_form_slots(self, form: str, reply: Reply) -> None:
         """Rasa's custom form validation: `validate_<form>` on the action server sees the
@@ -269,56 +277,56 @@ class Conversation:
         except ActionRejected:
             reply.notices.append(f"the action server rejected '{validator}'")
 
-    def _run_default(self, action: str, reply: Reply) -> str:
+    def _run_default(self, action: str, reply: Reply) -> _Step:
         self._log_action(action, reply)
         if action == ACTION_RESTART:
             if "utter_restart" in self.domain.responses:
                 self._utter("utter_restart", reply)
             self._log(rasa_event("restart"))
             self._start_session()
-            return _WAIT
+            return _Step.WAIT
         if action == ACTION_SESSION_START:
             self._log(rasa_event("session_started"))
             self._log(rasa_event("action", name=ACTION_LISTEN))
-            return _WAIT
+            return _Step.WAIT
         if action in _FALLBACKS:
             if _FALLBACKS[action] in self.domain.responses:
                 self._utter(_FALLBACKS[action], reply)
             self._log(rasa_event("rewind"))
-            return _WAIT
+            return _Step.WAIT
         if action == ACTION_BACK:
             if "utter_back" in self.domain.responses:
                 self._utter("utter_back", reply)
             self._log(rasa_event("rewind"))
             self._log(rasa_event("rewind"))
-            return _WAIT
+            return _Step.WAIT
         if action == ACTION_DEACTIVATE_LOOP:
             self._log(rasa_event("active_loop", name=None))
             self._log(rasa_event("slot", name=REQUESTED_SLOT, value=None))
-            return _GO_ON
+            return _Step.GO_ON
         if action == ACTION_EXTRACT_SLOTS:
             latest = self.tracker_state()["latest_message"]
             if latest:
                 self._extract_slots(latest)
-            return _GO_ON
+            return _Step.GO_ON
         if action not in _QUIET_DEFAULTS:
             reply.notices.append(f"default action '{action}' has no effect in trainkit's runtime")
-        return _GO_ON
+        return _Step.GO_ON
 
-    def _run_custom(self, action: str, reply: Reply) -> str:
+    def _run_custom(self, action: str, reply: Reply) -> _Step:
         if action not in self.domain.actions:
             raise TrainkitError(f"the policies predicted '{action}', which is not an action of the domain")
         if self.action_server is None:
             self._log_action(action, reply)
             reply.notices.append(f"custom action '{action}' would run here (no action_endpoint in endpoints.yml)")
-            return _GO_ON
+            return _Step.GO_ON
         try:
             return self._call_action_server(action, reply, log_as_action=True)
         except ActionRejected:
             self._log(rasa_event("action_execution_rejected", name=action))
-            return _REJECTED
+            return _Step.REJECTED
 
-    def _call_action_server(self, action: str, reply: Reply, log_as_action: bool = False) -> str:
+    def _call_action_server(self, action: str, reply: Reply, log_as_action: bool = False) -> _Step:
         """Run a custom action remotely; its events and responses join the conversation."""
         assert self.action_server is not None
         try:
@@ -327,10 +335,9 @@ class Conversation:
             reply.notices.append(str(exc))
             if log_as_action:
                 self._log_action(action, reply)
-            return _GO_ON
+            return _Step.GO_ON
         if log_as_action:
             self._log_action(action, reply)
-        followup = _GO_ON
         for index, event in enumerate(answer.events):
             try:
                 self._log(dict(event, timestamp=event.get("timestamp") or time.time()))
@@ -338,7 +345,7 @@ class Conversation:
                 reply.notices.append(f"custom action '{action}' returned an unusable event {index}: {exc}")
                 continue
             if event.get("event") == "followup" and isinstance(event.get("name"), str):
-                followup = event["name"]
+                self._followup = event["name"]
         for item in answer.responses:
             name = item.get("response") or item.get("template")
             extra = {k: v for k, v in item.items() if k not in _RESPONSE_ITEM_KEYS}
@@ -346,10 +353,5 @@ class Conversation:
                 self._utter(name, reply, extra)
             else:
                 self._send(item, reply)
-        return followup
+        return _Step.GO_ON
 
-
-# What running an action tells the prediction loop.
-_GO_ON = "\0go-on"
-_WAIT = "\0wait"
-_REJECTED = "\0rejected"

@@ -68,7 +68,7 @@ def _trigger_values(tracker: DialogueStateTracker, required: list[str]) -> dict[
     return values
 
 
-def run_form(form: str, tracker: DialogueStateTracker, validate: bool = True) -> FormRun:
+def run_form(form: str, tracker: DialogueStateTracker) -> FormRun:
     """The form's events for the conversation in `tracker` (which is not changed)."""
     domain = tracker.domain
     required = list(domain.forms[form].get("required_slots") or [])
@@ -81,7 +81,7 @@ def run_form(form: str, tracker: DialogueStateTracker, validate: bool = True) ->
             slots[name] = value
     else:
         latest = tracker.latest_action.action_name if tracker.latest_action is not None else None
-        checks = validate and latest == ACTION_LISTEN and not tracker.active_loop_interrupted
+        checks = latest == ACTION_LISTEN and not tracker.active_loop_interrupted
         if checks and tracker.get_slot(REQUESTED_SLOT) is not None:
             if not filled_this_turn(tracker) & set(required):
                 return FormRun(rejected=True)

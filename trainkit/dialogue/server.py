@@ -149,9 +149,9 @@ class _LockedEnsemble:
         self._ensemble = ensemble
         self._lock = lock
 
-    def predict_next_action(self, events: list[Any]) -> Any:
+    def predict_next_action(self, events: list[Any], exclude: str | None = None) -> Any:
         with self._lock:
-            return self._ensemble.predict_next_action(events)
+            return self._ensemble.predict_next_action(events, exclude)
 
 
 def _string_field(body: dict[str, Any], key: str, default: str | None = None) -> str:
