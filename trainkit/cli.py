@@ -270,9 +270,7 @@ def test_dialogue(model: str, stories: tuple[str, ...], as_json: bool) -> None:
     from trainkit.data.paths import discover_files
     from trainkit.model import load_model
 
-    loaded = load_model(model)
-    if loaded.ensemble is None:
-        raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
+    loaded = load_model(model, needs="core")
     files = [file for path in (stories or ("tests",)) for file in discover_files(path)]
     report = replay_story_files(loaded.ensemble, files).as_dict()
     if as_json:
@@ -387,11 +385,17 @@ def shell_nlu(model: str) -> None:
 @handle_errors
 def run_server(model: str, endpoints: str | None, host: str, port: int, max_body_bytes: int, seed: int | None,
                max_actions: int) -> None:
-    """Serve the assistant over HTTP: POST /model/parse, POST /webhooks/rest/webhook, GET /status."""
-    from trainkit.dialogue.server import Assistant, AssistantServer
-    from trainkit.model import load_model
+    """Serve the assistant over HTTP: POST /model/parse, POST /webhooks/rest/webhook, GET /status.
 
-    loaded = load_model(model)
+    From a directory, the newest model with NLU and dialogue is served, else the newest.
+    """
+    from trainkit.dialogue.server import Assistant, AssistantServer
+    from trainkit.model import NEEDS_BOTH, load_model
+
+    try:
+        loaded = load_model(model, needs=NEEDS_BOTH)
+    except TrainkitError:
+        loaded = load_model(model)  # serve what there is; the missing half answers 409
     assistant = Assistant(loaded, _action_server(endpoints), seed, max_actions)
     server = AssistantServer(assistant, host, port, max_body_bytes)
     click.echo(f"Serving {loaded.name} on {server.url} (Ctrl+C stops)", err=True)

@@ -55,8 +55,8 @@ def test_formbot_fills_its_restaurant_form_and_submits(formbot):
     assert say('/inform{"number": 4}') == ["Do you want to sit outside?"]
     assert say("/affirm") == ["Please provide additional preferences"]
     assert say("/deny") == ["Please give your feedback on your experience so far"]
-    done = say("/thankyou the waiter was friendly")
+    done = say("the waiter was friendly")
     assert done[0] == "All done!"
     assert "- cuisine: greek" in done[1] and "- num_people: 4" in done[1] and "- outdoor_seating: True" in done[1]
     assert "- preferences: no additional preferences" in done[1]
-    assert "- feedback: /thankyou the waiter was friendly" in done[1]
+    assert "- feedback: the waiter was friendly" in done[1]

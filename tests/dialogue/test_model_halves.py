@@ -73,3 +73,19 @@ def test_a_directory_without_the_needed_half_names_what_is_missing(models_dir, t
     shutil.copy(core, tmp_path / "only-core.tar.gz")
     with pytest.raises(TrainkitError, match="none of the 1 model archive.* has an NLU pipeline"):
         load_model(tmp_path, needs=NEEDS_NLU)
+
+
+def test_the_cli_picks_the_model_each_command_needs(models_dir):
+    from click.testing import CliRunner
+
+    from trainkit.cli import main
+
+    out, core = models_dir
+    runner = CliRunner()
+    talked = runner.invoke(main, ["shell", "-m", str(out)], input="are you a bot\n")
+    assert talked.exit_code == 0 and talked.output == "I am a bot that books bike repairs.\n"
+    parsed = runner.invoke(main, ["parse", "hello", "-m", str(out)])
+    assert parsed.exit_code == 0 and '"greet"' in parsed.output
+    refused = runner.invoke(main, ["shell", "nlu", "-m", str(core)], input="hello\n")
+    assert refused.exit_code == 1
+    assert refused.output.startswith("Error: core.tar.gz has no NLU pipeline")
