@@ -189,3 +189,9 @@ def test_the_session_start_intent_starts_a_session_and_listens(spokebot):
     assert conversation.events[-1]["name"] == "action_listen"
     assert conversation.tracker().active_loop_name is None
 
+
+
+def test_a_retrieval_intent_is_answered_with_the_response_the_selector_chose(spokebot):
+    conversation = Conversation(spokebot, rng=random.Random(0))
+    assert talk(conversation, ["how much does a repair cost", "can I borrow a pump"]) == [
+        ["A standard repair costs 40 euros, express 60."], ["We lend out tools at the counter, free of charge."]]
