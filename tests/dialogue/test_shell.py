@@ -36,8 +36,8 @@ def test_a_shell_session_books_a_repair_and_picks_a_button_by_number(spokebot_ar
         "Which day would you bring your mountain bike in?",
         "Do you want the express service (same day)?",
         "Express repair of your mountain bike on monday, done the same day.",
-        "Your ticket number is None.",
         "[note] custom action 'action_book_repair' would run here (no action_endpoint in endpoints.yml)",
+        "Your ticket number is None.",
     ]
 
 

@@ -74,6 +74,18 @@ class Reply:
     actions: list[str] = field(default_factory=list)
     # Things a person running the assistant should know that the user should not see.
     notices: list[str] = field(default_factory=list)
+    # Messages (dicts) and notices (strings) in the order they happened, for the shell.
+    transcript: list[dict[str, Any] | str] = field(default_factory=list)
+
+    def message(self, content: dict[str, Any]) -> None:
+        """Record a message the user is sent."""
+        self.messages.append(content)
+        self.transcript.append(content)
+
+    def notice(self, text: str) -> None:
+        """Record a note for the person running the assistant."""
+        self.notices.append(text)
+        self.transcript.append(text)
 
 
 class Conversation:
@@ -183,7 +195,7 @@ class Conversation:
             if step is _Step.WAIT:
                 return
             rejected = action if step is _Step.REJECTED else None
-        reply.notices.append(f"stopped after {self.max_actions} actions without action_listen; listening now")
+        reply.notice(f"stopped after {self.max_actions} actions without action_listen; listening now")
         self._log(rasa_event("action", name=ACTION_LISTEN))
 
     # ---------------------------------------------------------------- actions
@@ -216,7 +228,7 @@ class Conversation:
         else:
             message = render_response(self.domain.responses, name, tracker.slots, self.rng, self.input_channel, extra)
         if message is None:
-            reply.notices.append(f"the domain has no response '{name}' to send")
+            reply.notice(f"the domain has no response '{name}' to send")
             return
         self._send(message, reply)
 
@@ -242,7 +254,7 @@ class Conversation:
         data = {key: value for key, value in content.items() if key != "text"}
         self._log(rasa_event("bot", text=content.get("text"), data=data,
                              metadata={"utter_action": name} if name else {}))
-        reply.messages.append(content)
+        reply.message(content)
 
     def _run_form(self, form: str, reply: Reply) -> _Step:
         self._validate_form_slots(form, reply)
@@ -254,7 +266,7 @@ class Conversation:
         for event in run.events:
             self._log(event)
         if run.asked_slot is not None and run.ask is None:
-            reply.notices.append(f"form '{form}' needs slot '{run.asked_slot}' but the domain has no "
+            reply.notice(f"form '{form}' needs slot '{run.asked_slot}' but the domain has no "
                                  f"utter_ask_{run.asked_slot} response or action_ask_{run.asked_slot} action")
         elif run.ask is not None and run.ask.startswith("utter_"):
             self._utter(run.ask, reply)
@@ -275,7 +287,7 @@ class Conversation:
         try:
             self._call_action_server(validator, reply)
         except ActionRejected:
-            reply.notices.append(f"the action server rejected '{validator}'")
+            reply.notice(f"the action server rejected '{validator}'")
 
     def _run_default(self, action: str, reply: Reply) -> _Step:
         self._log_action(action, reply)
@@ -310,7 +322,7 @@ class Conversation:
                 self._extract_slots(latest)
             return _Step.GO_ON
         if action not in _QUIET_DEFAULTS:
-            reply.notices.append(f"default action '{action}' has no effect in trainkit's runtime")
+            reply.notice(f"default action '{action}' has no effect in trainkit's runtime")
         return _Step.GO_ON
 
     def _run_custom(self, action: str, reply: Reply) -> _Step:
@@ -318,7 +330,7 @@ class Conversation:
             raise TrainkitError(f"the policies predicted '{action}', which is not an action of the domain")
         if self.action_server is None:
             self._log_action(action, reply)
-            reply.notices.append(f"custom action '{action}' would run here (no action_endpoint in endpoints.yml)")
+            reply.notice(f"custom action '{action}' would run here (no action_endpoint in endpoints.yml)")
             return _Step.GO_ON
         try:
             return self._call_action_server(action, reply, log_as_action=True)
@@ -332,7 +344,7 @@ class Conversation:
         try:
             answer = self.action_server.run(action, self.sender_id, self.tracker_state(), rasa_domain(self.domain))
         except ActionServerError as exc:
-            reply.notices.append(str(exc))
+            reply.notice(str(exc))
             if log_as_action:
                 self._log_action(action, reply)
             return _Step.GO_ON
@@ -342,7 +354,7 @@ class Conversation:
             try:
                 self._log(dict(event, timestamp=event.get("timestamp") or time.time()))
             except TrainkitError as exc:
-                reply.notices.append(f"custom action '{action}' returned an unusable event {index}: {exc}")
+                reply.notice(f"custom action '{action}' returned an unusable event {index}: {exc}")
                 continue
             if event.get("event") == "followup" and isinstance(event.get("name"), str):
                 self._followup = event["name"]

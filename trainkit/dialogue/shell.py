@@ -54,12 +54,13 @@ def run_shell(conversation: Conversation, lines: Iterable[str], echo: Callable[[
             reply = conversation.handle_message(_chosen_button(text, buttons))
             sent += 1
             buttons = []
-            for message in reply.messages:
-                for line in format_message(message):
+            for item in reply.transcript:
+                if isinstance(item, str):
+                    echo(f"[note] {item}")
+                    continue
+                for line in format_message(item):
                     echo(line)
-                buttons = list(message.get("buttons") or buttons)
-            for notice in reply.notices:
-                echo(f"[note] {notice}")
+                buttons = list(item.get("buttons") or buttons)
         if prompt:
             prompt()
     return sent
