@@ -63,6 +63,11 @@ def action_server() -> Iterator[FakeActionServer]:
                 self._answer(400, {"error": "not now", "action_name": action})
                 return
             slots = body["tracker"]["slots"]
+            if action == "action_count_messages":  # a custom slot mapping: only its slot events count
+                count = sum(e["event"] == "user" for e in body["tracker"]["events"])
+                self._answer(200, {"events": [{"event": "slot", "name": "visits", "value": count},
+                                              {"event": "followup", "name": "utter_goodbye"}]})
+                return
             if action == "validate_repair_form":
                 closed = slots["day"] == "sunday"
                 self._answer(200, {

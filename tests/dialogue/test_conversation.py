@@ -170,7 +170,17 @@ def test_the_form_s_validation_action_can_refuse_a_value(spokebot, action_server
     assert [m["text"] for m in reply.messages] == ["We are closed on Sundays.",
                                                     "Which day would you bring your road bike in?"]
     assert conversation.tracker().slots["day"] is None
-    assert [r["next_action"] for r in action_server.requests] == ["validate_repair_form"] * 3
+    validations = [r for r in action_server.requests if r["next_action"] == "validate_repair_form"]
+    assert len(validations) == 3
+
+
+def test_custom_slot_mappings_run_their_action_after_every_message_and_keep_only_slots(spokebot, action_server):
+    conversation = Conversation(spokebot, rng=random.Random(0),
+                                action_server=ActionServerClient(ActionEndpoint(action_server.url)))
+    said = talk(conversation, ["/greet", "/bot_challenge"])
+    assert conversation.tracker().slots["visits"] == 2
+    assert said[1] == ["I am a bot that books bike repairs."]  # the followup it returned was dropped
+    assert [r["next_action"] for r in action_server.requests] == ["action_count_messages"] * 2
 
 
 def test_the_fallback_forgets_the_message_it_could_not_handle(spokebot):

@@ -41,6 +41,7 @@ ACTION_DEFAULT_FALLBACK = "action_default_fallback"
 ACTION_DEACTIVATE_LOOP = "action_deactivate_loop"
 ACTION_BACK = "action_back"
 ACTION_EXTRACT_SLOTS = "action_extract_slots"
+ACTION_VALIDATE_SLOT_MAPPINGS = "action_validate_slot_mappings"
 # Default actions that change nothing here (their Rasa behaviour needs no events).
 _QUIET_DEFAULTS = frozenset({"action_unlikely_intent", "action_revert_fallback_events"})
 # Default fallbacks trainkit answers like `action_default_fallback`: the two-stage
@@ -160,7 +161,7 @@ class Conversation:
         self._last_user_time = now
         parse_data = self.model.parse(text)
         self._log(user_event(parse_data, self.input_channel, metadata=metadata))
-        self._extract_slots(parse_data)
+        self._extract_slots(parse_data, reply)
         self._predict_and_run(reply)
         return reply
 
@@ -174,9 +175,24 @@ class Conversation:
         self._log(rasa_event("session_started"))
         self._log(rasa_event("action", name=ACTION_LISTEN))
 
-    def _extract_slots(self, parse_data: Mapping[str, Any]) -> None:
+    def _extract_slots(self, parse_data: Mapping[str, Any], reply: Reply) -> None:
+        """Rasa's `action_extract_slots`: the predefined mappings, then (with an action
+        server) the actions of `custom` mappings and `action_validate_slot_mappings`, of
+        which only the slots they set count."""
         for name, value in extract_slots(parse_data, self.tracker()).items():
             self._log(rasa_event("slot", name=name, value=value))
+        if self.action_server is None:
+            return
+        actions = [mapping["action"] for slot in self.domain.slots for mapping in slot.mappings
+                   if mapping.get("type") == "custom" and isinstance(mapping.get("action"), str)]
+        if ACTION_VALIDATE_SLOT_MAPPINGS in self.domain.actions:
+            actions.append(ACTION_VALIDATE_SLOT_MAPPINGS)
+        for action in dict.fromkeys(actions):
+            if action in self.domain.actions:
+                try:
+                    self._call_action_server(action, reply, only_slots=True)
+                except ActionRejected:
+                    reply.notice(f"the action server rejected '{action}' (a custom slot mapping)")
 
     def _predict_and_run(self, reply: Reply) -> None:
         rejected: str | None = None
@@ -319,7 +335,7 @@ class Conversation:
         if action == ACTION_EXTRACT_SLOTS:
             latest = self.tracker_state()["latest_message"]
             if latest:
-                self._extract_slots(latest)
+                self._extract_slots(latest, reply)
             return _Step.GO_ON
         if action not in _QUIET_DEFAULTS:
             reply.notice(f"default action '{action}' has no effect in trainkit's runtime")
@@ -338,8 +354,10 @@ class Conversation:
             self._log(rasa_event("action_execution_rejected", name=action))
             return _Step.REJECTED
 
-    def _call_action_server(self, action: str, reply: Reply, log_as_action: bool = False) -> _Step:
-        """Run a custom action remotely; its events and responses join the conversation."""
+    def _call_action_server(self, action: str, reply: Reply, log_as_action: bool = False,
+                            only_slots: bool = False) -> _Step:
+        """Run a custom action remotely; its events (`only_slots`: its slot events) and
+        responses join the conversation."""
         assert self.action_server is not None
         try:
             answer = self.action_server.run(action, self.sender_id, self.tracker_state(), rasa_domain(self.domain))
@@ -351,6 +369,8 @@ class Conversation:
         if log_as_action:
             self._log_action(action, reply)
         for index, event in enumerate(answer.events):
+            if only_slots and event.get("event") != "slot":
+                continue
             try:
                 self._log(dict(event, timestamp=event.get("timestamp") or time.time()))
             except TrainkitError as exc:
