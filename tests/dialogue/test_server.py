@@ -91,6 +91,13 @@ def test_bad_requests_get_json_errors_with_their_status(server, path, body, stat
     assert answer["status"] == "failure" and answer["code"] == status and words in answer["message"]
 
 
+def test_other_methods_get_a_json_405(server):
+    request = urllib.request.Request(server.url + "/model/parse", data=b"{}", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 405 and json.loads(caught.value.read())["reason"] == "MethodNotAllowed"
+
+
 def test_a_body_without_length_is_refused(server):
     connection = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
     connection.putrequest("POST", "/model/parse")

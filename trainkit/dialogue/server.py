@@ -176,6 +176,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         self._dispatch(self._post)
 
+    def _not_allowed(self) -> None:
+        def refuse(path: str) -> Any:
+            raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported; use GET or POST")
+
+        self.close_connection = True  # a body we did not read must not be taken for a request
+        self._dispatch(refuse)
+
+    do_PUT = do_DELETE = do_PATCH = _not_allowed
+
     def _get(self, path: str) -> Any:
         assistant = self.server.assistant
         if path in ("/", ""):
@@ -238,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("error handling %s %s", self.command, path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             result = _failure(status, f"internal error: {type(exc).__name__}")
-        if status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE or status == HTTPStatus.LENGTH_REQUIRED:
+        if status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED):
             self.close_connection = True  # the unread body must not be taken for the next request
         self._send(status, result)
 
