@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from trainkit.cli import main
 
 
-def run(args: list[str], text: str, cwd: Path | None = None):
-    runner = CliRunner()
-    if cwd is None:
-        return runner.invoke(main, args, input=text)
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(main, args, input=text)
-    finally:
-        os.chdir(old)
+def run(args: list[str], text: str):
+    return CliRunner().invoke(main, args, input=text)
 
 
 def test_a_shell_session_books_a_repair_and_picks_a_button_by_number(spokebot_archive):
@@ -41,10 +31,12 @@ def test_a_shell_session_books_a_repair_and_picks_a_button_by_number(spokebot_ar
     ]
 
 
-def test_the_shell_calls_the_action_server_of_endpoints_yml(spokebot_archive, action_server, tmp_path):
+def test_the_shell_calls_the_action_server_of_endpoints_yml(spokebot_archive, action_server, tmp_path,
+                                                            monkeypatch):
     (tmp_path / "endpoints.yml").write_text(f"action_endpoint:\n  url: {action_server.url}\n")
+    monkeypatch.chdir(tmp_path)
     lines = ["/book_repair", '/inform{"bike_type": "city", "day": "friday"}', "/deny"]
-    result = run(["shell", "-m", str(spokebot_archive)], "\n".join(lines) + "\n", cwd=tmp_path)
+    result = run(["shell", "-m", str(spokebot_archive)], "\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
     assert "Booking saved.\nYour ticket number is R-city-friday." in result.output
     assert action_server.requests[0]["sender_id"] == "shell"
