@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import dialogue_bench, engine_bench, finetune_bench, nlu_bench, scaling_bench
+from benchmarks import (
+    dialogue_bench,
+    engine_bench,
+    finetune_bench,
+    nlu_bench,
+    scaling_bench,
+    serve_bench,
+)
 
 
 def main() -> None:
@@ -14,6 +21,7 @@ def main() -> None:
     scaling_bench.main(["--sizes", "500,1000", "--epochs", "2", "--skip-jobs"] if quick else [])
     dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"] if quick else [])
     finetune_bench.main(["--nlu", "", "--name", "finetune-quick"] if quick else [])
+    serve_bench.main(["--requests", "20", "--conversations", "2", "--name", "serve-quick"] if quick else [])
 
 
 if __name__ == "__main__":

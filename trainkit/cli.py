@@ -393,9 +393,7 @@ def parse(text: str, model: str) -> None:
     """Parse TEXT with a trained model and print Rasa's parse result as JSON."""
     from trainkit.model import load_model
 
-    loaded = load_model(model)
-    if not loaded.has_nlu:
-        raise TrainkitError("the model has no NLU pipeline (it is a Core-only model)")
+    loaded = load_model(model, needs="nlu")
     click.echo(json.dumps(loaded.parse(text), indent=2, ensure_ascii=False))
 
 
@@ -408,6 +406,108 @@ def init(directory: str) -> None:
 
     path = init_project(directory)
     click.echo(f"Created a new assistant in '{path}'. Train it with: cd {path} && doit train")
+
+
+# ----------------------------------------------------------- talking to the assistant
+
+model_option = click.option("-m", "--model", default="models", show_default=True,
+                            help="Model archive, or a directory (the newest archive that has what is needed).")
+endpoints_option = click.option("--endpoints", default=None,
+                                help="Endpoints file naming the action server [default: endpoints.yml if present].")
+seed_option = click.option("--seed", default=None, type=int, help="Seed for choosing response variations.")
+max_actions_option = click.option("--max-actions", default=10, show_default=True, type=click.IntRange(1, 100),
+                                  help="Actions the bot may take in a row before it must listen.")
+
+
+def _action_server(endpoints: str | None) -> Any:
+    from trainkit.dialogue.action_server import ActionServerClient
+    from trainkit.dialogue.endpoints import find_action_endpoint
+
+    endpoint = find_action_endpoint(endpoints)
+    return ActionServerClient(endpoint) if endpoint is not None else None
+
+
+def _input_lines() -> Any:
+    return iter(sys.stdin.readline, "")
+
+
+@main.group(invoke_without_command=True)
+@model_option
+@endpoints_option
+@seed_option
+@max_actions_option
+@click.pass_context
+@handle_errors
+def shell(ctx: click.Context, model: str, endpoints: str | None, seed: int | None, max_actions: int) -> None:
+    """Talk to the assistant on the terminal (one message a line; /stop ends, /restart starts over)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import random
+
+    from trainkit.dialogue.conversation import Conversation
+    from trainkit.dialogue.shell import run_shell
+    from trainkit.model import NEEDS_BOTH, load_model
+
+    loaded = load_model(model, needs=NEEDS_BOTH)
+    server = _action_server(endpoints)
+    conversation = Conversation(loaded, "shell", random.Random(seed), server, max_actions, input_channel="cmdline")
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo(f"Talking to {loaded.name}. Type /stop to end.", err=True)
+    prompt = (lambda: click.echo("Your input -> ", nl=False)) if interactive else None
+    try:
+        run_shell(conversation, _input_lines(), click.echo, prompt)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+
+
+@shell.command("nlu")
+@model_option
+@handle_errors
+def shell_nlu(model: str) -> None:
+    """Print the parse result of each line of input as JSON."""
+    from trainkit.dialogue.shell import run_nlu_shell
+    from trainkit.model import NEEDS_NLU, load_model
+
+    loaded = load_model(model, needs=NEEDS_NLU)
+    try:
+        run_nlu_shell(loaded, _input_lines(), click.echo)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+
+
+@main.command("run")
+@model_option
+@endpoints_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("-p", "--port", default=5005, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@click.option("--max-body-bytes", default=1024 * 1024, show_default=True, type=click.IntRange(1),
+              help="Largest request body accepted (larger ones get 413).")
+@seed_option
+@max_actions_option
+@handle_errors
+def run_server(model: str, endpoints: str | None, host: str, port: int, max_body_bytes: int, seed: int | None,
+               max_actions: int) -> None:
+    """Serve the assistant over HTTP: POST /model/parse, POST /webhooks/rest/webhook, GET /status.
+
+    From a directory, the newest model with NLU and dialogue is served, else the newest.
+    """
+    from trainkit.dialogue.server import Assistant, AssistantServer
+    from trainkit.model import NEEDS_BOTH, load_model
+
+    try:
+        loaded = load_model(model, needs=NEEDS_BOTH)
+    except TrainkitError:
+        loaded = load_model(model)  # serve what there is; the missing half answers 409
+    assistant = Assistant(loaded, _action_server(endpoints), seed, max_actions)
+    server = AssistantServer(assistant, host, port, max_body_bytes)
+    click.echo(f"Serving {loaded.name} on {server.url} (Ctrl+C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,10 +43,11 @@ class EvaluationRun:
 
 
 
-def _model(model: Any) -> Any:
+def _model(model: Any, needs: str | None = None) -> Any:
+    """A loaded model; in a directory, the newest archive with the half a test `needs`."""
     from trainkit.model import load_model
 
-    return load_model(model) if isinstance(model, (str, Path)) else model
+    return load_model(model, needs=needs) if isinstance(model, (str, Path)) else model
 
 
 def story_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -57,14 +58,14 @@ def story_files(paths: Sequence[str | Path]) -> list[Path]:
 def run_core_tests(model: Any, stories: Sequence[str | Path] = (DEFAULT_STORIES,), out: str | Path = DEFAULT_RESULTS,
                    e2e: bool = False, plots: bool = True) -> EvaluationRun:
     """Replay the test stories and write `story_report.json` and its companions."""
-    result = run_core_test(_model(model), story_files(stories), e2e)
+    result = run_core_test(_model(model, "core"), story_files(stories), e2e)
     return EvaluationRun(core=result, written=write_core_reports(result, out, plots))
 
 
 def run_nlu_tests(model: Any, nlu: Sequence[str | Path] = (DEFAULT_NLU,), out: str | Path = DEFAULT_RESULTS,
                   plots: bool = True) -> EvaluationRun:
     """Parse the NLU examples and write `intent_report.json` and its companions."""
-    loaded = _model(model)
+    loaded = _model(model, "nlu")
     if not loaded.has_nlu:
         raise TrainkitError("the model has no NLU pipeline (it is a Core-only model)")
     result = run_nlu_test(loaded, read_nlu_files(nlu))
