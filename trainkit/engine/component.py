@@ -63,6 +63,11 @@ class Component:
     requires: ClassVar[tuple[str, ...]] = ()
     # Rasa's policy priority, used to break ties between policies.
     priority: ClassVar[int] = 0
+    # The config.yml name of a provider that must come earlier in the pipeline (SpacyNLP
+    # for the spaCy components). The recipe copies the provider's merged config into this
+    # component's config under that name, so the node, the model and prediction all see
+    # the same provider settings.
+    provider: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
