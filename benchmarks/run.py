@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import dialogue_bench, engine_bench, nlu_bench, scaling_bench
+from benchmarks import dialogue_bench, engine_bench, nlu_bench, scaling_bench, spacy_bench
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     nlu_bench.main(["--quick"] if quick else [])
     scaling_bench.main(["--sizes", "500,1000", "--epochs", "2", "--skip-jobs"] if quick else [])
     dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"] if quick else [])
+    spacy_bench.main(["--words", "2000", "--width", "50", "--parse-seconds", "0.2", "--name", "spacy-quick"]
+                     if quick else [])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import dialogue_bench, engine_bench, nlu_bench
 from benchmarks.common import RESULTS
 
@@ -52,3 +54,15 @@ def test_dialogue_benchmark_records_story_and_action_accuracy(shared_datasets, m
     result = report["results"]["rasa-init"]["default"]
     assert (result["stories"], result["actions"]) == (7, 35)
     assert 0 <= result["correct_actions"] <= result["actions"] and result["train_seconds"] > 0
+
+
+def test_spacy_benchmark_quick_run_writes_costs(shared_datasets, monkeypatch):
+    pytest.importorskip("spacy")
+    from benchmarks import spacy_bench
+
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    spacy_bench.main(["--words", "500", "--width", "20", "--parse-seconds", "0.1", "--name", "spacy-test"])
+    results = json.loads((RESULTS / "spacy-test.json").read_text())["results"]
+    assert results["cold_train"]["code"] == 0 and results["noop_train"]["code"] == 0
+    assert results["dry_run"]["code"] == 0
+    assert results["digest_seconds"]["first"] > 0 and results["parses_per_second"] > 0
