@@ -132,9 +132,8 @@ def test_a_model_refuses_to_load_without_its_pipeline_or_with_another(project):
     with pytest.raises(TrainkitError, match="differs from the one this model was trained with"):
         trainkit.load_model(result.model)
     shutil.rmtree(project)
-    with pytest.raises(TrainkitError, match="is not installed") as error:
+    with pytest.raises(TrainkitError, match="trained with the spaCy pipeline en_tiny 0.0.1: .* does not exist"):
         trainkit.load_model(result.model)
-    assert "en_tiny" in str(error.value)
     shutil.copytree(saved, project)
     assert trainkit.load_model(result.model).parse("bye")["intent"]["name"] == "goodbye"
 

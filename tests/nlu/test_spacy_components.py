@@ -177,9 +177,12 @@ def test_a_missing_model_names_it_and_how_to_install_it():
 def test_a_directory_that_is_not_a_pipeline_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not a spaCy pipeline"):
         SpacyNLP(component_config(SpacyNLP, {"model": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="directory '.*missing', which does not exist; save a pipeline there"):
+        SpacyNLP(component_config(SpacyNLP, {"model": str(tmp_path / "missing")}))
 
 
-def test_featurizer_refuses_a_pipeline_without_vectors(runner, spacy_pipeline):
-    items = [(SpacyNLP, {"model": str(spacy_pipeline(vectors={}))}), (SpacyTokenizer, {}), (SpacyFeaturizer, {})]
+def test_featurizer_refuses_a_pipeline_without_vectors_before_training(spacy_pipeline):
+    config = component_config(SpacyFeaturizer, {})
+    config["SpacyNLP"] = {"model": str(spacy_pipeline(vectors={})), "case_sensitive": False}
     with pytest.raises(ConfigError, match="no word vectors"):
-        runner.train(_data(), items)
+        SpacyFeaturizer(config)

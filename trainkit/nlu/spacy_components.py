@@ -30,6 +30,7 @@ from trainkit.errors import ConfigError, TrainkitError
 from trainkit.nlu.base import Featurizer, NLUComponent, Tokenizer
 from trainkit.nlu.batch import FeatureSet, MessageBatch, Token
 from trainkit.nlu.spacy_model import (
+    declared_vector_width,
     load_pipeline,
     locate_pipeline,
     pipeline_digest,
@@ -121,10 +122,7 @@ class SpacyNLP(_SpacyUser):
         try:
             component = cls(config)
         except ConfigError as exc:
-            raise TrainkitError(
-                f"this model was trained with the spaCy pipeline {described} ('{config.get('model')}'), "
-                f"which is not installed here: {exc.problem.message}"
-            ) from None
+            raise TrainkitError(f"this model was trained with the spaCy pipeline {described}: {exc.problem.message}") from None
         if recorded is not None and pipeline_digest(component.root) != recorded["digest"]:
             raise TrainkitError(
                 f"the spaCy pipeline at '{component.root}' differs from the one this model was trained with "
@@ -188,7 +186,15 @@ class SpacyFeaturizer(_SpacyUser, Featurizer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
+        if declared_vector_width(self.root) == 0:  # known from meta.json before anything trains
+            raise self._no_vectors()
         self._vectors: dict[str, np.ndarray] = {}
+
+    def _no_vectors(self) -> ConfigError:
+        return ConfigError(
+            f"{self.name}: the spaCy pipeline '{self.settings.get('model')}' has no word vectors; use a "
+            "pipeline with vectors (such as en_core_web_md, not en_core_web_sm)"
+        )
 
     def _vector(self, word: str) -> np.ndarray:
         key = spacy_text(word, self.case_sensitive)
@@ -200,10 +206,7 @@ class SpacyFeaturizer(_SpacyUser, Featurizer):
     def featurize(self, batch: MessageBatch) -> FeatureSet:
         width = int(self.nlp.vocab.vectors_length)
         if width == 0:
-            raise ConfigError(
-                f"{self.name}: the spaCy pipeline '{self.settings.get('model')}' has no word vectors; use a "
-                "pipeline with vectors (such as en_core_web_md, not en_core_web_sm)"
-            )
+            raise self._no_vectors()
         offsets = batch.token_offsets
         sequence = np.zeros((int(offsets[-1]), width))
         row = 0

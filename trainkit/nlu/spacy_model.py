@@ -74,16 +74,18 @@ def locate_pipeline(model: str | None, component: str = "SpacyNLP") -> Path:
     if not model:
         raise ConfigError(f"{component} needs 'model': the name of an installed spaCy pipeline package "
                           "(such as en_core_web_md) or the path of a pipeline directory")
+    package = _package_directory(model)  # an installed package comes first, as in spacy.load
+    if package is not None and _data_directory(package) is not None:
+        return package
     path = Path(model).expanduser()
     if path.is_dir():
-        data = _data_directory(path)
-        if data is None:
+        if _data_directory(path) is None:
             raise ConfigError(f"{component}: '{model}' is a directory but not a spaCy pipeline (it has no config.cfg); "
                               "save a pipeline there with nlp.to_disk")
         return path
-    package = _package_directory(model)
-    if package is not None and _data_directory(package) is not None:
-        return package
+    if not model.isidentifier():
+        raise ConfigError(f"{component} needs the spaCy pipeline directory '{model}', which does not exist; save a "
+                          f"pipeline there with nlp.to_disk, or name an installed pipeline package, {ALTERNATIVE}")
     raise ConfigError(
         f"{component} needs the spaCy pipeline '{model}', which is not installed; install it with "
         f"python -m spacy download {model}, or set 'model' to the path of a saved pipeline directory, "
@@ -138,14 +140,26 @@ class PipelineIdentity:
         return {"name": self.name, "version": self.version, "digest": self.digest}
 
 
-def pipeline_identity(root: Path) -> PipelineIdentity:
-    """Name and version from the pipeline's meta.json, and its content digest."""
+def pipeline_meta(root: Path) -> dict[str, Any]:
+    """The pipeline's meta.json (name, version, vectors), or {} if it has none."""
     data = _data_directory(root) or root
     try:
         meta: Any = json.loads((data / "meta.json").read_text("utf-8"))
     except (OSError, ValueError):
-        meta = {}
-    meta = meta if isinstance(meta, dict) else {}
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def declared_vector_width(root: Path) -> int | None:
+    """The word-vector width meta.json declares, None when it does not say."""
+    vectors = pipeline_meta(root).get("vectors")
+    width = vectors.get("width") if isinstance(vectors, dict) else None
+    return width if isinstance(width, int) else None
+
+
+def pipeline_identity(root: Path) -> PipelineIdentity:
+    """Name and version from the pipeline's meta.json, and its content digest."""
+    meta = pipeline_meta(root)
     name = "_".join(str(meta[k]) for k in ("lang", "name") if meta.get(k))
     return PipelineIdentity(name or root.name, str(meta.get("version", "")), pipeline_digest(root))
 
