@@ -103,6 +103,7 @@ def test_changed_vectors_make_exactly_the_spacy_readers_stale(project, caplog):
     assert stale["run_SpacyTokenizer1"] == "pretrained resources of SpacyTokenizer changed"
     assert stale["provide_SpacyNLP0"] == "pretrained resources of SpacyNLP changed"
     assert "nlu_training_data_provider" not in stale
+    caplog.clear()  # only this build's log (an earlier test may have left INFO on)
     with caplog.at_level(logging.INFO, logger="trainkit"):
         _train()
     ran = {m.split()[1] for m in caplog.messages if m.startswith("ran ")}

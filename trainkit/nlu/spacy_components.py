@@ -30,6 +30,7 @@ from trainkit.errors import ConfigError, TrainkitError
 from trainkit.nlu.base import Featurizer, NLUComponent, Tokenizer
 from trainkit.nlu.batch import FeatureSet, MessageBatch, Token
 from trainkit.nlu.spacy_model import (
+    PipelineIdentity,
     declared_vector_width,
     load_pipeline,
     locate_pipeline,
@@ -40,7 +41,7 @@ from trainkit.nlu.spacy_model import (
 
 SPACY_NLP = "SpacyNLP"
 IDENTITY_FILE = "spacy_pipeline.json"
-# Components a tokenizer does not need; skipping them makes tokenizing several times faster.
+# Pipeline components whose output (entities, dependency parses) tokens do not use.
 _NOT_FOR_TOKENS = ("ner", "parser")
 
 
@@ -100,7 +101,7 @@ class SpacyNLP(_SpacyUser):
     """Names the spaCy pipeline the other spaCy components use, and records it in the model."""
 
     name = "SpacyNLP"
-    version = "2"
+    version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({PROVIDER})
     trainable = True
     provider: ClassVar[str] = ""
@@ -117,16 +118,16 @@ class SpacyNLP(_SpacyUser):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        recorded = model.json(IDENTITY_FILE) if model is not None else None
-        described = f"{recorded['name']} {recorded['version']}".strip() if recorded else config.get("model")
+        recorded = PipelineIdentity(**model.json(IDENTITY_FILE)) if model is not None else None
+        described = recorded.describe() if recorded is not None else config.get("model")
         try:
             component = cls(config)
         except ConfigError as exc:
             raise TrainkitError(f"this model was trained with the spaCy pipeline {described}: {exc.problem.message}") from None
-        if recorded is not None and pipeline_digest(component.root) != recorded["digest"]:
+        if recorded is not None and pipeline_digest(component.root) != recorded.digest:
             raise TrainkitError(
                 f"the spaCy pipeline at '{component.root}' differs from the one this model was trained with "
-                f"({described}, digest {recorded['digest']}); install that pipeline or retrain the model"
+                f"({described}, digest {recorded.digest}); install that pipeline or retrain the model"
             )
         return component
 
