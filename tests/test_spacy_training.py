@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,13 @@ def test_spacy_components_need_spacy_nlp_earlier(tmp_path, monkeypatch):
     (tmp_path / "data" / "nlu.yml").write_text(NLU)
     with pytest.raises(TrainkitError, match="config.yml:3: .*SpacyTokenizer needs SpacyNLP earlier"):
         trainkit.train(None, "config.yml", "data")
+
+
+def test_without_spacy_training_stops_at_the_config_line(project, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spacy", None)  # as if spaCy were not installed
+    with pytest.raises(TrainkitError, match="config.yml:3: .*SpacyNLP needs the 'spacy' package") as error:
+        trainkit.train(None, "config.yml", "data")
+    assert "pip install 'trainkit[spacy]'" in str(error.value)
+    assert not Path("models").exists()
