@@ -186,3 +186,43 @@ def test_featurizer_refuses_a_pipeline_without_vectors_before_training(spacy_pip
     config["SpacyNLP"] = {"model": str(spacy_pipeline(vectors={})), "case_sensitive": False}
     with pytest.raises(ConfigError, match="no word vectors"):
         SpacyFeaturizer(config)
+
+
+def _mood_data():
+    from trainkit.data.training_data import Entity
+
+    examples = []
+    for text in ["i am happy", "hello i am happy", "happy"]:
+        start = text.index("happy")
+        examples.append(Message.build(text, "mood", [Entity(start, start + 5, "happy", "good_mood")]))
+    examples += [Message.build(t, "other") for t in ["hello", "bye bye", "hi i am", "i am sad", "unhappy", "i am unhappy"]]
+    return TrainingData(examples)
+
+
+def test_crf_learns_from_the_dense_features_of_the_window(runner, spacy_pipeline):
+    from trainkit.nlu.crf_extractor import CRFEntityExtractor
+
+    dense_only = {"features": [[], ["text_dense_features"], []], "max_iterations": 100}
+    items = [(SpacyNLP, {"model": str(spacy_pipeline())}), (SpacyTokenizer, {}), (SpacyFeaturizer, {}),
+             (CRFEntityExtractor, dense_only)]
+    components = runner.train(_mood_data(), items)
+    # "great" and "hey" never occur in training: only their vectors (close to "happy"'s and
+    # "hello"'s) tell them apart
+    batch = runner.parse(components, ["great", "i am hey"])
+    assert [(e["entity"], e["value"]) for e in batch.entities[0]] == [("good_mood", "great")]
+    assert batch.entities[1] == []
+    reloaded = CRFEntityExtractor.load(components[-1].config, runner.artifacts[-1])
+    again = runner.parse([*components[:-1], reloaded], ["great", "i am hey"])
+    assert again.entities == batch.entities
+    words_only = runner.train(_mood_data(), [*items[:-1], (CRFEntityExtractor, {**dense_only, "features": [[], ["low"], []]})])
+    assert runner.parse(words_only, ["great"]).entities[0] == []
+
+
+def test_crf_refuses_dense_features_of_another_width(runner, spacy_pipeline):
+    from trainkit.nlu.crf_extractor import CRFEntityExtractor
+
+    items = [(SpacyNLP, {"model": str(spacy_pipeline())}), (SpacyTokenizer, {}), (SpacyFeaturizer, {}),
+             (CRFEntityExtractor, {"max_iterations": 5})]
+    components = runner.train(_mood_data(), items)
+    with pytest.raises(ConfigError, match="trained on 4 dense feature columns"):
+        runner.parse([components[0], components[1], components[3]], ["i am great"])
