@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dask,plot]'
+	$(BIN)/pip install -q -e '.[test,dask,plot,spacy]'
 	touch $(STAMP)
 
 # Train the bundled example assistant through doit (the pattern to copy into your Makefile).

@@ -11,6 +11,7 @@ from benchmarks import (
     nlu_bench,
     scaling_bench,
     serve_bench,
+    spacy_bench,
 )
 
 
@@ -22,6 +23,8 @@ def main() -> None:
     dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"] if quick else [])
     finetune_bench.main(["--nlu", "", "--name", "finetune-quick"] if quick else [])
     serve_bench.main(["--requests", "20", "--conversations", "2", "--name", "serve-quick"] if quick else [])
+    spacy_bench.main(["--words", "2000", "--width", "50", "--parse-seconds", "0.2", "--name", "spacy-quick"]
+                     if quick else [])
 
 
 if __name__ == "__main__":

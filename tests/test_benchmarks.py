@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import dialogue_bench, engine_bench, nlu_bench
 from benchmarks.common import RESULTS
 
@@ -68,3 +70,15 @@ def test_finetune_benchmark_dialogue_case_and_split(shared_datasets, monkeypatch
     dialogue = report["dialogue"]
     assert dialogue["test_actions_correct"]["finetuned"] == dialogue["test_actions_correct"]["scratch"] == "35/35"
     assert dialogue["seconds"]["finetune"] > 0
+
+
+def test_spacy_benchmark_quick_run_writes_costs(shared_datasets, monkeypatch):
+    pytest.importorskip("spacy")
+    from benchmarks import spacy_bench
+
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    spacy_bench.main(["--words", "500", "--width", "20", "--parse-seconds", "0.1", "--name", "spacy-test"])
+    results = json.loads((RESULTS / "spacy-test.json").read_text())["results"]
+    assert results["cold_train"]["code"] == 0 and results["noop_train"]["code"] == 0
+    assert results["dry_run"]["code"] == 0
+    assert results["digest_seconds"]["first"] > 0 and results["parses_per_second"] > 0

@@ -101,3 +101,32 @@ def test_rasa_init_finetunes_after_new_examples(copy_of):
     report = replay_stories(model.ensemble, read_story_file(target / "tests" / "test_stories.yml"))
     assert report.failures() == []
     assert report.correct_actions == report.total_actions == 35
+
+
+# Projects naming SpacyNLP with en_core_web_md, which CI cannot install: they train when
+# `model` points at a pipeline built in the test (trained for real when quick to train).
+SPACY_PROJECTS = {"rasa-examples/moodbot": True, "rasa-examples/reminderbot": True,
+                  "assistants/financial-demo": False}
+
+
+@pytest.mark.parametrize("project", sorted(SPACY_PROJECTS))
+def test_spacy_project_trains_with_a_locally_built_pipeline(copy_of, spacy_pipeline, project):
+    target = copy_of(project)
+    config = (target / "config.yml").read_text()
+    assert 'model: "en_core_web_md"' in config
+    (target / "config.yml").write_text(config.replace('"en_core_web_md"', f'"{spacy_pipeline()}"'))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not SPACY_PROJECTS[project]:
+            plan = prepare("domain.yml", "config.yml", "data")
+            assert any(node.name.startswith("provide_SpacyNLP") for node in plan.recipe.nodes)
+            return
+        result = trainkit.train("domain.yml", "config.yml", "data")
+        assert result.code == 0 and result.model
+        model = trainkit.load_model(result.model)
+    parsed = model.parse("hello alice")
+    assert parsed["intent"]["name"]
+    if "SpacyEntityExtractor" in config:
+        assert {"entity": "PERSON", "value": "alice", "start": 6, "end": 11, "confidence": None,
+                "extractor": "SpacyEntityExtractor"} in parsed["entities"]
+    assert trainkit.train("domain.yml", "config.yml", "data", dry_run=True).code == 0

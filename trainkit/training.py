@@ -355,7 +355,8 @@ def _train(
 
         nodes = {name: (s.fingerprint or "", s.digest or "") for name, s in report.statuses.items()}
         classes = [get_component(node["component"]) for node in plan.spec.nodes]
-        resources = [[node["component"], node["config"], digest] for node, cls in zip(plan.spec.nodes, classes, strict=True)
+        resources = [[cls.__module__, cls.__qualname__, node["config"], digest]
+                     for node, cls in zip(plan.spec.nodes, classes, strict=True)
                      if (digest := cls.resources_digest(node["config"])) is not None]
         memo.remember(memo.state_dir(base), key, report.model, report.package.fingerprint or "", nodes,
                       classes, notices, resources)

@@ -10,7 +10,7 @@ import pytest
 
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
-from trainkit.engine.component import FEATURIZER, TOKENIZER, component_config
+from trainkit.engine.component import FEATURIZER, PROVIDER, TOKENIZER, component_config
 from trainkit.nlu.batch import MessageBatch
 
 
@@ -36,9 +36,14 @@ class PipelineRunner:
         tokens: Artifact | None = None
         features: list[Artifact] = []
         loaded = []
+        providers: dict[str, dict[str, Any]] = {}
         self.artifacts: list[Artifact | None] = []
         for cls, options in items:
             config = component_config(cls, options)
+            if PROVIDER in cls.roles:
+                providers[cls.name] = config
+            if cls.provider:  # as the recipe does: the provider's settings travel along
+                config[cls.provider] = dict(providers[cls.provider])
             component = cls(config)
             inputs: dict[str, Any] = {"training_data": data}
             if tokens is not None and TOKENIZER not in cls.roles:

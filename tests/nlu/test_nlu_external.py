@@ -8,15 +8,6 @@ from trainkit.errors import ConfigError
 SPACY = ["SpacyNLP", "SpacyTokenizer", "SpacyFeaturizer", "SpacyEntityExtractor"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("spacy") is not None, reason="spacy is installed")
-@pytest.mark.parametrize("name", SPACY)
-def test_spacy_components_without_spacy_name_the_package(name):
-    cls = get_component(name)
-    with pytest.raises(ConfigError, match="'spacy'") as error:
-        cls(component_config(cls, {}))
-    assert "WhitespaceTokenizer" in str(error.value) and "CountVectorsFeaturizer" in str(error.value)
-
-
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is not None, reason="transformers is installed")
 def test_language_model_featurizer_without_transformers():
     cls = get_component("LanguageModelFeaturizer")

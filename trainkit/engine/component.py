@@ -69,6 +69,11 @@ class Component:
     finetunable: ClassVar[bool] = False
     # The options that say how long training runs; finetuning scales them.
     epoch_options: ClassVar[tuple[str, ...]] = ("epochs",)
+    # The config.yml name of a provider that must come earlier in the pipeline (SpacyNLP
+    # for the spaCy components). The recipe copies the provider's merged config into this
+    # component's config under that name, so the node, the model and prediction all see
+    # the same provider settings.
+    provider: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -7,6 +7,7 @@ from trainkit.nlu import (  # noqa: F401
     extractors,
     lexical_syntactic,
     regex_featurizer,
+    spacy_components,
     tokenizers,
 )
 

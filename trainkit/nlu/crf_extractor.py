@@ -7,7 +7,8 @@ weights of its active columns (one sparse product), and the CRF of `trainkit.ml.
 supplies the likelihood and its gradient. The objective, negative log-likelihood plus
 `L2_c` times half the squared weights plus `L1_c` times a smoothed absolute value, is
 minimised with L-BFGS, which is deterministic. Separate CRFs learn roles and groups when
-the data has them, as Rasa does.
+the data has them, as Rasa does. `text_dense_features` adds the dense sequence features
+of upstream featurizers (word vectors) as real-valued columns per window position.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ _FEATURES: dict[str, Any] = {
     "suffix1": lambda t: t.text[-1:],
     "bias": lambda t: "bias",
 }
-# Features needing tools trainkit does not have (POS taggers, dense embeddings).
-_IGNORED_FEATURES = frozenset({"pos", "pos2", "text_dense_features", "entity"})
+# Features needing tools trainkit does not have (POS taggers).
+_IGNORED_FEATURES = frozenset({"pos", "pos2", "entity"})
+# The dense sequence features of a token (word vectors, e.g. SpacyFeaturizer's), one real
+# valued column per dimension and window position.
+DENSE = "text_dense_features"
 
 
 def _pattern_matches(text: str, tokens: list[Token], patterns: list[tuple[str, re.Pattern[str]]]) -> list[set[str]]:
@@ -123,8 +127,11 @@ def _compile_patterns(training_data: TrainingData) -> list[tuple[str, str]]:
 
 
 def _start_point(start: tuple[dict[str, Any], dict[str, np.ndarray]] | None, head: str, tags: list[str],
-                 vocabulary: list[str]) -> np.ndarray | None:
-    """A head's trained weights laid out for this vocabulary (None: start from zero)."""
+                 vocabulary: list[str], n_features: int) -> np.ndarray | None:
+    """A head's trained weights laid out for this vocabulary (None: start from zero).
+
+    Binary features are matched by name; the dense columns after them keep their
+    positions when their width is unchanged, and start from zero otherwise."""
     if start is None:
         return None
     state, weights = start
@@ -132,13 +139,17 @@ def _start_point(start: tuple[dict[str, Any], dict[str, np.ndarray]] | None, hea
     if old is None or old.get("tags") != tags:
         return None
     n_tags = len(tags)
-    w = np.zeros((len(vocabulary), n_tags))
+    w = np.zeros((n_features, n_tags))
     position = {feature: i for i, feature in enumerate(vocabulary)}
     old_w = weights[f"{head}.W"]
-    for j, feature in enumerate(state.get("features", [])):
+    old_features = state.get("features", [])
+    for j, feature in enumerate(old_features):
         i = position.get(feature)
         if i is not None and j < old_w.shape[0]:
             w[i] = old_w[j]
+    old_dense = old_w[len(old_features):]
+    if old_dense.shape[0] == n_features - len(vocabulary):
+        w[len(vocabulary):] = old_dense
     rest = [weights[f"{head}.trans"].ravel(), weights[f"{head}.start"], weights[f"{head}.end"]]
     return np.concatenate([w.ravel(), *rest]).astype(np.float64)
 
@@ -173,7 +184,7 @@ class CRFEntityExtractor(NLUComponent):
         features = config["features"]
         if not isinstance(features, list) or any(not isinstance(w, list) for w in features):
             raise ConfigError("CRFEntityExtractor: 'features' must be a list of lists of feature names")
-        unknown = {f for w in features for f in w} - set(_FEATURES) - _IGNORED_FEATURES - {"BOS", "EOS", "pattern"}
+        unknown = {f for w in features for f in w} - set(_FEATURES) - _IGNORED_FEATURES - {"BOS", "EOS", "pattern", DENSE}
         if unknown:
             raise ConfigError(f"CRFEntityExtractor: unknown features {sorted(unknown)}")
         self.state = state or {}
@@ -188,8 +199,14 @@ class CRFEntityExtractor(NLUComponent):
             self._featurizer = TokenFeaturizer(self.config["features"], patterns)
         return self._featurizer
 
-    def _matrix(self, texts: list[str], tokens: list[list[Token]]) -> CSR:
-        """Binary feature matrix, one row per token of all messages in order."""
+    def _dense_offsets(self) -> list[int]:
+        """Window positions (relative to the token) that ask for dense features."""
+        windows = self.config["features"]
+        return [w - len(windows) // 2 for w, names in enumerate(windows) if DENSE in names]
+
+    def _matrix(self, texts: list[str], tokens: list[list[Token]], dense: np.ndarray | None = None) -> CSR:
+        """Feature matrix, one row per token of all messages in order: the binary feature
+        columns, then the dense features of each window position asking for them."""
         featurize = self.featurizer()
         rows: list[int] = []
         cols: list[int] = []
@@ -200,11 +217,36 @@ class CRFEntityExtractor(NLUComponent):
                 cols.extend(ids)
                 rows.extend([row] * len(ids))
                 row += 1
-        return CSR.from_coo(rows, cols, None, (row, len(self._index)))
+        binary = CSR.from_coo(rows, cols, None, (row, len(self._index)))
+        width = int(self.state.get("dense_width", 0))
+        if not width:
+            return binary
+        if dense is None or dense.shape != (row, width):
+            found = "none" if dense is None else f"{dense.shape[1]} columns"
+            raise ConfigError(f"{self.name} was trained on {width} dense feature columns ({DENSE}) but got "
+                              f"{found}; the pipeline's dense featurizers changed, retrain the model")
+        lengths = np.asarray([len(t) for t in tokens], np.int64)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)  # first row of each token's message
+        position = np.arange(row) - starts
+        length = np.repeat(lengths, lengths)
+        blocks = [binary]
+        for offset in self._dense_offsets():
+            block = np.zeros((row, width))
+            inside = (position + offset >= 0) & (position + offset < length)
+            block[inside] = dense[np.flatnonzero(inside) + offset]
+            blocks.append(CSR.from_dense(block))
+        return CSR.hstack(blocks)
+
+    @staticmethod
+    def _dense_features(batch: MessageBatch) -> np.ndarray | None:
+        """The dense sequence features of the batch side by side, in pipeline order."""
+        blocks = [m for m in batch.sequence_features.values() if isinstance(m, np.ndarray)]
+        return np.hstack(blocks) if blocks else None
 
     # ----------------------------------------------------------------- training
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        training_data, batch = training_batch({k: v for k, v in inputs.items() if k != "features"})
+        wanted = inputs if self._dense_offsets() else {k: v for k, v in inputs.items() if k != "features"}
+        training_data, batch = training_batch(wanted)
         base = inputs.get(BASE_MODEL)
         assert not isinstance(base, list)
         start = None
@@ -237,7 +279,12 @@ class CRFEntityExtractor(NLUComponent):
         vocabulary = sorted({f for text, toks in zip(texts, tokens, strict=True) for feats in featurize(text, toks) for f in feats})
         self.state["features"] = vocabulary
         self._index = {f: i for i, f in enumerate(vocabulary)}
-        matrix = self._matrix(texts, tokens)
+        dense = self._dense_features(batch) if self._dense_offsets() else None
+        if dense is not None:
+            token_rows = np.concatenate([np.arange(batch.token_offsets[i], batch.token_offsets[i + 1]) for i in rows])
+            dense = dense[token_rows]
+            self.state["dense_width"] = int(dense.shape[1])
+        matrix = self._matrix(texts, tokens, dense)
         lengths = np.asarray([len(t) for t in tokens], np.int64)
         per_head = {
             "entity": [entity_tags(t, m, bilou) for t, m in zip(tokens, used, strict=True)],
@@ -251,7 +298,7 @@ class CRFEntityExtractor(NLUComponent):
             tags = [NO_ENTITY, *values]
             index = {t: i for i, t in enumerate(tags)}
             flat = np.asarray([index[t] for seq in sequences for t in seq], np.int64)
-            x0 = _start_point(start, head, tags, vocabulary)
+            x0 = _start_point(start, head, tags, vocabulary, matrix.shape[1])
             self.weights.update(self._fit_head(head, matrix, lengths, flat, len(tags), x0))
             self.state["heads"].append({"name": head, "tags": tags})
 
@@ -315,7 +362,7 @@ class CRFEntityExtractor(NLUComponent):
         heads = self.state.get("heads", [])
         if not heads or len(batch) == 0:
             return
-        matrix = self._matrix(batch.texts, batch.tokens)
+        matrix = self._matrix(batch.texts, batch.tokens, self._dense_features(batch))
         lengths = np.asarray([len(t) for t in batch.tokens], np.int64)
         steps = max(int(lengths.max()), 1)
         seq_b = np.repeat(np.arange(len(batch)), lengths)

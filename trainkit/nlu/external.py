@@ -1,4 +1,4 @@
-"""Components that depend on spaCy or Hugging Face models.
+"""Components that depend on Hugging Face models (spaCy's are in `spacy_components`).
 
 trainkit trains with numpy only and ships no pretrained models, so these components are
 recognised (a Rasa config naming them gets a precise message instead of "unknown
@@ -12,14 +12,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, ClassVar
 
-from trainkit.engine.component import (
-    ENTITY_EXTRACTOR,
-    FEATURIZER,
-    PROVIDER,
-    TOKENIZER,
-    register,
-)
-from trainkit.engine.options import Choice, OfType, Option, strings
+from trainkit.engine.component import FEATURIZER, register
+from trainkit.engine.options import OfType, Option
 from trainkit.errors import ConfigError
 from trainkit.nlu.base import NLUComponent
 
@@ -38,79 +32,16 @@ class _ExternalModelComponent(NLUComponent):
 
     package: ClassVar[str] = ""
 
-    def model_name(self) -> str | None:
-        """The pretrained model the config asks for, if it names one."""
-        return None
-
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         if not _installed(self.package):
             raise ConfigError(
                 f"{self.name} needs the '{self.package}' package, which is not installed; {ALTERNATIVE}"
             )
-        model = self.model_name()
-        if model and self.package == "spacy" and not _installed(model):
-            raise ConfigError(
-                f"{self.name} needs the spaCy model '{model}', which is not installed; {ALTERNATIVE}"
-            )
         raise ConfigError(
             f"{self.name} is not supported by trainkit even though '{self.package}' is installed "
             f"(trainkit does not run {self.package} models); {ALTERNATIVE}"
         )
-
-
-class _SpacyComponent(_ExternalModelComponent):
-    package = "spacy"
-
-
-@register
-class SpacyNLP(_SpacyComponent):
-    """Loads a spaCy language model for the spaCy components."""
-
-    name = "SpacyNLP"
-    version = "1"
-    roles: ClassVar[frozenset[str]] = frozenset({PROVIDER})
-    defaults: ClassVar[dict[str, Any]] = {"model": Option(None, OfType((str,), null=True)), "case_sensitive": False}
-
-    def model_name(self) -> str | None:
-        return self.config.get("model")
-
-
-@register
-class SpacyTokenizer(_SpacyComponent):
-    """spaCy's tokenizer."""
-
-    name = "SpacyTokenizer"
-    version = "1"
-    roles: ClassVar[frozenset[str]] = frozenset({TOKENIZER})
-    defaults: ClassVar[dict[str, Any]] = {
-        "intent_tokenization_flag": False,
-        "intent_split_symbol": "_",
-        "token_pattern": Option(None, OfType((str,), null=True)),
-    }
-
-
-@register
-class SpacyFeaturizer(_SpacyComponent):
-    """Dense word vectors from a spaCy model."""
-
-    name = "SpacyFeaturizer"
-    version = "1"
-    roles: ClassVar[frozenset[str]] = frozenset({FEATURIZER})
-    defaults: ClassVar[dict[str, Any]] = {
-        "pooling": Option("mean", Choice(("mean", "max"))),
-        "alias": Option(None, OfType((str,), null=True)),
-    }
-
-
-@register
-class SpacyEntityExtractor(_SpacyComponent):
-    """spaCy's pretrained named-entity recogniser."""
-
-    name = "SpacyEntityExtractor"
-    version = "1"
-    roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
-    defaults: ClassVar[dict[str, Any]] = {"dimensions": Option(None, strings(1_000, null=True))}
 
 
 @register
