@@ -381,3 +381,25 @@ def test_concurrent_puts_of_different_artifacts(tmp_path):
     assert cache.stats()["objects"] == 2
     for digest in (digest_dir(first), digest_dir(second)):
         assert cache.path_of(digest) is not None
+
+
+def test_one_cache_serves_several_threads(tmp_path):
+    """The Dask backend packs a node's inputs from a dispatch thread of its own."""
+    import threading
+
+    cache = Cache(tmp_path / "cache")
+    source = tmp_path / "artifact"
+    source.mkdir()
+    (source / "a.json").write_text("{}")
+    digest = cache.put("fp", source)
+    results = []
+
+    def use():
+        results.append((cache.lookup("fp"), cache.path_of(digest) is not None))
+
+    threads = [threading.Thread(target=use) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [(digest, True)] * 3

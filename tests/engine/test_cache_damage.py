@@ -47,9 +47,7 @@ def _filled(root: Path, count: int = 20) -> tuple[Cache, dict[str, str]]:
 
 
 def _close(cache: Cache) -> None:
-    if cache._conn is not None:
-        cache._conn.close()
-        cache._conn = None
+    cache._close_connections()
     index = cache.root / "index.sqlite"
     for suffix in ("-wal", "-shm"):
         Path(f"{index}{suffix}").unlink(missing_ok=True)

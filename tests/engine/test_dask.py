@@ -96,3 +96,20 @@ def test_a_lost_worker_means_the_node_reruns_elsewhere(project, cluster, caplog)
 def test_an_unreachable_scheduler_is_one_clear_error(project):
     with pytest.raises(trainkit.errors.TrainkitError, match="cannot reach the Dask scheduler"):
         trainkit.train(None, "config.yml", "data", scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_finetune_on_the_cluster_equals_a_local_finetune(project, cluster, monkeypatch):
+    (project / "config.yml").write_text(CONFIG.format(classifier="fake_components.TunableClassifier"))
+    base = trainkit.train(None, "config.yml", "data", fixed_model_name="base").model
+    with (project / "data" / "nlu.yml").open("a") as handle:
+        handle.write("- intent: greet\n  examples: |\n    - good evening\n")
+    local = trainkit.train(None, "config.yml", "data", fixed_model_name="local", model_to_finetune=base,
+                           finetuning_epoch_fraction=0.5).model
+    monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(project / "other-cache"))
+    remote = trainkit.train(None, "config.yml", "data", fixed_model_name="remote", model_to_finetune=base,
+                            finetuning_epoch_fraction=0.5, scheduler=cluster.scheduler_address).model
+    assert components(remote) == components(local)
+    tuned = next(v for k, v in components(remote).items() if "TunableClassifier" in k and k.endswith("model.json"))
+    import json
+
+    assert json.loads(tuned)["history"] == [10, 5]

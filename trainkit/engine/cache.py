@@ -35,6 +35,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import threading
 import time
 import uuid
 import warnings
@@ -199,8 +200,9 @@ class Cache:
         self._index = self.root / "index.sqlite"
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
-        self._conn: sqlite3.Connection | None = None
-        self._conn_pid: int | None = None
+        # One connection per (process, thread): SQLite connections belong to the thread
+        # that opened them, and joblib's Dask backend reads inputs from a thread of its own.
+        self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
         self._warned_damage = False
         self._index_unusable = False  # damaged and read-only: every lookup misses
         self.read_only = False
@@ -341,9 +343,7 @@ class Cache:
                 CacheWarning,
                 stacklevel=4,
             )
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._close_connections()
         if self.read_only:
             self._index_unusable = True
             return
@@ -364,17 +364,29 @@ class Cache:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        # One connection per process, opened lazily: opening and closing a WAL database
-        # costs milliseconds, and a no-op build asks the index a few hundred questions.
-        if self._conn is None or self._conn_pid != os.getpid():
-            self._conn = self._raw_connect()
-            self._conn_pid = os.getpid()
-        yield self._conn
+        # Opened lazily and kept: opening and closing a WAL database costs milliseconds,
+        # and a no-op build asks the index a few hundred questions.
+        owner = (os.getpid(), threading.get_ident())
+        conn = self._conns.get(owner)
+        if conn is None:
+            if any(pid != owner[0] for pid, _ in self._conns):
+                self._conns = {}  # inherited through fork: the parent's, not ours to use
+            conn = self._conns[owner] = self._raw_connect()
+        yield conn
+
+    def _close_connections(self) -> None:
+        """Close this process's connections (another thread's close fails: it is dropped)."""
+        for owner, conn in list(self._conns.items()):
+            if owner[0] == os.getpid():
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+        self._conns = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_conn"] = None  # connections do not cross process boundaries
-        state["_conn_pid"] = None
+        state["_conns"] = {}  # connections do not cross process boundaries
         return state
 
     @staticmethod
