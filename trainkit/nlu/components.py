@@ -4,6 +4,7 @@ from trainkit.nlu import (  # noqa: F401
     classifiers,
     count_vectors,
     external,
+    language_model,
     extractors,
     lexical_syntactic,
     regex_featurizer,

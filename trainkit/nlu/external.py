@@ -1,6 +1,6 @@
-"""Components that depend on spaCy or Hugging Face models.
+"""Components that depend on spaCy models.
 
-trainkit trains with numpy only and ships no pretrained models, so these components are
+trainkit trains with numpy only and does not run spaCy, so these components are
 recognised (a Rasa config naming them gets a precise message instead of "unknown
 component") but refuse to build. The check happens at construction, which the recipe
 does while compiling, so the user learns before any training starts. Nothing is ever
@@ -111,19 +111,3 @@ class SpacyEntityExtractor(_SpacyComponent):
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
     defaults: ClassVar[dict[str, Any]] = {"dimensions": Option(None, strings(1_000, null=True))}
-
-
-@register
-class LanguageModelFeaturizer(_ExternalModelComponent):
-    """Dense features from a pretrained transformer (BERT, GPT, ...)."""
-
-    name = "LanguageModelFeaturizer"
-    version = "1"
-    roles: ClassVar[frozenset[str]] = frozenset({FEATURIZER})
-    package = "transformers"
-    defaults: ClassVar[dict[str, Any]] = {
-        "model_name": "bert",
-        "model_weights": Option(None, OfType((str,), null=True)),
-        "cache_dir": Option(None, OfType((str,), null=True)),
-        "alias": Option(None, OfType((str,), null=True)),
-    }
