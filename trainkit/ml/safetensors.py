@@ -10,8 +10,11 @@ a tensor is converted.
 from __future__ import annotations
 
 import json
+import os
 import struct
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,3 +80,36 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             array = array.astype(np.float32)
         tensors[name] = array
     return tensors
+
+
+_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """Write tensors in the safetensors layout (temp file, then rename): for models
+    built or converted with numpy, and the inverse `read_safetensors` is tested against."""
+    path = Path(path)
+    header: dict[str, Any] = {}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+        if dtype not in _NAMES:
+            raise SafetensorsError(f"tensor {name!r}: dtype {array.dtype} has no safetensors name")
+        blob = array.astype(dtype, copy=False).tobytes()
+        header[name] = {"dtype": _NAMES[dtype], "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(struct.pack("<Q", len(encoded)) + encoded)
+            for blob in blobs:
+                handle.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -8,6 +8,11 @@ supplies the likelihood and its gradient. The objective, negative log-likelihood
 `L2_c` times half the squared weights plus `L1_c` times a smoothed absolute value, is
 minimised with L-BFGS, which is deterministic. Separate CRFs learn roles and groups when
 the data has them, as Rasa does.
+
+`text_dense_features` in a window position adds the dense token (sequence) features of
+the pipeline's featurizers (a LanguageModelFeaturizer's vectors) at that position as
+real-valued columns, as Rasa feeds them to crfsuite; without dense features it adds
+nothing.
 """
 
 from __future__ import annotations
@@ -56,8 +61,9 @@ _FEATURES: dict[str, Any] = {
     "suffix1": lambda t: t.text[-1:],
     "bias": lambda t: "bias",
 }
-# Features needing tools trainkit does not have (POS taggers, dense embeddings).
-_IGNORED_FEATURES = frozenset({"pos", "pos2", "text_dense_features", "entity"})
+# Features needing tools trainkit does not have (POS taggers).
+_IGNORED_FEATURES = frozenset({"pos", "pos2", "entity"})
+DENSE = "text_dense_features"
 
 
 def _pattern_matches(text: str, tokens: list[Token], patterns: list[tuple[str, re.Pattern[str]]]) -> list[set[str]]:
@@ -121,12 +127,23 @@ def _compile_patterns(training_data: TrainingData) -> list[tuple[str, str]]:
     return patterns
 
 
+def dense_token_features(batch: MessageBatch, messages: list[int]) -> np.ndarray | None:
+    """The dense sequence features of the batch (every dense featurizer side by side),
+    rows of the given messages only; None when no featurizer gives dense ones."""
+    blocks = [m for m in batch.sequence_features.values() if isinstance(m, np.ndarray)]
+    if not blocks:
+        return None
+    dense = np.hstack(blocks).astype(np.float64, copy=False)
+    offsets = batch.token_offsets
+    return np.concatenate([dense[offsets[i]:offsets[i + 1]] for i in messages] or [dense[:0]])
+
+
 @register
 class CRFEntityExtractor(NLUComponent):
     """Conditional random field entity extractor (Rasa's CRFEntityExtractor)."""
 
     name = "CRFEntityExtractor"
-    version = "1"
+    version = "2"
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
     trainable = True
     requires: ClassVar[tuple[str, ...]] = (TOKENIZER,)
@@ -149,7 +166,7 @@ class CRFEntityExtractor(NLUComponent):
         features = config["features"]
         if not isinstance(features, list) or any(not isinstance(w, list) for w in features):
             raise ConfigError("CRFEntityExtractor: 'features' must be a list of lists of feature names")
-        unknown = {f for w in features for f in w} - set(_FEATURES) - _IGNORED_FEATURES - {"BOS", "EOS", "pattern"}
+        unknown = {f for w in features for f in w} - set(_FEATURES) - _IGNORED_FEATURES - {"BOS", "EOS", "pattern", DENSE}
         if unknown:
             raise ConfigError(f"CRFEntityExtractor: unknown features {sorted(unknown)}")
         self.state = state or {}
@@ -164,8 +181,10 @@ class CRFEntityExtractor(NLUComponent):
             self._featurizer = TokenFeaturizer(self.config["features"], patterns)
         return self._featurizer
 
-    def _matrix(self, texts: list[str], tokens: list[list[Token]]) -> CSR:
-        """Binary feature matrix, one row per token of all messages in order."""
+    def _matrix(self, texts: list[str], tokens: list[list[Token]], dense: np.ndarray | None = None) -> CSR:
+        """Feature matrix, one row per token of all messages in order: the binary
+        feature-string columns, then the dense columns of each `text_dense_features`
+        window position."""
         featurize = self.featurizer()
         rows: list[int] = []
         cols: list[int] = []
@@ -176,11 +195,35 @@ class CRFEntityExtractor(NLUComponent):
                 cols.extend(ids)
                 rows.extend([row] * len(ids))
                 row += 1
-        return CSR.from_coo(rows, cols, None, (row, len(self._index)))
+        binary = CSR.from_coo(rows, cols, None, (row, len(self._index)))
+        width = int(self.state.get("dense_dimension", 0))
+        if not width:
+            return binary
+        if dense is None or dense.shape != (row, width):
+            got = "none" if dense is None else f"{dense.shape[1]} columns"
+            raise ConfigError(f"CRFEntityExtractor was trained with {width} dense token features "
+                              f"(text_dense_features) but the pipeline gives {got}")
+        lengths = np.asarray([len(t) for t in tokens], np.int64)
+        position = np.arange(row) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        blocks = [binary]
+        for offset in self._dense_offsets():
+            target = position + offset
+            valid = (target >= 0) & (target < np.repeat(lengths, lengths))
+            shifted = np.zeros_like(dense)
+            shifted[valid] = dense[np.flatnonzero(valid) + offset]
+            blocks.append(CSR.from_dense(shifted))
+        return CSR.hstack(blocks)
+
+    def _dense_offsets(self) -> list[int]:
+        """Window offsets (-1, 0, 1, ...) whose feature list names text_dense_features."""
+        half = len(self.config["features"]) // 2
+        return [w - half for w, names in enumerate(self.config["features"]) if DENSE in names]
+
 
     # ----------------------------------------------------------------- training
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        training_data, batch = training_batch({k: v for k, v in inputs.items() if k != "features"})
+        wants_dense = bool(self._dense_offsets())
+        training_data, batch = training_batch(inputs if wants_dense else {k: v for k, v in inputs.items() if k != "features"})
         self.fit(training_data, batch)
         out.json(MODEL_FILE, self.state)
         if self.weights:
@@ -202,7 +245,10 @@ class CRFEntityExtractor(NLUComponent):
         vocabulary = sorted({f for text, toks in zip(texts, tokens, strict=True) for feats in featurize(text, toks) for f in feats})
         self.state["features"] = vocabulary
         self._index = {f: i for i, f in enumerate(vocabulary)}
-        matrix = self._matrix(texts, tokens)
+        dense = dense_token_features(batch, rows) if self._dense_offsets() else None
+        if dense is not None:
+            self.state["dense_dimension"] = int(dense.shape[1])
+        matrix = self._matrix(texts, tokens, dense)
         lengths = np.asarray([len(t) for t in tokens], np.int64)
         per_head = {
             "entity": [entity_tags(t, m, bilou) for t, m in zip(tokens, used, strict=True)],
@@ -278,7 +324,8 @@ class CRFEntityExtractor(NLUComponent):
         heads = self.state.get("heads", [])
         if not heads or len(batch) == 0:
             return
-        matrix = self._matrix(batch.texts, batch.tokens)
+        dense = dense_token_features(batch, list(range(len(batch)))) if self.state.get("dense_dimension") else None
+        matrix = self._matrix(batch.texts, batch.tokens, dense)
         lengths = np.asarray([len(t) for t in batch.tokens], np.int64)
         steps = max(int(lengths.max()), 1)
         seq_b = np.repeat(np.arange(len(batch)), lengths)
