@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import dialogue_bench, engine_bench, nlu_bench, scaling_bench
+from benchmarks import dialogue_bench, engine_bench, lm_bench, nlu_bench, scaling_bench
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     engine_bench.main(["--config", "minimal"] if quick else [])
     nlu_bench.main(["--quick"] if quick else [])
+    lm_bench.main(["--quick"] if quick else [])
     scaling_bench.main(["--sizes", "500,1000", "--epochs", "2", "--skip-jobs"] if quick else [])
     dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"] if quick else [])
 

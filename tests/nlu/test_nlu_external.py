@@ -17,13 +17,6 @@ def test_spacy_components_without_spacy_name_the_package(name):
     assert "WhitespaceTokenizer" in str(error.value) and "CountVectorsFeaturizer" in str(error.value)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("transformers") is not None, reason="transformers is installed")
-def test_language_model_featurizer_without_transformers():
-    cls = get_component("LanguageModelFeaturizer")
-    with pytest.raises(ConfigError, match="'transformers'"):
-        cls(component_config(cls, {"model_name": "bert", "model_weights": "rasa/LaBSE"}))
-
-
 def test_every_component_is_registered_with_explicit_version_and_defaults():
     expected = {
         "WhitespaceTokenizer", "CountVectorsFeaturizer", "RegexFeaturizer", "LexicalSyntacticFeaturizer",
