@@ -33,7 +33,7 @@ from trainkit.ml.bert import BertConfig, BertEncoder
 from trainkit.ml.safetensors import read_safetensors
 from trainkit.nlu.base import Featurizer
 from trainkit.nlu.batch import FeatureSet, MessageBatch, Token
-from trainkit.nlu.pretrained import DEFAULT_WEIGHTS, ModelFiles, locate, model_digest
+from trainkit.nlu.pretrained import ModelFiles, locate, model_digest
 
 # Sub-word positions per forward batch: the attention scores take batch x heads x L x L
 # floats, so long texts go in smaller batches.
@@ -147,9 +147,6 @@ class LanguageModelFeaturizer(Featurizer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        if config.get("model_name") not in DEFAULT_WEIGHTS:
-            raise ConfigError(f"LanguageModelFeaturizer: model_name {config.get('model_name')!r} is not one of "
-                              f"{', '.join(DEFAULT_WEIGHTS)}")
         self.files = locate(config)
         if not tokenizers_installed():
             raise ConfigError("LanguageModelFeaturizer needs the 'tokenizers' package to split text the way the "
