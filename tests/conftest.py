@@ -22,3 +22,51 @@ def shared_datasets() -> Path:
     if not location.is_dir():
         pytest.skip(f"shared datasets not found at {location}")
     return location.resolve()
+
+
+# A tiny English vocabulary for the spaCy tests: three directions of a 4-d space, so the
+# vectors of greetings, goodbyes and moods are far apart and pooling is easy to check.
+TINY_VECTORS: dict[str, list[float]] = {
+    "hello": [1.0, 0.0, 0.0, 0.5],
+    "hi": [0.9, 0.1, 0.0, 0.5],
+    "hey": [0.8, 0.0, 0.2, 0.5],
+    "bye": [0.0, 1.0, 0.0, -0.5],
+    "goodbye": [0.1, 0.9, 0.0, -0.5],
+    "later": [0.0, 0.8, 0.1, -0.5],
+    "happy": [0.0, 0.0, 1.0, 2.0],
+    "great": [0.1, 0.0, 0.9, 2.0],
+    "sad": [0.0, 0.2, -1.0, -2.0],
+    "unhappy": [0.0, 0.1, -0.9, -2.0],
+    "i": [0.2, 0.2, 0.2, 0.0],
+    "am": [0.1, 0.1, 0.1, 0.0],
+}
+TINY_PERSONS = ["alice", "bob"]
+
+
+@pytest.fixture
+def spacy_pipeline(tmp_path_factory):
+    """Builds a small spaCy pipeline directory: word vectors, lemmas for "am"/"is" and an
+    entity ruler for person names (lowercase patterns, as SpacyNLP lowercases by default).
+
+    Stands in for a downloaded model such as en_core_web_md, which CI cannot install.
+    """
+    spacy = pytest.importorskip("spacy")
+    import numpy as np
+
+    def build(vectors: dict[str, list[float]] | None = None, persons: list[str] | None = None,
+              name: str = "tiny", version: str = "0.0.1") -> Path:
+        nlp = spacy.blank("en")
+        for word, vector in (TINY_VECTORS if vectors is None else vectors).items():
+            nlp.vocab.set_vector(word, np.asarray(vector, dtype=np.float32))
+        lemmas = nlp.add_pipe("attribute_ruler")
+        lemmas.add([[{"LOWER": "am"}], [{"LOWER": "is"}]], {"LEMMA": "be"})
+        ruler = nlp.add_pipe("entity_ruler")
+        ruler.add_patterns([{"label": "PERSON", "pattern": p} for p in (TINY_PERSONS if persons is None else persons)]
+                           + [{"label": "GPE", "pattern": "berlin"}])
+        nlp.meta["name"] = name
+        nlp.meta["version"] = version
+        target = tmp_path_factory.mktemp("spacy") / f"en_{name}"
+        nlp.to_disk(target)
+        return target
+
+    return build

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import dialogue_bench, engine_bench, nlu_bench
 from benchmarks.common import RESULTS
 
@@ -54,9 +56,35 @@ def test_dialogue_benchmark_records_story_and_action_accuracy(shared_datasets, m
     assert 0 <= result["correct_actions"] <= result["actions"] and result["train_seconds"] > 0
 
 
-def test_language_model_benchmark_quick_run_reports_targets_speed_and_memory(shared_datasets, monkeypatch):
-    import pytest
+def test_finetune_benchmark_dialogue_case_and_split(shared_datasets, monkeypatch):
+    from benchmarks import finetune_bench
+    from trainkit.data.nlu_reader import read_nlu_file
 
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    messages = read_nlu_file(shared_datasets / "banking77" / "train-20per.yml").nlu_examples
+    part = finetune_bench.stratified_split(messages, 0.9)
+    assert {m.intent for m in part} == {m.intent for m in messages}
+    assert 0.85 * len(messages) < len(part) < 0.95 * len(messages)
+    finetune_bench.main(["--nlu", "", "--name", "finetune-dialogue-quick"])
+    report = json.loads((RESULTS / "finetune-dialogue-quick.json").read_text())
+    dialogue = report["dialogue"]
+    assert dialogue["test_actions_correct"]["finetuned"] == dialogue["test_actions_correct"]["scratch"] == "35/35"
+    assert dialogue["seconds"]["finetune"] > 0
+
+
+def test_spacy_benchmark_quick_run_writes_costs(shared_datasets, monkeypatch):
+    pytest.importorskip("spacy")
+    from benchmarks import spacy_bench
+
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    spacy_bench.main(["--words", "500", "--width", "20", "--parse-seconds", "0.1", "--name", "spacy-test"])
+    results = json.loads((RESULTS / "spacy-test.json").read_text())["results"]
+    assert results["cold_train"]["code"] == 0 and results["noop_train"]["code"] == 0
+    assert results["dry_run"]["code"] == 0
+    assert results["digest_seconds"]["first"] > 0 and results["parses_per_second"] > 0
+
+
+def test_language_model_benchmark_quick_run_reports_targets_speed_and_memory(shared_datasets, monkeypatch):
     from benchmarks import lm_bench
     from trainkit.errors import ConfigError
     from trainkit.nlu.pretrained import locate

@@ -134,18 +134,6 @@ def test_no_training_data_exits_1(tmp_path, monkeypatch):
     assert result.exit_code == 1
 
 
-def test_test_command_replays_the_example_test_stories(bot):
-    assert run("train").exit_code == 0
-    result = run("test", "--json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
-    assert report["stories"] == 6 and report["actions"] == 34
-    assert len(report["failures"]) == report["actions"] - report["correct_actions"]
-    text = run("test").output
-    assert f"actions: {report['correct_actions']}/{report['actions']} correct" in text
-    assert text.count("Wrong: ") == len(report["failures"])
-
-
 def test_test_command_without_a_model_is_a_clean_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("test")

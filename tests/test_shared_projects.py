@@ -9,6 +9,8 @@ import warnings
 import pytest
 
 import trainkit
+from trainkit.core.replay import replay_stories
+from trainkit.data.stories import read_story_file
 from trainkit.errors import ConfigError
 from trainkit.nlu import pretrained
 from trainkit.nlu.language_model import tokenizers_installed
@@ -92,6 +94,58 @@ def test_project_trains_unmodified_and_answers(copy_of, project):
     assert model.parse("hello")["intent"]["name"]
     second = trainkit.train("domain.yml", "config.yml", "data", dry_run=True)
     assert second.code == 0
+    tuned = trainkit.train("domain.yml", "config.yml", "data", model_to_finetune=result.model,
+                           finetuning_epoch_fraction=0.2)
+    assert tuned.code == 0 and tuned.model and tuned.model != result.model
+    assert trainkit.load_model(tuned.model).parse("hello")["intent"]["name"]
+
+
+def test_rasa_init_finetunes_after_new_examples(copy_of):
+    """Rasa 3.6 fails to finetune the project `rasa init` writes; trainkit finetunes it."""
+    target = copy_of("rasa-init")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = trainkit.train("domain.yml", "config.yml", "data").model
+        nlu = target / "data" / "nlu.yml"
+        nlu.write_text(nlu.read_text().replace("    - hey\n", "    - hey\n    - hiya buddy\n    - yo there\n", 1))
+        assert "hiya buddy" in nlu.read_text()
+        tuned = trainkit.train("domain.yml", "config.yml", "data", model_to_finetune=base,
+                               finetuning_epoch_fraction=0.2)
+    assert tuned.code == 0 and tuned.model != base
+    model = trainkit.load_model(tuned.model)
+    assert model.parse("hiya buddy")["intent"]["name"] == "greet"
+    report = replay_stories(model.ensemble, read_story_file(target / "tests" / "test_stories.yml"))
+    assert report.failures() == []
+    assert report.correct_actions == report.total_actions == 35
+
+
+# Projects naming SpacyNLP with en_core_web_md, which CI cannot install: they train when
+# `model` points at a pipeline built in the test (trained for real when quick to train).
+SPACY_PROJECTS = {"rasa-examples/moodbot": True, "rasa-examples/reminderbot": True,
+                  "assistants/financial-demo": False}
+
+
+@pytest.mark.parametrize("project", sorted(SPACY_PROJECTS))
+def test_spacy_project_trains_with_a_locally_built_pipeline(copy_of, spacy_pipeline, project):
+    target = copy_of(project)
+    config = (target / "config.yml").read_text()
+    assert 'model: "en_core_web_md"' in config
+    (target / "config.yml").write_text(config.replace('"en_core_web_md"', f'"{spacy_pipeline()}"'))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not SPACY_PROJECTS[project]:
+            plan = prepare("domain.yml", "config.yml", "data")
+            assert any(node.name.startswith("provide_SpacyNLP") for node in plan.recipe.nodes)
+            return
+        result = trainkit.train("domain.yml", "config.yml", "data")
+        assert result.code == 0 and result.model
+        model = trainkit.load_model(result.model)
+    parsed = model.parse("hello alice")
+    assert parsed["intent"]["name"]
+    if "SpacyEntityExtractor" in config:
+        assert {"entity": "PERSON", "value": "alice", "start": 6, "end": 11, "confidence": None,
+                "extractor": "SpacyEntityExtractor"} in parsed["entities"]
+    assert trainkit.train("domain.yml", "config.yml", "data", dry_run=True).code == 0
 
 
 def _train_and_answer(target):

@@ -36,6 +36,27 @@ def _setup_output(verbose: bool = False) -> None:
     logging.getLogger("trainkit").setLevel(logging.INFO)
 
 
+def _verbosity(quiet: bool, verbose: bool, debug: bool) -> Any:
+    """Rasa's output levels: `--quiet` says only warnings, errors and the model path;
+    `-v` adds every info line, `--debug` everything; by default, progress and a summary."""
+    from trainkit.engine import progress
+
+    level = logging.DEBUG if debug else logging.INFO
+    if quiet:
+        level = logging.WARNING
+    logging.getLogger("trainkit").setLevel(level)
+    if verbose or debug:
+        logging.getLogger().setLevel(level)
+    return progress.reporting(None if quiet else progress.for_stream())
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--quiet`, `-v/--verbose` and `--debug`, as Rasa's commands have them."""
+    func = click.option("--debug", is_flag=True, help="Print debug messages too.")(func)
+    func = click.option("-v", "--verbose", is_flag=True, help="Print every info message.")(func)
+    return click.option("--quiet", is_flag=True, help="Print only warnings, errors and the model.")(func)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Report trainkit errors as clean lines and exit 1."""
 
@@ -79,6 +100,11 @@ force_option = click.option("--force", is_flag=True, help="Retrain every compone
 dry_option = click.option("--dry-run", is_flag=True, help="Only report what would train; exit 0, 1 or 8.")
 jobs_option = click.option("-j", "--jobs", default=1, show_default=True,
                            help="Independent nodes to train at once (-1: all cores; never more than the cores allow).")
+finetune_option = click.option(
+    "--finetune", default=None, is_flag=False, flag_value="", metavar="[PATH]",
+    help="Continue training this model (file or directory; no PATH: the newest model in --out).")
+fraction_option = click.option("--epoch-fraction", default=1.0, show_default=True, type=float,
+                               help="With --finetune: train this fraction of each component's epochs.")
 scheduler_option = click.option("--scheduler", default=None, metavar="ADDRESS",
                                 help="Train on a Dask cluster, e.g. tcp://HOST:8786 [env: TRAINKIT_DASK_SCHEDULER].")
 
@@ -115,23 +141,28 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @dry_option
 @jobs_option
 @scheduler_option
+@finetune_option
+@fraction_option
+@output_options
 @click.option("--augmentation", default=None, type=int, help="Story augmentation factor [default: 50].")
 @click.option("--persist-nlu-data", is_flag=True, help="Package the NLU training data with the model.")
 @click.pass_context
 @handle_errors
 def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
           fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, scheduler: str | None,
+          finetune: str | None, epoch_fraction: float, quiet: bool, verbose: bool, debug: bool,
           augmentation: int | None, persist_nlu_data: bool) -> None:
     """Train a model (NLU and dialogue) from the project in the current directory."""
     if ctx.invoked_subcommand is not None:
         return
     core_args = {} if augmentation is None else {"augmentation_factor": augmentation}
-    result = trainkit.train(
-        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
-        output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
-        core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
-        scheduler=scheduler,
-    )
+    with _verbosity(quiet, verbose, debug):
+        result = trainkit.train(
+            resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(data),
+            output=out, dry_run=dry_run, force_training=force, fixed_model_name=fixed_model_name,
+            core_additional_arguments=core_args, n_jobs=jobs, persist_nlu_training_data=persist_nlu_data,
+            scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
+        )
     _finish_training(result, dry_run)
 
 
@@ -145,15 +176,21 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
 @dry_option
 @jobs_option
 @scheduler_option
+@finetune_option
+@fraction_option
+@output_options
 @handle_errors
 def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ...], out: str,
                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
-                      scheduler: str | None) -> None:
+                      scheduler: str | None, finetune: str | None, epoch_fraction: float,
+                      quiet: bool, verbose: bool, debug: bool) -> None:
     """Train only the NLU pipeline."""
-    result = trainkit.train_nlu(
-        resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out, fixed_model_name=fixed_model_name,
-        domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs, scheduler=scheduler,
-    )
+    with _verbosity(quiet, verbose, debug):
+        result = trainkit.train_nlu(
+            resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out,
+            fixed_model_name=fixed_model_name, domain=domain, dry_run=dry_run, force_training=force, n_jobs=jobs,
+            scheduler=scheduler, model_to_finetune=finetune, finetuning_epoch_fraction=epoch_fraction,
+        )
     _finish_training(result, dry_run)
 
 
@@ -167,16 +204,22 @@ def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ..
 @dry_option
 @jobs_option
 @scheduler_option
+@finetune_option
+@fraction_option
+@output_options
 @handle_errors
 def train_core_command(config: str | None, domain: str | None, stories: tuple[str, ...], out: str,
                        fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
-                       scheduler: str | None) -> None:
+                       scheduler: str | None, finetune: str | None, epoch_fraction: float,
+                       quiet: bool, verbose: bool, debug: bool) -> None:
     """Train only the dialogue policies."""
-    result = trainkit.train_core(
-        resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG), resolve_data(stories),
-        output=out, fixed_model_name=fixed_model_name, dry_run=dry_run, force_training=force, n_jobs=jobs,
-        scheduler=scheduler,
-    )
+    with _verbosity(quiet, verbose, debug):
+        result = trainkit.train_core(
+            resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG),
+            resolve_data(stories), output=out, fixed_model_name=fixed_model_name, dry_run=dry_run,
+            force_training=force, n_jobs=jobs, scheduler=scheduler, model_to_finetune=finetune,
+            finetuning_epoch_fraction=epoch_fraction,
+        )
     _finish_training(result, dry_run)
 
 
@@ -259,42 +302,98 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
             click.echo(f"{key:<16} {value}")
 
 
-@main.command("test")
-@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
-@click.option("-s", "--stories", multiple=True, help="Test story files or directories [default: tests]. Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@handle_errors
-def test_dialogue(model: str, stories: tuple[str, ...], as_json: bool) -> None:
-    """Replay test stories action by action (as `rasa test core`) and report accuracy."""
-    from trainkit.core.replay import replay_story_files
-    from trainkit.data.paths import discover_files
-    from trainkit.model import load_model
+model_option = click.option("-m", "--model", default="models", show_default=True,
+                            help="Model archive, or a directory (newest).")
+stories_option = click.option("-s", "--stories", multiple=True,
+                              help="Test story files or directories [default: tests]. Repeatable.")
+test_nlu_option = click.option("-u", "--nlu", multiple=True,
+                               help="NLU test files or directories [default: data]. Repeatable.")
+results_option = click.option("--out", default="results", show_default=True, help="Where to write reports and plots.")
+e2e_option = click.option("--e2e", is_flag=True, help="Also parse the stories' user texts and check intents and entities.")
+no_plot_option = click.option("--no-plot", is_flag=True, help="Write the reports only, no PNG plots.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 
-    loaded = load_model(model)
-    if loaded.ensemble is None:
-        raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
-    files = [file for path in (stories or ("tests",)) for file in discover_files(path)]
-    report = replay_story_files(loaded.ensemble, files).as_dict()
+
+def _finish_test_run(run: Any, out: str, as_json: bool) -> None:
+    from trainkit.evaluation.console import run_lines, run_summary
+
     if as_json:
-        click.echo(json.dumps(report, sort_keys=True))
+        click.echo(json.dumps(run_summary(run), sort_keys=True))
         return
-    for failure in report["failures"]:
-        click.echo(f"Wrong: {failure}")
-    click.echo(f"Stories: {report['correct_stories']}/{report['stories']} correct; "
-               f"actions: {report['correct_actions']}/{report['actions']} correct.")
+    for line in run_lines(run, out):
+        click.echo(line)
+
+
+@main.group("test", invoke_without_command=True)
+@model_option
+@stories_option
+@test_nlu_option
+@results_option
+@e2e_option
+@no_plot_option
+@json_option
+@click.pass_context
+@handle_errors
+def test_group(ctx: click.Context, model: str, stories: tuple[str, ...], nlu: tuple[str, ...], out: str, e2e: bool,
+               no_plot: bool, as_json: bool) -> None:
+    """Test a trained model (as `rasa test`): dialogue on the test stories, NLU on the NLU data."""
+    from trainkit.evaluation.project_test import DEFAULT_NLU, DEFAULT_STORIES, run_tests
+
+    if ctx.invoked_subcommand is not None:
+        return
+    run = run_tests(model, stories or (DEFAULT_STORIES,), nlu or (DEFAULT_NLU,), out, e2e, not no_plot)
+    _finish_test_run(run, out, as_json)
+
+
+@test_group.command("core")
+@model_option
+@stories_option
+@results_option
+@e2e_option
+@no_plot_option
+@json_option
+@handle_errors
+def test_core_command(model: str, stories: tuple[str, ...], out: str, e2e: bool, no_plot: bool,
+                      as_json: bool) -> None:
+    """Replay test stories action by action (as `rasa test core`) and write the story report."""
+    from trainkit.evaluation.project_test import DEFAULT_STORIES, run_core_tests
+
+    run = run_core_tests(model, stories or (DEFAULT_STORIES,), out, e2e, not no_plot)
+    _finish_test_run(run, out, as_json)
+
+
+@test_group.command("nlu")
+@model_option
+@test_nlu_option
+@results_option
+@config_option
+@click.option("--cross-validation", is_flag=True, help="Train and test on folds of the NLU data instead of a model.")
+@click.option("-f", "--folds", default=5, show_default=True, help="Number of folds for --cross-validation.")
+@no_plot_option
+@json_option
+@handle_errors
+def test_nlu_command(model: str, nlu: tuple[str, ...], out: str, config: str | None, cross_validation: bool,
+                     folds: int, no_plot: bool, as_json: bool) -> None:
+    """Score intents and entities on labelled NLU data (as `rasa test nlu`)."""
+    from trainkit.evaluation.project_test import DEFAULT_NLU, run_cross_validation, run_nlu_tests
+
+    if cross_validation:
+        run = run_cross_validation(resolve_default(config, DEFAULT_CONFIG), nlu or (DEFAULT_NLU,), folds, out,
+                                   not no_plot)
+    else:
+        run = run_nlu_tests(model, nlu or (DEFAULT_NLU,), out, not no_plot)
+    _finish_test_run(run, out, as_json)
 
 
 @main.command()
 @click.argument("text")
-@click.option("-m", "--model", default="models", show_default=True, help="Model archive, or a directory (newest).")
+@model_option
 @handle_errors
 def parse(text: str, model: str) -> None:
     """Parse TEXT with a trained model and print Rasa's parse result as JSON."""
     from trainkit.model import load_model
 
-    loaded = load_model(model)
-    if not loaded.has_nlu:
-        raise TrainkitError("the model has no NLU pipeline (it is a Core-only model)")
+    loaded = load_model(model, needs="nlu")
     click.echo(json.dumps(loaded.parse(text), indent=2, ensure_ascii=False))
 
 
@@ -307,6 +406,108 @@ def init(directory: str) -> None:
 
     path = init_project(directory)
     click.echo(f"Created a new assistant in '{path}'. Train it with: cd {path} && doit train")
+
+
+# ----------------------------------------------------------- talking to the assistant
+
+model_option = click.option("-m", "--model", default="models", show_default=True,
+                            help="Model archive, or a directory (the newest archive that has what is needed).")
+endpoints_option = click.option("--endpoints", default=None,
+                                help="Endpoints file naming the action server [default: endpoints.yml if present].")
+seed_option = click.option("--seed", default=None, type=int, help="Seed for choosing response variations.")
+max_actions_option = click.option("--max-actions", default=10, show_default=True, type=click.IntRange(1, 100),
+                                  help="Actions the bot may take in a row before it must listen.")
+
+
+def _action_server(endpoints: str | None) -> Any:
+    from trainkit.dialogue.action_server import ActionServerClient
+    from trainkit.dialogue.endpoints import find_action_endpoint
+
+    endpoint = find_action_endpoint(endpoints)
+    return ActionServerClient(endpoint) if endpoint is not None else None
+
+
+def _input_lines() -> Any:
+    return iter(sys.stdin.readline, "")
+
+
+@main.group(invoke_without_command=True)
+@model_option
+@endpoints_option
+@seed_option
+@max_actions_option
+@click.pass_context
+@handle_errors
+def shell(ctx: click.Context, model: str, endpoints: str | None, seed: int | None, max_actions: int) -> None:
+    """Talk to the assistant on the terminal (one message a line; /stop ends, /restart starts over)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import random
+
+    from trainkit.dialogue.conversation import Conversation
+    from trainkit.dialogue.shell import run_shell
+    from trainkit.model import NEEDS_BOTH, load_model
+
+    loaded = load_model(model, needs=NEEDS_BOTH)
+    server = _action_server(endpoints)
+    conversation = Conversation(loaded, "shell", random.Random(seed), server, max_actions, input_channel="cmdline")
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo(f"Talking to {loaded.name}. Type /stop to end.", err=True)
+    prompt = (lambda: click.echo("Your input -> ", nl=False)) if interactive else None
+    try:
+        run_shell(conversation, _input_lines(), click.echo, prompt)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+
+
+@shell.command("nlu")
+@model_option
+@handle_errors
+def shell_nlu(model: str) -> None:
+    """Print the parse result of each line of input as JSON."""
+    from trainkit.dialogue.shell import run_nlu_shell
+    from trainkit.model import NEEDS_NLU, load_model
+
+    loaded = load_model(model, needs=NEEDS_NLU)
+    try:
+        run_nlu_shell(loaded, _input_lines(), click.echo)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+
+
+@main.command("run")
+@model_option
+@endpoints_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("-p", "--port", default=5005, show_default=True, type=click.IntRange(0, 65535), help="Port.")
+@click.option("--max-body-bytes", default=1024 * 1024, show_default=True, type=click.IntRange(1),
+              help="Largest request body accepted (larger ones get 413).")
+@seed_option
+@max_actions_option
+@handle_errors
+def run_server(model: str, endpoints: str | None, host: str, port: int, max_body_bytes: int, seed: int | None,
+               max_actions: int) -> None:
+    """Serve the assistant over HTTP: POST /model/parse, POST /webhooks/rest/webhook, GET /status.
+
+    From a directory, the newest model with NLU and dialogue is served, else the newest.
+    """
+    from trainkit.dialogue.server import Assistant, AssistantServer
+    from trainkit.model import NEEDS_BOTH, load_model
+
+    try:
+        loaded = load_model(model, needs=NEEDS_BOTH)
+    except TrainkitError:
+        loaded = load_model(model)  # serve what there is; the missing half answers 409
+    assistant = Assistant(loaded, _action_server(endpoints), seed, max_actions)
+    server = AssistantServer(assistant, host, port, max_body_bytes)
+    click.echo(f"Serving {loaded.name} on {server.url} (Ctrl+C stops)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from trainkit.core.ensemble import PolicyEnsemble
+from trainkit.core.rasa_events import events_from_json
 from trainkit.data.domain import Domain
-from trainkit.data.events import Event, event_from_dict
+from trainkit.data.events import Event
 from trainkit.engine.archive import (
     COMPONENTS_DIR,
     METADATA_NAME,
@@ -25,6 +26,7 @@ from trainkit.engine.archive import (
     extract_archive,
     latest_model,
     parse_metadata,
+    read_metadata,
 )
 from trainkit.engine.artifact import Artifact, ArtifactError
 from trainkit.engine.component import ComponentNotAllowed, model_component
@@ -39,11 +41,23 @@ class ModelVersionError(TrainkitError):
     """The archive was written by an incompatible trainkit version."""
 
 
+# What a caller needs a model for (`load_model(..., needs=...)`), and the training
+# types whose models have it (1 NLU, 2 CORE, 3 BOTH, 4 END_TO_END).
+NEEDS_NLU = "nlu"
+NEEDS_CORE = "core"
+NEEDS_BOTH = "both"
+_TYPES_FOR = {NEEDS_NLU: {1, 3, 4}, NEEDS_CORE: {2, 3, 4}, NEEDS_BOTH: {3, 4}}
+_NEEDS_WHAT = {NEEDS_NLU: "an NLU pipeline", NEEDS_CORE: "dialogue policies",
+               NEEDS_BOTH: "an NLU pipeline and dialogue policies"}
+
+
 class Model:
     """A loaded model: the NLU pipeline, the policies and the domain."""
 
-    def __init__(self, metadata: dict[str, Any], pipeline: list[Any], policies: list[Any]) -> None:
+    def __init__(self, metadata: dict[str, Any], pipeline: list[Any], policies: list[Any],
+                 path: Path | None = None) -> None:
         self.metadata = metadata
+        self.path = path
         self.pipeline = pipeline
         self.policies = policies
         self.domain = Domain.from_dict(metadata.get("domain") or {})
@@ -71,12 +85,26 @@ class Model:
         """Whether the model can parse messages."""
         return bool(self.pipeline)
 
+    @property
+    def name(self) -> str:
+        """The archive's file name, for messages."""
+        return self.path.name if self.path is not None else "the model"
+
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Rasa's parse result for each text (intent, ranking, entities, response selector)."""
+        """Rasa's parse result for each text (intent, ranking, entities, response selector).
+
+        A model without a pipeline parses only `/intent` messages; other texts are an error
+        rather than results with no intent, which would quietly steer a conversation
+        into the fallback.
+        """
         from trainkit.nlu.batch import MessageBatch
 
         shortcuts = {i: _shortcut(text) for i, text in enumerate(texts)}
         regular = [i for i, parsed in shortcuts.items() if parsed is None]
+        if regular and not self.has_nlu:
+            raise TrainkitError(f"{self.name} has no NLU pipeline (it is a Core-only model), so it cannot parse "
+                                f"{texts[regular[0]]!r}; train NLU too, load a model trained with NLU, or send "
+                                "/intent messages")
         results: list[dict[str, Any] | None] = [shortcuts[i] for i in range(len(texts))]
         if regular:
             batch = MessageBatch(texts=[texts[i] for i in regular])
@@ -91,10 +119,15 @@ class Model:
         return self.parse_batch([text])[0]
 
     def predict_next_action(self, events: list[Event | dict[str, Any]]) -> dict[str, Any]:
-        """The action the assistant takes after `events` (event objects or their dicts)."""
+        """The action the assistant takes after `events`.
+
+        Events are trainkit's event objects, their dicts, or Rasa's event JSON (a tracker's
+        `events` as Rasa's HTTP API returns them); malformed ones are an `EventFormatError`
+        naming the event.
+        """
         if self.ensemble is None:
-            raise TrainkitError("the model has no dialogue policies (it is an NLU-only model)")
-        parsed = [event_from_dict(e) if isinstance(e, dict) else e for e in events]
+            raise TrainkitError(f"{self.name} has no dialogue policies (it is an NLU-only model)")
+        parsed = events_from_json(events, self.domain)
         prediction = self.ensemble.predict_next_action(parsed)
         # As Rasa logs it: a bot text is its own name and runs as `ActionExecuted(action_text=...)`.
         text = prediction.action if prediction.action in self.domain.action_texts else None
@@ -180,26 +213,53 @@ def _probe(model: Model, items: list[SchemaItem], loaded: list[tuple[Any, Artifa
             ) from None
 
 
+def _newest_with(directory: Path, needs: str, limits: ArchiveLimits) -> Path:
+    """The newest archive in `directory` whose training type has what `needs` names."""
+    candidates = sorted((p for p in directory.glob("*.tar.gz") if p.is_file()),
+                        key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    if not candidates:
+        raise TrainkitError(f"no model archive (*.tar.gz) found in '{directory}'")
+    for candidate in candidates:
+        try:
+            training_type = read_metadata(candidate, limits).get("training_type")
+        except TrainkitError:
+            continue  # an unreadable archive is not chosen; loading it would explain why
+        if training_type in _TYPES_FOR[needs]:
+            return candidate
+    raise TrainkitError(f"none of the {len(candidates)} model archive(s) in '{directory}' has "
+                        f"{_NEEDS_WHAT[needs]}; the newest is {candidates[0].name}")
+
+
 def load_model(
     path: str | Path,
     allow_custom: Iterable[str] = (),
     limits: ArchiveLimits | None = None,
+    needs: str | None = None,
 ) -> Model:
     """Load a model archive, or the newest archive in a directory.
+
+    `needs` ("nlu", "core" or "both") says what the caller will use the model for: in a
+    directory the newest archive that has it is chosen (an NLU-only model trained after
+    a full one does not hide it), and a file without it is an error.
 
     Archives are untrusted: extraction is bounded by `limits` (default: from the
     environment, see `ArchiveLimits`), and only trainkit's own components load unless
     `allow_custom` names the packages whose components the caller trusts.
     """
+    if needs is not None and needs not in _TYPES_FOR:
+        raise ValueError(f"needs must be one of {sorted(_TYPES_FOR)}, got {needs!r}")
     path = Path(path)
+    limits = limits if limits is not None else ArchiveLimits.from_environment()
     if path.is_dir():
-        newest = latest_model(path)
-        if newest is None:
-            raise TrainkitError(f"no model archive (*.tar.gz) found in '{path}'")
-        path = newest
+        if needs is not None:
+            path = _newest_with(path, needs, limits)
+        else:
+            newest = latest_model(path)
+            if newest is None:
+                raise TrainkitError(f"no model archive (*.tar.gz) found in '{path}'")
+            path = newest
     if not path.is_file():
         raise TrainkitError(f"model file '{path}' does not exist")
-    limits = limits if limits is not None else ArchiveLimits.from_environment()
     with tempfile.TemporaryDirectory(prefix="trainkit-model-") as tmp:
         root = extract_archive(path, Path(tmp), limits)
         metadata_path = root / METADATA_NAME
@@ -217,8 +277,11 @@ def load_model(
     pipeline = [c for item, (c, _) in zip(items, loaded, strict=True) if item.section == "pipeline"]
     policies = [c for item, (c, _) in zip(items, loaded, strict=True) if item.section == "policies"]
     try:
-        model = Model(metadata, pipeline, policies)
+        model = Model(metadata, pipeline, policies, path)
     except (TrainkitError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise MetadataError(f"{path}: member {METADATA_NAME!r}: 'domain' cannot be used: {exc}") from None
     _probe(model, items, loaded, path)
+    if needs is not None and model.training_type not in _TYPES_FOR[needs]:
+        raise TrainkitError(f"{path.name} has no {_NEEDS_WHAT[needs].removeprefix('an ')} "
+                            f"(training type {model.training_type}); train it with both NLU and dialogue data")
     return model

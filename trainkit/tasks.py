@@ -10,19 +10,22 @@ xxhash file checker serves the tasks a project adds to its own dodo.py.
     doit -n 4 train                 build independent nodes in parallel
     doit list --status --all        dry run: R = will run, U = up to date
     doit train --out dist --fixed-model-name bot --force
+    doit train --finetune models --epoch-fraction 0.2
+    doit train test                 test the model (only when the model or a test file changed)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from doit import task_params
 from doit.dependency import FileChangedChecker
 
-from trainkit.engine import lock
+from trainkit.engine import lock, progress
 from trainkit.engine.fingerprint import digest_file
 from trainkit.engine.graph import DERIVE, PROVIDE
 from trainkit.engine.runner import (
@@ -36,6 +39,15 @@ from trainkit.errors import TrainkitError
 
 STATE_DIR = Path(".trainkit")
 STATE_DIR.mkdir(exist_ok=True)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as one clean line, as `trainkit` prints it (not Python's source excerpt)."""
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+warnings.showwarning = _show_warning
 
 
 class XXHashChecker(FileChangedChecker):
@@ -75,6 +87,10 @@ PARAMS = [
     {"name": "out", "long": "out", "default": "models", "help": "model output directory"},
     {"name": "fixed_model_name", "long": "fixed-model-name", "default": "", "help": "fixed model file name"},
     {"name": "force", "long": "force", "type": bool, "default": False, "help": "retrain every node"},
+    {"name": "finetune", "long": "finetune", "default": "",
+     "help": "model to finetune: an archive, or a directory for its newest archive"},
+    {"name": "epoch_fraction", "long": "epoch-fraction", "type": float, "default": 1.0,
+     "help": "with --finetune: the fraction of each component's epochs to train"},
 ]
 
 
@@ -93,8 +109,9 @@ def package_uptodate(spec: dict[str, Any], force: bool) -> bool:
 
 
 def run_node(spec: dict[str, Any], name: str, force: bool) -> None:
-    """doit action: bring one node up to date."""
-    _guarded(build_node, BuildSpec(**spec), name, force=force)
+    """doit action: bring one node up to date, showing its progress."""
+    with progress.reporting(progress.for_stream()):
+        _guarded(build_node, BuildSpec(**spec), name, force=force)
 
 
 def package_action(spec: dict[str, Any], force: bool) -> None:
@@ -122,7 +139,8 @@ def _acquire_project_lock() -> None:
 
 
 @task_params(PARAMS)
-def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool) -> Any:
+def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool,
+               finetune: str = "", epoch_fraction: float = 1.0) -> Any:
     """Train the assistant's model: one subtask per graph node, then packaging."""
     from trainkit.training import prepare
 
@@ -133,6 +151,8 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
             [p for p in data.split(",") if p],
             out,
             fixed_model_name or None,
+            model_to_finetune=finetune or None,
+            finetuning_epoch_fraction=epoch_fraction,
         )
     except TrainkitError as exc:
         raise SystemExit(f"Error: {exc}") from None
@@ -164,4 +184,52 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
     }
 
 
-__all__ = ["DOIT_CONFIG", "task_train"]
+TEST_PARAMS = [
+    {"name": "model", "long": "model", "default": "models", "help": "model archive, or a directory (newest)"},
+    {"name": "stories", "long": "stories", "default": "tests", "help": "test story paths, comma separated"},
+    {"name": "nlu", "long": "nlu", "default": "data", "help": "NLU test paths, comma separated"},
+    {"name": "results", "long": "results", "default": "results", "help": "where reports and plots go"},
+    {"name": "e2e", "long": "e2e", "type": bool, "default": False, "help": "also parse the stories' user texts"},
+]
+
+
+def _test_inputs(options: dict[str, Any]) -> dict[str, Any]:
+    from trainkit.evaluation.run_record import run_inputs
+
+    paths = [p for key in ("stories", "nlu") for p in options[key].split(",") if p]
+    return run_inputs(options["model"], paths, options)
+
+
+def test_uptodate(options: dict[str, Any]) -> bool:
+    """doit `uptodate` of the test task: same model fingerprint, test files and options."""
+    from trainkit.evaluation.run_record import is_current
+
+    return _guarded(is_current, _test_inputs(options))
+
+
+def test_action(options: dict[str, Any]) -> None:
+    """doit action: `trainkit test` on the model; the run is recorded once it finished."""
+    from trainkit.evaluation.console import run_lines
+    from trainkit.evaluation.project_test import run_tests
+    from trainkit.evaluation.run_record import record_run
+
+    inputs = _test_inputs(options)
+    run = _guarded(run_tests, options["model"], [p for p in options["stories"].split(",") if p],
+                   [p for p in options["nlu"].split(",") if p], options["results"], options["e2e"])
+    print("\n".join(run_lines(run, options["results"])))
+    record_run(inputs, run.written.files)
+
+
+@task_params(TEST_PARAMS)
+def task_test(model: str, stories: str, nlu: str, results: str, e2e: bool) -> Any:
+    """Test the model: dialogue on the test stories, NLU on the NLU data (`trainkit test`)."""
+    options = {"model": model, "stories": stories, "nlu": nlu, "results": results, "e2e": e2e}
+    return {
+        "actions": [(test_action, [options])],
+        "task_dep": ["train"],
+        "uptodate": [(test_uptodate, [options])],
+        "verbosity": 2,
+    }
+
+
+__all__ = ["DOIT_CONFIG", "task_test", "task_train"]

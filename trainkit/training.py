@@ -96,6 +96,32 @@ def detect_training_type(project: Project) -> TrainingType:
     return training_type
 
 
+def model_labels(project: Project, use_nlu: bool, use_core: bool) -> dict[str, Any]:
+    """What a model trained on the project can predict; a finetune must keep all of it."""
+    labels: dict[str, Any] = {}
+    if use_nlu:
+        data = project.training_data()
+        labels["nlu"] = {
+            "intents": data.intents,
+            "entities": data.entity_types,
+            "responses": sorted({m.intent_response_key for m in data.nlu_examples if m.intent_response_key}),
+        }
+    if use_core:
+        domain = project.domain
+        slots = {}
+        for slot in domain.slots:
+            described = slot.as_dict()
+            slots[slot.name] = {k: v for k, v in described.items() if k not in ("mappings", "initial_value", "name")}
+        labels["core"] = {
+            "actions": list(domain.action_names_or_texts),
+            "intents": list(domain.all_intents),
+            "entities": sorted(domain.entities),
+            "slots": slots,
+            "forms": list(domain.form_names),
+        }
+    return labels
+
+
 def unresolved_slots(project: Project) -> list[str]:
     """Slots set in stories or rules that the domain does not declare, sorted."""
     return sorted(project.stories.slot_names_set() - set(project.domain.all_slot_names))
@@ -111,6 +137,7 @@ class TrainingPlan:
     spec: BuildSpec
     output: Path
     fixed_model_name: str | None
+    finetuned_from: Path | None = None
 
     def cache(self) -> Cache:
         """The cache of this plan."""
@@ -127,8 +154,15 @@ def prepare(
     only: TrainingType | None = None,
     project_dir: str | Path | None = None,
     persist_nlu_training_data: bool = False,
+    model_to_finetune: str | Path | None = None,
+    finetuning_epoch_fraction: float = 1.0,
 ) -> TrainingPlan:
-    """Load the project and compile its graph; nothing trains yet."""
+    """Load the project and compile its graph; nothing trains yet.
+
+    With `model_to_finetune` (an archive, a directory of archives, or "" for the newest in
+    `output`), the model is checked for compatibility and its trainable components become
+    the starting point of the matching nodes (see `trainkit.engine.finetune`).
+    """
     from trainkit.data.importer import ProjectPaths, load_project_paths
     from trainkit.engine.cache import Cache
     from trainkit.engine.memo import state_dir
@@ -176,7 +210,12 @@ def prepare(
         output=str(Path(output).absolute()),
         fixed_model_name=fixed_model_name,
         trainkit_version=trainkit.__version__,
+        labels=model_labels(project, use_nlu, use_core),
     )
+    finetuned_from = None
+    if model_to_finetune is not None:
+        finetuned_from = _attach_base_model(model_to_finetune, finetuning_epoch_fraction, output, recipe,
+                                            settings.labels, Cache(Path(root), cache.max_size_bytes if cache.enabled else None))
     spec = BuildSpec(
         nodes=[node.as_dict() for node in recipe.nodes],
         paths=paths_as_dict(paths),
@@ -186,7 +225,23 @@ def prepare(
         project_dir=str(base.absolute()),
         package=settings.as_dict(),
     )
-    return TrainingPlan(project, training_type, recipe, spec, Path(output), fixed_model_name)
+    return TrainingPlan(project, training_type, recipe, spec, Path(output), fixed_model_name, finetuned_from)
+
+
+def _attach_base_model(model: str | Path, fraction: float, output: str | Path, recipe: Recipe,
+                       labels: dict[str, Any], cache: Cache) -> Path:
+    from trainkit.engine import finetune
+
+    fraction = finetune.check_fraction(fraction)
+    path = finetune.resolve_model_path(model, output)
+    base = finetune.open_base_model(path)
+    try:
+        finetune.check_compatible(base, recipe.nodes, labels)
+        names = finetune.attach_base(base, recipe.nodes, cache, fraction)
+    finally:
+        base.close()
+    logger.info("Finetuning %s from '%s' with epoch fraction %g.", ", ".join(names) or "nothing", path, fraction)
+    return path
 
 
 def dry_run_results(report: BuildReport) -> dict[str, Any]:
@@ -249,7 +304,8 @@ def _train(
     fixed_model_name: str | None,
     core_arguments: dict[str, Any] | None,
     only: TrainingType | None,
-    model_to_finetune: str | None,
+    model_to_finetune: str | Path | None,
+    finetuning_epoch_fraction: float,
     persist_nlu_training_data: bool,
     dry_run: bool,
     force_training: bool,
@@ -257,8 +313,6 @@ def _train(
     project_dir: str | Path | None,
     scheduler: str | None = None,
 ) -> TrainingResult:
-    if model_to_finetune is not None:
-        raise TrainkitError("Finetuning an existing model is not supported by this version of trainkit.")
     from trainkit.data.paths import ProjectPaths
     from trainkit.engine import memo
     from trainkit.engine.cache import Cache
@@ -274,7 +328,8 @@ def _train(
         "persist_nlu_training_data": persist_nlu_training_data, "project_dir": str(base),
     }
     cache = Cache.for_project(base)
-    key = _memo_key(memo, paths, options, cache) if cache.enabled else None
+    # A finetune is always planned: its base model is an input the memo does not watch.
+    key = _memo_key(memo, paths, options, cache) if cache.enabled and model_to_finetune is None else None
     if key is not None and not force_training:
         hit = memo.recall(memo.state_dir(base), key, cache, Path(output).absolute(), fixed_model_name)
         if hit is not None:
@@ -288,7 +343,7 @@ def _train(
     try:
         with memo.collecting_notices() as notices:
             plan = prepare(domain, config, data, output, fixed_model_name, core_arguments, only, project_dir,
-                           persist_nlu_training_data)
+                           persist_nlu_training_data, model_to_finetune, finetuning_epoch_fraction)
     except NoTrainingData as exc:
         logger.error("%s", exc)
         return TrainingResult(code=CODE_NEEDS_TO_BE_RETRAINED)
@@ -300,7 +355,8 @@ def _train(
 
         nodes = {name: (s.fingerprint or "", s.digest or "") for name, s in report.statuses.items()}
         classes = [get_component(node["component"]) for node in plan.spec.nodes]
-        resources = [[node["component"], node["config"], digest] for node, cls in zip(plan.spec.nodes, classes, strict=True)
+        resources = [[cls.__module__, cls.__qualname__, node["config"], digest]
+                     for node, cls in zip(plan.spec.nodes, classes, strict=True)
                      if (digest := cls.resources_digest(node["config"])) is not None]
         memo.remember(memo.state_dir(base), key, report.model, report.package.fingerprint or "", nodes,
                       classes, notices, resources)
@@ -324,7 +380,7 @@ def train(
     persist_nlu_training_data: bool = False,
     core_additional_arguments: dict[str, Any] | None = None,
     nlu_additional_arguments: dict[str, Any] | None = None,
-    model_to_finetune: str | None = None,
+    model_to_finetune: str | Path | None = None,
     finetuning_epoch_fraction: float = 1.0,
     n_jobs: int = 1,
     project_dir: str | Path | None = None,
@@ -340,6 +396,7 @@ def train(
     """
     return _train(domain, config, training_files, output=output, fixed_model_name=fixed_model_name,
                   core_arguments=core_additional_arguments, only=None, model_to_finetune=model_to_finetune,
+                  finetuning_epoch_fraction=finetuning_epoch_fraction,
                   persist_nlu_training_data=persist_nlu_training_data, dry_run=dry_run,
                   force_training=force_training, n_jobs=n_jobs, project_dir=project_dir, scheduler=scheduler)
 
@@ -351,7 +408,7 @@ def train_core(
     output: str | Path = "models",
     fixed_model_name: str | None = None,
     additional_arguments: dict[str, Any] | None = None,
-    model_to_finetune: str | None = None,
+    model_to_finetune: str | Path | None = None,
     finetuning_epoch_fraction: float = 1.0,
     dry_run: bool = False,
     force_training: bool = False,
@@ -362,6 +419,7 @@ def train_core(
     """Train only the dialogue policies."""
     return _train(domain, config, stories, output=output, fixed_model_name=fixed_model_name,
                   core_arguments=additional_arguments, only=TrainingType.CORE, model_to_finetune=model_to_finetune,
+                  finetuning_epoch_fraction=finetuning_epoch_fraction,
                   persist_nlu_training_data=False, dry_run=dry_run, force_training=force_training,
                   n_jobs=n_jobs, project_dir=project_dir, scheduler=scheduler)
 
@@ -374,7 +432,7 @@ def train_nlu(
     persist_nlu_training_data: bool = False,
     additional_arguments: dict[str, Any] | None = None,
     domain: str | Path | None = None,
-    model_to_finetune: str | None = None,
+    model_to_finetune: str | Path | None = None,
     finetuning_epoch_fraction: float = 1.0,
     dry_run: bool = False,
     force_training: bool = False,
@@ -385,6 +443,7 @@ def train_nlu(
     """Train only the NLU pipeline."""
     return _train(domain, config, nlu_data, output=output, fixed_model_name=fixed_model_name,
                   core_arguments=None, only=TrainingType.NLU, model_to_finetune=model_to_finetune,
+                  finetuning_epoch_fraction=finetuning_epoch_fraction,
                   persist_nlu_training_data=persist_nlu_training_data, dry_run=dry_run,
                   force_training=force_training, n_jobs=n_jobs, project_dir=project_dir, scheduler=scheduler)
 

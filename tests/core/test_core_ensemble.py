@@ -11,7 +11,7 @@ from trainkit.core.policy import PolicyPrediction
 from trainkit.core.unexpected_intent import UnexpecTEDIntentPolicy
 from trainkit.data.events import ActionExecuted
 from trainkit.engine.artifact import ArtifactWriter
-from trainkit.engine.component import POLICY, get_component
+from trainkit.engine.component import POLICY, component_config, get_component
 from trainkit.errors import TrainkitError
 
 DOMAIN = """
@@ -84,7 +84,9 @@ def test_unexpected_intent_policy_is_accepted_but_skipped_with_one_warning(tmp_p
     assert POLICY in cls.roles and cls.trainable and cls.priority == 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        policy = cls(dict(cls.defaults))
+        config = component_config(cls, {"name": "UnexpecTEDIntentPolicy", "epochs": 3})
+        policy = cls(config)
+        cls(config)  # constructing it again (as the recipe and the runner do) says nothing more
     assert len(caught) == 1 and "not supported" in str(caught[0].message)
     assert isinstance(policy, UnexpecTEDIntentPolicy)
     out = ArtifactWriter(tmp_path / "marker")

@@ -143,3 +143,29 @@ class WeightedFeaturizer(Component):
         scale = float(Path(self.config["weights"]).read_text())
         tokens = inputs["tokens"].json("tokens.json")
         out.json("features.json", [[int(scale * len(t)) for t in ts] for ts in tokens])
+
+
+@register
+class TunableClassifier(Component):
+    """Counts words per intent; finetuning adds the new counts to the base model's."""
+
+    name = "TunableClassifier"
+    roles = frozenset({INTENT_CLASSIFIER})
+    trainable = True
+    finetunable = True
+    defaults = {"epochs": 10, "smoothing": 1}
+
+    def train(self, inputs, out):
+        counts: dict[str, dict[str, int]] = {}
+        history = []
+        base = inputs.get("base_model")
+        if base is not None:
+            previous = base.json("model.json")
+            counts, history = previous["counts"], previous["history"]
+        for message in _examples(inputs):
+            if message.intent:
+                table = counts.setdefault(message.intent, {})
+                for word in message.text.lower().split():
+                    table[word] = table.get(word, 0) + 1
+        history = [*history, self.config["epochs"]]
+        out.json("model.json", {"counts": counts, "history": history})

@@ -219,8 +219,8 @@ def test_persisted_nlu_training_data_is_packaged(project):
         assert "components/nlu_training_data_provider/training_data.json" not in archive.getnames()
 
 
-def test_finetuning_is_refused_with_a_clear_error(project):
+def test_finetuning_without_a_model_is_a_clear_error(project):
     from trainkit.errors import TrainkitError
 
-    with pytest.raises(TrainkitError, match="Finetuning"):
+    with pytest.raises(TrainkitError, match="cannot finetune: .*models.* does not exist"):
         train(model_to_finetune="models")

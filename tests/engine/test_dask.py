@@ -68,7 +68,7 @@ def components(path: str) -> dict[str, bytes]:
 def test_a_cluster_build_equals_a_local_build(project, cluster, monkeypatch, caplog):
     local = trainkit.train(None, "config.yml", "data", fixed_model_name="local").model
     monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(project / "other-cache"))
-    caplog.set_level("INFO", logger="trainkit")
+    caplog.set_level("DEBUG", logger="trainkit")
     remote = trainkit.train(None, "config.yml", "data", fixed_model_name="remote",
                             scheduler=cluster.scheduler_address).model
     assert "ran train_FakeClassifier3 on the cluster" in caplog.text
@@ -78,7 +78,7 @@ def test_a_cluster_build_equals_a_local_build(project, cluster, monkeypatch, cap
 
 def test_the_environment_names_the_scheduler(project, cluster, monkeypatch, caplog):
     monkeypatch.setenv("TRAINKIT_DASK_SCHEDULER", cluster.scheduler_address)
-    caplog.set_level("INFO", logger="trainkit")
+    caplog.set_level("DEBUG", logger="trainkit")
     trainkit.train(None, "config.yml", "data")
     assert "on the cluster" in caplog.text
 

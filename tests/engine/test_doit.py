@@ -191,3 +191,39 @@ def test_dry_run_status_and_doit_list_agree_after_an_edit(assistant, edit, expec
     assert api == cli == listed == expected
     assert doit(assistant, "train").returncode == 0
     assert three_views(assistant) == (set(), set(), set())
+
+
+def test_doit_train_finetunes_a_model(project):
+    (project / "config.yml").write_text(CONFIG.replace("FakeClassifier", "TunableClassifier"))
+    assert doit(project, "train").returncode == 0
+    base = next((project / "models").glob("*.tar.gz"))
+    with (project / "data" / "nlu.yml").open("a") as handle:
+        handle.write("- intent: greet\n  examples: |\n    - good evening\n")
+    result = doit(project, "train", "--finetune", str(base), "--epoch-fraction", "0.5")
+    assert result.returncode == 0, result.stderr
+    models = sorted((project / "models").glob("*.tar.gz"))
+    assert len(models) == 2
+    import tarfile
+
+    newest = max(models, key=lambda p: p.stat().st_mtime_ns)
+    with tarfile.open(newest) as tar:
+        name = next(m.name for m in tar.getmembers() if "TunableClassifier" in m.name and m.name.endswith("model.json"))
+        assert json.loads(tar.extractfile(name).read())["history"] == [10, 5]
+    # the same finetune again is up to date, task by task
+    again = doit(project, "train", "--finetune", str(base), "--epoch-fraction", "0.5")
+    assert again.returncode == 0, again.stderr
+    tasks = [line for line in again.stdout.splitlines() if "train:" in line]
+    assert tasks and all(line.startswith("-- ") for line in tasks), again.stdout
+    assert len(list((project / "models").glob("*.tar.gz"))) == 2
+    refused = doit(project, "train", "--finetune", str(project / "nothing.tar.gz"))
+    assert refused.returncode != 0 and "cannot finetune" in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
+
+
+def test_warnings_under_doit_are_one_clean_line_each(project):
+    (project / "config.yml").write_text(CONFIG.replace("FakeClassifier\n", "FakeClassifier\n    colour: blue\n"))
+    result = doit(project, "train")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "colour" in line]
+    assert warned and all(line.startswith("Warning: ") for line in warned), result.stderr
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr

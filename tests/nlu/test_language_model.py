@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import write_tiny_bert
+from tiny_bert import write_tiny_bert
 
 import trainkit
 from trainkit.data.training_data import Entity, Message, TrainingData
@@ -277,13 +277,13 @@ def test_crf_learns_from_dense_token_features_and_needs_them_at_prediction(runne
     items = [(WhitespaceTokenizer, {}), (LanguageModelFeaturizer, {"model_weights": str(tiny_bert)}),
              (CRFEntityExtractor, {"max_iterations": 20})]
     tokenizer, lmf, crf = runner.train(data, items)
-    assert crf.state["dense_dimension"] == 8
+    assert crf.state["dense_width"] == 8
     n_binary = len(crf.state["features"])
     assert crf.weights["entity.W"].shape[0] == n_binary + 8  # default: dense features of the token itself
     assert np.abs(crf.weights["entity.W"][n_binary:]).sum() > 0
     batch = runner.parse([tokenizer, lmf, crf], ["i want a latte"])
     assert [e["value"] for e in batch.entities[0]] == ["latte"]
-    with pytest.raises(ConfigError, match="8 dense token features"):
+    with pytest.raises(ConfigError, match="8 dense feature columns"):
         runner.parse([tokenizer, crf], ["i want a latte"])
 
 

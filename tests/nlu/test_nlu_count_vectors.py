@@ -133,8 +133,8 @@ def test_invalid_options_are_config_errors(options):
 def test_unknown_option_is_warned():
     with pytest.warns(UserWarning, match="unknown option 'colour'"):
         component_config(CountVectorsFeaturizer, {"colour": "blue"})
-    with pytest.warns(UserWarning, match="additional_vocabulary_size"):
-        component_config(CountVectorsFeaturizer, {"additional_vocabulary_size": {"text": 10}})
+    with pytest.raises(ConfigError, match="additional_vocabulary_size"):
+        CountVectorsFeaturizer(component_config(CountVectorsFeaturizer, {"additional_vocabulary_size": {"text": -1}}))
 
 
 def test_oov_words_without_token_warn():

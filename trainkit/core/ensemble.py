@@ -9,7 +9,7 @@ policy listed first in config.yml wins.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trainkit.core.policy import Policy, PolicyPrediction
@@ -84,6 +84,23 @@ class PolicyEnsemble:
         """Every policy's prediction, in config order."""
         return [p.predict_action_probabilities(list(events), self.domain) for p in self.policies]
 
-    def predict_next_action(self, events: list[Event]) -> EnsemblePrediction:
-        """The action the assistant takes next after `events`."""
-        return combine_predictions(self.predict(events), self.domain)
+    def predict_next_action(self, events: list[Event], exclude: str | None = None) -> EnsemblePrediction:
+        """The action the assistant takes next after `events`.
+
+        `exclude` names an action that just refused to run (Rasa's ensemble drops the
+        rejected action from every prediction that is not end-to-end, so the assistant
+        does something else instead of asking it again).
+        """
+        predictions = self.predict(events)
+        if exclude is not None and exclude in self.domain.action_names_or_texts:
+            index = self.domain.action_names_or_texts.index(exclude)
+            predictions = [_without(p, index) for p in predictions]
+        return combine_predictions(predictions, self.domain)
+
+
+def _without(prediction: PolicyPrediction, index: int) -> PolicyPrediction:
+    if prediction.is_end_to_end_prediction or index >= len(prediction.probabilities):
+        return prediction
+    probabilities = list(prediction.probabilities)
+    probabilities[index] = 0.0
+    return replace(prediction, probabilities=probabilities)

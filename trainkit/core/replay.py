@@ -8,11 +8,19 @@ derail the rest of the story. A story is right when every one of its actions is.
 Test stories cannot run the forms, so when the model predicts the active form but the
 story continues otherwise, the form is taken to have rejected the user's input (an
 `ActionExecutionRejected` event) and the model is asked again, as in Rasa.
+
+A live assistant stops after ten actions in a row without listening; replay keeps the
+same circuit breaker, so an eleventh action the story expects after one user message is
+scored as `circuit breaker tripped` while the model keeps predicting.
+
+End-to-end replay (`parse` given) also runs each `user:` text through the NLU pipeline
+and compares the intent and entities with the story's; the conversation still goes on
+with the story's own labels, so a misread message does not change later predictions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +29,20 @@ from trainkit.core.ensemble import PolicyEnsemble
 from trainkit.core.tracker import DialogueStateTracker
 from trainkit.core.trackers import GeneratorConfig, TrackerGenerator, TrainingTracker
 from trainkit.data.domain import Domain
-from trainkit.data.events import ActionExecuted, ActionExecutionRejected, Event
+from trainkit.data.events import (
+    ACTION_LISTEN,
+    ActionExecuted,
+    ActionExecutionRejected,
+    Event,
+    UserUttered,
+)
 from trainkit.data.stories import StoryGraph, read_story_files
+
+# Rasa's limit on actions predicted after one user message (MAX_NUMBER_OF_PREDICTIONS).
+MAX_PREDICTIONS_PER_TURN = 10
+CIRCUIT_BREAKER_TRIPPED = "circuit breaker tripped"
+
+Parse = Callable[[str], dict[str, Any]]
 
 
 @dataclass
@@ -31,8 +51,8 @@ class ActionResult:
 
     expected: str
     predicted: str
-    policy: str
-    confidence: float
+    policy: str | None
+    confidence: float | None
 
     @property
     def correct(self) -> bool:
@@ -41,16 +61,46 @@ class ActionResult:
 
 
 @dataclass
-class StoryResult:
-    """Every action prediction of one test story."""
+class UserResult:
+    """One user turn of an end-to-end replay: the story's labels against the parse.
 
-    name: str
-    actions: list[ActionResult] = field(default_factory=list)
+    Entities are compared as (start, end, entity, value) with values as text, as Rasa
+    compares them; turns without a text take the story's labels as the parse.
+    """
+
+    text: str | None
+    intent: str | None
+    predicted_intent: str | None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    predicted_entities: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def correct(self) -> bool:
-        """A story is right when all of its actions are."""
-        return all(action.correct for action in self.actions)
+        return self.intent == self.predicted_intent and self.entities == self.predicted_entities
+
+
+@dataclass
+class ReplayStep:
+    """An event of the replayed story and, for actions and parsed user turns, the
+    prediction made at it."""
+
+    event: Event
+    result: ActionResult | UserResult | None = None
+
+
+@dataclass
+class StoryResult:
+    """Every prediction of one test story, and the story as replayed."""
+
+    name: str
+    actions: list[ActionResult] = field(default_factory=list)
+    users: list[UserResult] = field(default_factory=list)
+    steps: list[ReplayStep] = field(default_factory=list)
+
+    @property
+    def correct(self) -> bool:
+        """A story is right when all of its actions (and parsed user turns) are."""
+        return all(a.correct for a in self.actions) and all(u.correct for u in self.users)
 
 
 @dataclass
@@ -74,7 +124,7 @@ class DialogueReport:
     def failures(self) -> list[str]:
         """One line per wrong prediction: story, expected and predicted action, policy."""
         return [
-            f"{story.name}: expected '{a.expected}', predicted '{a.predicted}' ({a.policy})"
+            f"{story.name}: expected '{a.expected}', predicted '{a.predicted}' ({a.policy or 'no policy'})"
             for story in self.stories
             for a in story.actions
             if not a.correct
@@ -115,27 +165,76 @@ def _predict(ensemble: PolicyEnsemble, events: list[Event], expected: str) -> Ac
     return ActionResult(expected, prediction.action, prediction.policy_name, prediction.confidence)
 
 
-def replay_tracker(ensemble: PolicyEnsemble, tracker: TrainingTracker) -> StoryResult:
+def _entity_key(entity: dict[str, Any]) -> tuple[int, int, str]:
+    return (int(entity.get("start") or 0), int(entity.get("end") or 0), str(entity.get("entity")))
+
+
+def _clean_entities(entities: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    cleaned = [{"start": e.get("start"), "end": e.get("end"), "entity": e.get("entity"), "value": str(e.get("value"))}
+               for e in entities]
+    return sorted(cleaned, key=_entity_key)
+
+
+def _predicted_intent(parsed: dict[str, Any], gold: str | None) -> str | None:
+    """The parsed intent; when it is not the story's, the full retrieval intent the
+    response selector chose (a story may name `faq/ask_x`)."""
+    predicted = (parsed.get("intent") or {}).get("name")
+    if predicted != gold:
+        selected = ((parsed.get("response_selector") or {}).get("default") or {}).get("response") or {}
+        predicted = selected.get("intent_response_key") or predicted
+    return predicted
+
+
+def _check_user_turn(event: UserUttered, parse: Parse) -> UserResult:
+    gold_intent = event.full_retrieval_intent or event.intent
+    gold_entities = _clean_entities([e.as_dict() for e in event.entities if e.start is not None])
+    if not event.text:
+        return UserResult(None, gold_intent, gold_intent, gold_entities, gold_entities)
+    parsed = parse(event.text)
+    predicted_entities = _clean_entities(parsed.get("entities") or [])
+    # A turn written as text only names no intent, so there is no intent to get wrong.
+    predicted_intent = _predicted_intent(parsed, gold_intent) if gold_intent is not None else None
+    return UserResult(event.text, gold_intent, predicted_intent, gold_entities, predicted_entities)
+
+
+def replay_tracker(ensemble: PolicyEnsemble, tracker: TrainingTracker, parse: Parse | None = None) -> StoryResult:
     """Predict each action of one story after the story's own events up to it.
 
     The story's first event (the opening `action_listen`) is given, not predicted.
     """
     result = StoryResult(tracker.name)
     running: list[Event] = list(tracker.events[:1])
+    predicted_since_user = 0
+    wants_another_action = True
     for event in tracker.events[1:]:
+        step = ReplayStep(event)
         if isinstance(event, ActionExecuted):
             expected = event.action_name or str(event.action_text)
-            result.actions.append(_predict(ensemble, running, expected))
+            if predicted_since_user >= MAX_PREDICTIONS_PER_TURN and wants_another_action:
+                action = ActionResult(expected, CIRCUIT_BREAKER_TRIPPED, None, None)
+            else:
+                action = _predict(ensemble, running, expected)
+            wants_another_action = action.predicted != ACTION_LISTEN
+            predicted_since_user += 1
+            result.actions.append(action)
+            step.result = action
+        elif isinstance(event, UserUttered):
+            predicted_since_user = 0
+            if parse is not None:
+                step.result = _check_user_turn(event, parse)
+                result.users.append(step.result)
         running.append(event)
+        result.steps.append(step)
     return result
 
 
-def replay_stories(ensemble: PolicyEnsemble, graph: StoryGraph) -> DialogueReport:
-    """Replay every test story of `graph` against the ensemble's policies."""
+def replay_stories(ensemble: PolicyEnsemble, graph: StoryGraph, parse: Parse | None = None) -> DialogueReport:
+    """Replay every test story of `graph` against the ensemble's policies (and, with
+    `parse`, its user texts against the NLU pipeline)."""
     trackers: Sequence[TrainingTracker] = trackers_of_test_stories(graph, ensemble.domain)
-    return DialogueReport([replay_tracker(ensemble, tracker) for tracker in trackers])
+    return DialogueReport([replay_tracker(ensemble, tracker, parse) for tracker in trackers])
 
 
-def replay_story_files(ensemble: PolicyEnsemble, paths: Sequence[str | Path]) -> DialogueReport:
+def replay_story_files(ensemble: PolicyEnsemble, paths: Sequence[str | Path], parse: Parse | None = None) -> DialogueReport:
     """Replay the test stories of the given story files."""
-    return replay_stories(ensemble, read_story_files(paths))
+    return replay_stories(ensemble, read_story_files(paths), parse)

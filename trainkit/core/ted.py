@@ -24,6 +24,7 @@ generator seeded by `random_seed`, so the same data and config give the same wei
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,7 @@ from trainkit.data.domain import Domain
 from trainkit.data.events import ACTION_LISTEN, ActionExecuted, Event
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import (
     DROP_RATE,
     EPOCHS,
@@ -73,6 +75,7 @@ from trainkit.engine.options import (
     layers,
     pair_or_int,
 )
+from trainkit.engine.progress import report_epoch
 from trainkit.engine.recipe import TEXT_FEATURIZERS
 from trainkit.errors import TrainkitError
 
@@ -135,6 +138,16 @@ def _batch_sizes(setting: Any, epochs: int) -> list[int]:
     return [int(low + (high - low) * e / (epochs - 1)) for e in range(epochs)]
 
 
+def _check_same_layout(base: TEDPolicy, policy: TEDPolicy) -> None:
+    """A finetune must see dialogues laid out as the base model saw them."""
+    assert base.encoder is not None and policy.encoder is not None
+    if base.actions != policy.actions:
+        raise TrainkitError("TEDPolicy: cannot finetune: the domain's actions differ from the model's")
+    if base.encoder.as_dict() != policy.encoder.as_dict():
+        raise TrainkitError("TEDPolicy: cannot finetune: the dialogue states are encoded differently than in the "
+                            "model (intents, entities, slots or forms of the domain changed)")
+
+
 def _dialogue_layers(setting: Any) -> list[int]:
     """Hidden sizes of the dialogue encoder.
 
@@ -177,6 +190,7 @@ class TEDPolicy(Policy):
     # The recipe hands it the pipeline's tokenizer and featurizers for end-to-end texts.
     featurizes_text = True
     priority = 1
+    finetunable = True
     defaults = {
         "max_history": Option(None, HISTORY),
         "epochs": Option(1, EPOCHS),
@@ -380,22 +394,33 @@ class TEDPolicy(Policy):
         domain: Domain,
         text_directory: Path | None = None,
         texts: Sequence[str] = (),
+        base: TEDPolicy | None = None,
     ) -> TEDPolicy:
         """Train on the story trackers; an empty model when there are none.
 
         `text_directory` keeps the trained text featurizers (the artifact's subfolder when
         training a node); without it they live in memory only. `texts` are further texts
-        (the NLU examples') the featurizers learn their vocabulary from.
+        (the NLU examples') the featurizers learn their vocabulary from. A `base` policy
+        (finetuning) fixes the layout (window, text featurizers, state encoding) and the
+        starting weights.
         """
         self.actions = list(domain.action_names_or_texts)
         self.rule_only = find_rule_only_data(trackers, domain)
-        self._fit_text(trackers, texts, text_directory)
+        if base is not None:
+            self.text = base.text
+        else:
+            self._fit_text(trackers, texts, text_directory)
         self.encoder = StateEncoder.from_domain(domain, action_texts=self.text is None)
+        if base is not None:
+            _check_same_layout(base, self)
         examples = self._examples(trackers, domain)
         if not examples:
             self.params, self.window, self.n_layers, self.text = {}, 0, 0, None
             return self
-        self.window = self.max_history or max(len(states) for states, _ in examples)
+        if base is not None and not base.params:
+            raise TrainkitError("TEDPolicy: cannot finetune: the model to finetune learned nothing; train from scratch")
+        self.window = base.window if base is not None else (
+            self.max_history or max(len(states) for states, _ in examples))
         x = self._inputs([states for states, _ in examples])
         action_index = {a: i for i, a in enumerate(self.actions)}
         unknown = sorted({a for _, a in examples if a not in action_index})
@@ -409,6 +434,8 @@ class TEDPolicy(Policy):
         seed = self.config.get("random_seed")
         rng = np.random.default_rng(0 if seed is None else int(seed))
         self._init_params(x.shape[1], len(self.actions), rng)
+        if base is not None:
+            self.params = {name: np.array(base.params[name], dtype=np.float32) for name in self.params}
         optimizer = _Adam(self.params, float(self.config.get("learning_rate", 0.001)))
         drop = float(self.config.get("drop_rate_dialogue", 0.0) or 0.0)
         epochs = int(self.config.get("epochs", 1))
@@ -423,6 +450,7 @@ class TEDPolicy(Policy):
                 optimizer.step(self.params, grads)
                 total += loss * len(batch)
             self.losses.append(total / len(y))
+            report_epoch(len(self.losses), epochs, self.losses[-1])
         return self
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
@@ -430,7 +458,16 @@ class TEDPolicy(Policy):
         texts = inputs.get("texts")
         assert not isinstance(texts, list)
         extra = read_texts(texts) if texts is not None else []
-        self.fit(read_trackers(inputs), read_domain(inputs), out.path / TEXT_DIR, extra)
+        base_model = inputs.get(BASE_MODEL)
+        assert not isinstance(base_model, list)
+        base = None
+        if base_model is not None:
+            if (base_model.path / TEXT_DIR).is_dir():
+                shutil.copytree(base_model.path / TEXT_DIR, out.path / TEXT_DIR)
+            loaded = TEDPolicy.load(self.config, base_model)
+            assert isinstance(loaded, TEDPolicy)
+            base = loaded
+        self.fit(read_trackers(inputs), read_domain(inputs), out.path / TEXT_DIR, extra, base)
         assert self.encoder is not None
         out.json(
             MODEL_FILE,

@@ -7,7 +7,6 @@ built, so nobody mistakes its silence for a trained policy.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from trainkit.core.policy import Policy, PolicyPrediction
@@ -56,13 +55,9 @@ class UnexpecTEDIntentPolicy(Policy):
         }
     )
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        warnings.warn(
-            "UnexpecTEDIntentPolicy is not supported by trainkit and is skipped: it trains "
-            "nothing and never predicts action_unlikely_intent",
-            stacklevel=2,
-        )
+    # Said once, where the config names it (the recipe constructs components more than once).
+    unsupported_reason = ("is not supported by trainkit and is skipped: it trains nothing and never "
+                          "predicts action_unlikely_intent")
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         """Write only a marker, so the node has an artifact like every policy."""

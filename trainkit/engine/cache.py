@@ -38,7 +38,7 @@ import stat
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -188,11 +188,14 @@ class Cache:
     it can be handed to worker processes and used from several threads.
     """
 
-    def __init__(self, root: Path, max_size_bytes: int | None = None) -> None:
+    def __init__(self, root: Path, max_size_bytes: int | None = None, evict_on_put: bool = True) -> None:
         if max_size_bytes is not None and max_size_bytes < 0:
             raise ValueError(f"max_size_bytes must be >= 0 or None, got {max_size_bytes}")
         self.root = Path(root)
         self.max_size_bytes = max_size_bytes
+        # A build stores with this off and calls `trim` when it is done: evicting while a
+        # build runs could drop an output a later node of the same build needs.
+        self.evict_on_put = evict_on_put
         self._index = self.root / "index.sqlite"
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
@@ -490,6 +493,16 @@ class Cache:
                     trash.append(target)
         return trash
 
+    def trim(self, recent: Sequence[str] = ()) -> None:
+        """Apply the size bound after a build: `recent` (the build's outputs) become the
+        most recently used, then the least recently used objects go until the cache fits."""
+        if self.max_size_bytes is None or not self.enabled or self.read_only or not self._has_index():
+            return
+        now = time.time()
+        with self._connection() as conn, self._transaction(conn):
+            conn.executemany("UPDATE objects SET last_used=? WHERE digest=?", [(now, d) for d in recent])
+        self._enforce_limit(keep="")
+
     def _enforce_limit(self, keep: str) -> None:
         """Evict least recently used objects until under the limit, sparing ``keep``."""
         limit = self.max_size_bytes
@@ -573,7 +586,8 @@ class Cache:
                 raise
         except OSError as exc:
             raise self._write_error(what, exc) from None
-        self._enforce_limit(keep=digest)
+        if self.evict_on_put:
+            self._enforce_limit(keep=digest)
         return digest
 
     def _store(self, fingerprint: str, source: Path, node: str, component: str) -> str:

@@ -59,10 +59,21 @@ class Component:
     options: ClassVar[dict[str, Check]] = {}
     # Options Rasa has that trainkit accepts but does not implement: warned about once.
     unsupported_options: ClassVar[frozenset[str]] = frozenset()
+    # Set for a component trainkit accepts but does not implement: warned about once.
+    unsupported_reason: ClassVar[str | None] = None
     # Roles that must appear earlier in the pipeline (e.g. featurizers need a tokenizer).
     requires: ClassVar[tuple[str, ...]] = ()
     # Rasa's policy priority, used to break ties between policies.
     priority: ClassVar[int] = 0
+    # Whether `train` can start from a base model's output (`inputs["base_model"]`).
+    finetunable: ClassVar[bool] = False
+    # The options that say how long training runs; finetuning scales them.
+    epoch_options: ClassVar[tuple[str, ...]] = ("epochs",)
+    # The config.yml name of a provider that must come earlier in the pipeline (SpacyNLP
+    # for the spaCy components). The recipe copies the provider's merged config into this
+    # component's config under that name, so the node, the model and prediction all see
+    # the same provider settings.
+    provider: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -103,8 +114,24 @@ class Component:
         options that could ask for more than a machine has; 0 when nothing is sized."""
         return 0
 
+    @classmethod
+    def finetuning_config(cls, config: dict[str, Any], fraction: float) -> dict[str, Any]:
+        """The config a finetuning run trains with: Rasa's `ceil(epochs * fraction)` for
+        each of `epoch_options` (at least one where the base trained at all)."""
+        import math
+
+        scaled = dict(config)
+        for key in cls.epoch_options:
+            value = config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                scaled[key] = max(1, math.ceil(value * fraction))
+        return scaled
+
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        """Learn from upstream artifacts and persist the learned state to `out`."""
+        """Learn from upstream artifacts and persist the learned state to `out`.
+
+        When finetuning, `inputs["base_model"]` is this node's output in the model to
+        finetune (only for `finetunable` components)."""
         raise NotImplementedError(f"{self.name} is not trainable")
 
     def process_training_data(self, inputs: Inputs, out: ArtifactWriter) -> None:
@@ -131,6 +158,8 @@ def merge_config(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[st
 def component_config(cls: type[Component], item: dict[str, Any], where: str = "") -> dict[str, Any]:
     """The merged config of one pipeline/policy item, warning about options not implemented."""
     user = {k: v for k, v in item.items() if k != "name"}
+    if cls.unsupported_reason:
+        warnings.warn(f"{where}{cls.name} {cls.unsupported_reason}", stacklevel=2)
     for key in sorted(user):
         if key in cls.unsupported_options:
             warnings.warn(

@@ -20,6 +20,10 @@ TRAIN = "train"  # learns from upstream artifacts
 PROCESS = "process"  # adds tokens/features to the training data
 DERIVE = "derive"  # a deterministic transformation of upstream artifacts
 
+# The inputs a finetuned node has on top of its upstream nodes' outputs.
+BASE_MODEL = "base_model"
+EPOCH_FRACTION = "epoch_fraction"
+
 
 @dataclass
 class Node:
@@ -33,6 +37,9 @@ class Node:
     needs: dict[str, str | list[str]] = field(default_factory=dict)
     part: str = "nlu"  # "nlu", "core" or "data": which half of the model it belongs to
     target: bool = False  # its artifact goes into the model archive
+    # Finetuning: {"base_model": digest of the base model's output of this node (in the
+    # cache), "epoch_fraction": f}; both are inputs of the node's fingerprint.
+    finetune: dict[str, Any] | None = None
 
     def upstream(self) -> list[str]:
         """Names of every node this one reads, in parameter order."""

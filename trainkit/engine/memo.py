@@ -13,6 +13,7 @@ doubt falls through to the planner, which is always right; the memo is only fast
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -126,12 +127,10 @@ def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_na
             loaded = sys.modules.get(module)
             if loaded is not None and getattr(_attribute(loaded, qualname), "version", None) != version:
                 return None  # this process runs a class that differs from its source
-        if entry["resources"]:
-            from trainkit.engine.component import get_component
-
-            for name, config, digest in entry["resources"]:
-                if get_component(name).resources_digest(config) != digest:
-                    return None
+        for module, qualname, config, digest in entry["resources"]:
+            # only the module of the class, not every component: this runs on every no-op build
+            if _attribute(importlib.import_module(module), qualname).resources_digest(config) != digest:
+                return None
         for fp, digest in entry["nodes"].values():
             if cache.lookup(fp, touch=False) != digest:
                 return None
@@ -140,7 +139,7 @@ def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_na
         if model is None or str(model.absolute()) != entry["model"] or _model_signature(model) != entry["model_stat"]:
             return None
         return MemoHit(model.absolute(), entry["nodes"], entry["package"], entry.get("notices", []))
-    except (KeyError, TypeError, ValueError, OSError, TrainkitError):
+    except (KeyError, TypeError, ValueError, OSError, ImportError, AttributeError, TrainkitError):
         return None
 
 

@@ -12,7 +12,7 @@ nothing, and a fixed-name archive whose settings or bytes drifted is rewritten.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class PackageSettings:
     output: str
     fixed_model_name: str | None
     trainkit_version: str
+    # What the model can predict (intents, entities, actions...): finetuning checks it.
+    labels: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain form, for doit task arguments and worker processes."""
@@ -62,6 +64,7 @@ def identity_metadata(settings: PackageSettings, nodes: list[dict[str, Any]], di
         "train_schema": {"nodes": nodes},
         "predict_schema": settings.predict_schema,
         "components": {name: digests[name] for name in target_names(nodes)},
+        "labels": settings.labels,
     }
 
 

@@ -24,7 +24,7 @@ from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import component_code
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import digest_file, fingerprint, node_fingerprint
-from trainkit.engine.graph import PROVIDE, Node, node_of
+from trainkit.engine.graph import BASE_MODEL, EPOCH_FRACTION, PROVIDE, Node, node_of
 from trainkit.engine.package import (
     PackageSettings,
     current_model,
@@ -59,6 +59,8 @@ def node_inputs(node: Node, digests: dict[str, str], file_digests: dict[str, str
     inputs: dict[str, Any] = {}
     if node.fn == PROVIDE:
         inputs["files"] = fingerprint(sorted(file_digests.items()))
+    if node.finetune:
+        inputs.update(node.finetune)
     for param, upstream in node.needs.items():
         names = [upstream] if isinstance(upstream, str) else upstream
         if any(name not in digests for name in names):
@@ -175,6 +177,12 @@ def explain_miss(node: Node, record: dict[str, Any] | None, current: dict[str, A
         if touched:
             return "file changed: " + ", ".join(touched)
     old_inputs = record.get("inputs", {})
+    if node.finetune and any(old_inputs.get(k) != v for k, v in node.finetune.items()):
+        if BASE_MODEL not in old_inputs:
+            return "finetuning from a base model"
+        if old_inputs[BASE_MODEL] != node.finetune[BASE_MODEL]:
+            return "finetuning from another base model"
+        return f"epoch fraction changed ({old_inputs.get(EPOCH_FRACTION)} -> {node.finetune[EPOCH_FRACTION]})"
     moved = sorted(k for k, v in current["inputs"].items() if old_inputs.get(k) != v)
     if moved:
         names = []

@@ -8,6 +8,7 @@ parallel and a change to one featurizer never reruns the others.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from trainkit.data.config import TrainingConfig
 from trainkit.engine.component import (
     FEATURIZER,
     POLICY,
+    PROVIDER,
     TOKENIZER,
     Component,
     component_config,
@@ -89,6 +91,7 @@ def _nlu_nodes(config: TrainingConfig, recipe: Recipe, persist: bool) -> None:
     tokens: str | None = None
     features: list[str] = []
     seen_roles: set[str] = set()
+    providers: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(config.pipeline):
         cls = _resolve(config, "pipeline", index, item)
         where = _where(config, "pipeline", index)
@@ -105,13 +108,24 @@ def _nlu_nodes(config: TrainingConfig, recipe: Recipe, persist: bool) -> None:
                     f"{where}node '{node_base}': {cls.name} needs a {role} earlier in the pipeline"
                 )
         merged = component_config(cls, item, where)
+        if cls.provider:
+            if cls.provider not in providers:
+                raise ConfigError(f"{cls.name} needs {cls.provider} earlier in the pipeline", config.path,
+                                  config.line_of_item("pipeline", index))
+            merged[cls.provider] = copy.deepcopy(providers[cls.provider])
         _check_constructs(cls, merged, config, "pipeline", index)
         ref = item["name"]  # as written, so worker processes can import custom components
         model_node: str | None = None
         base_needs: dict[str, str | list[str]] = {"training_data": NLU_DATA}
         if tokens is not None and TOKENIZER not in cls.roles:
             base_needs["tokens"] = tokens
-        if TOKENIZER in cls.roles:
+        if PROVIDER in cls.roles:
+            providers[cls.name] = merged
+            if cls.trainable:  # records the outside resource it provides, for the model
+                provide = Node(f"provide_{node_base}", ref, TRAIN, merged, {}, "nlu", True)
+                recipe.nodes.append(provide)
+                model_node = provide.name
+        elif TOKENIZER in cls.roles:
             run = Node(f"run_{node_base}", ref, PROCESS, merged, dict(base_needs), "nlu")
             recipe.nodes.append(run)
             tokens = run.name
@@ -146,7 +160,9 @@ def _pipeline_text_featurizers(config: TrainingConfig) -> list[dict[str, Any]]:
     """The pipeline's first tokenizer and the featurizers after it, with merged configs.
 
     Components that cannot be built here (they need external models) are left out; the
-    NLU half reports them. Their options were warned about there, so not twice.
+    NLU half reports them. Their options were warned about there, so not twice. So are
+    components reading a provider's resource (spaCy): the policy's fingerprint does not
+    cover that resource.
     """
     specs: list[dict[str, Any]] = []
     with warnings.catch_warnings():
@@ -154,6 +170,8 @@ def _pipeline_text_featurizers(config: TrainingConfig) -> list[dict[str, Any]]:
         for item in config.pipeline:
             try:
                 cls = get_component(item["name"])
+                if cls.provider:
+                    continue
                 merged = component_config(cls, item)
                 cls(merged)
             except (GraphError, ConfigError):

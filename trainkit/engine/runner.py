@@ -22,12 +22,22 @@ from typing import Any
 import networkx as nx
 
 from trainkit.data.importer import Project, ProjectPaths, load_project_paths
+from trainkit.engine import progress
 from trainkit.engine.archive import remove_leftovers
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.cache import Cache
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import fingerprint
-from trainkit.engine.graph import DERIVE, PROCESS, PROVIDE, TRAIN, Node, graph_from_dict, node_of
+from trainkit.engine.graph import (
+    DERIVE,
+    EPOCH_FRACTION,
+    PROCESS,
+    PROVIDE,
+    TRAIN,
+    Node,
+    graph_from_dict,
+    node_of,
+)
 from trainkit.engine.package import PackageSettings, write_model
 from trainkit.engine.plan import (
     PACKAGE,
@@ -81,7 +91,7 @@ class BuildSpec:
 
     def cache(self) -> Cache:
         """The cache this build reads and writes."""
-        return Cache(Path(self.cache_root), self.cache_max_size)
+        return Cache(Path(self.cache_root), self.cache_max_size, evict_on_put=False)
 
     def records(self) -> RunRecords:
         """Per-node records of the last run, for staleness reasons."""
@@ -120,7 +130,7 @@ def _project(spec: BuildSpec, file_digests: dict[str, str]) -> Project:
 def _load_inputs(node: Node, inputs: dict[str, Any], cache: Cache) -> dict[str, Any]:
     loaded: dict[str, Any] = {}
     for param, digest in inputs.items():
-        if param == "files":
+        if param in ("files", EPOCH_FRACTION):
             continue
         digests = [digest] if isinstance(digest, str) else digest
         artifacts = []
@@ -147,7 +157,12 @@ def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, proje
     if code is not None and node_identity(node)["code"] != code:
         raise TrainkitError(f"node '{node.name}': the code of {cls.name} here differs from the code that was "
                             "planned (changed while the build ran, or another trainkit version); run it again")
-    component = cls(node.config)
+    config = node.config
+    if node.finetune:
+        if not cls.finetunable:
+            raise TrainkitError(f"node '{node.name}': {cls.name} cannot be finetuned")
+        config = cls.finetuning_config(config, float(node.finetune[EPOCH_FRACTION]))
+    component = cls(config)
     with warnings.catch_warnings(), limited_blas():
         if node.fn in DATA_FUNCTIONS:
             warnings.simplefilter("ignore")  # the importer already reported them
@@ -186,12 +201,15 @@ def execute_node(
         out = ArtifactWriter(scratch / "artifact")
         if node.fn == PROVIDE:
             run_component(node, {}, out, _project(spec, file_digests), code)
-        else:
+        elif node.fn in DATA_FUNCTIONS:
             run_component(node, _load_inputs(node, inputs, cache), out, code=code)
+        else:
+            with progress.node(node.name):
+                run_component(node, _load_inputs(node, inputs, cache), out, code=code)
         digest = store_output(spec, node, inputs, node_fingerprint, file_digests, out.path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    logger.info("ran %s in %.2fs", node.name, time.perf_counter() - started)
+    logger.debug("ran %s in %.2fs", node.name, time.perf_counter() - started)
     return digest
 
 
@@ -219,7 +237,8 @@ def run_everything(spec: BuildSpec, file_digests: dict[str, str], n_jobs: int = 
             # Every node trains with the same BLAS thread count (see engine/threads.py);
             # loky also sets it in the workers' environment before numpy loads.
             threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
-            with parallel_config(backend=backend, **threads):
+            with parallel_config(backend=backend, **threads), progress.announced(
+                    [node.name for node, _ in ready if node.fn not in DATA_FUNCTIONS]):
                 results = Parallel(n_jobs=workers)(delayed(execute_node)(spec, *job) for job in jobs)
         else:
             results = [execute_node(spec, *job) for job in jobs]
@@ -255,7 +274,7 @@ def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -
         remote = [(n, s) for n, s in ready if n.fn not in DATA_FUNCTIONS]
         if not remote:
             return digests
-        with parallel_config(backend="dask", client=client):
+        with parallel_config(backend="dask", client=client), progress.announced([n.name for n, _ in remote]):
             outputs = Parallel(n_jobs=-1)(
                 delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "")
                 for node, status in remote
@@ -268,7 +287,7 @@ def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -
                                                   file_digests, directory)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            logger.info("ran %s on the cluster", node.name)
+            logger.debug("ran %s on the cluster", node.name)
         return digests
 
     return execute
@@ -361,6 +380,7 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
     trained = [name for name, s in statuses.items() if s.ran and node_of(graph, name).fn not in DATA_FUNCTIONS]
     report = BuildReport(statuses, trained=trained)
     _package(spec, report, force)
+    _trim(spec, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -409,7 +429,13 @@ def package_cached(spec: BuildSpec, force: bool = False) -> BuildReport:
     """Write the model archive if it is not current (doit's last task): every node is cached."""
     report = dry_run(spec)
     _package(spec, report, force)
+    _trim(spec, report)
     return report
+
+
+def _trim(spec: BuildSpec, report: BuildReport) -> None:
+    """The cache's size bound applies between builds (see `Cache.trim`)."""
+    spec.cache().trim([s.digest for s in report.statuses.values() if s.digest])
 
 
 def temporary_cache_root() -> str:

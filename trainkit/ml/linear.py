@@ -59,8 +59,9 @@ def fit_softmax(
     sample_weight: np.ndarray | None = None,
     max_iter: int = 100,
     tol: float = 1e-4,
+    start: SoftmaxModel | None = None,
 ) -> tuple[SoftmaxModel, OptimResult]:
-    """Fit multinomial logistic regression with L-BFGS.
+    """Fit multinomial logistic regression with L-BFGS, from zero or from `start`'s weights.
 
     One objective evaluation is one sparse product and one transposed product, so the cost
     per iteration is O(nnz x n_classes) regardless of the vocabulary size.
@@ -89,7 +90,12 @@ def fit_softmax(
         grad_intercept = residual.sum(axis=0)
         return loss, np.concatenate([grad_coef.ravel(), grad_intercept])
 
-    result = lbfgs(objective, np.zeros(d * k + k), max_iter=max_iter, gtol=tol)
+    x0 = np.zeros(d * k + k)
+    if start is not None:
+        if start.coef.shape != (d, k):
+            raise ValueError(f"start weights have shape {start.coef.shape}, the data needs {(d, k)}")
+        x0 = np.concatenate([np.asarray(start.coef, np.float64).ravel(), np.asarray(start.intercept, np.float64)])
+    result = lbfgs(objective, x0, max_iter=max_iter, gtol=tol)
     coef = result.x[: d * k].reshape(d, k).copy()
     intercept = result.x[d * k :].copy()
     return SoftmaxModel(coef, intercept), result

@@ -7,10 +7,12 @@ training data is tokenized and featurized by exactly the code used at prediction
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from trainkit.engine.artifact import ArtifactWriter
 from trainkit.engine.component import FEATURIZER, TOKENIZER, Component, Inputs
+from trainkit.errors import ConfigError
 from trainkit.nlu.batch import (
     FeatureSet,
     MessageBatch,
@@ -37,6 +39,14 @@ class Tokenizer(NLUComponent):
     roles: ClassVar[frozenset[str]] = frozenset({TOKENIZER})
     trainable: ClassVar[bool] = False
 
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        pattern = config.get("token_pattern")
+        try:
+            self._token_pattern = re.compile(pattern) if pattern else None
+        except re.error as exc:
+            raise ConfigError(f"{self.name}: invalid token_pattern {pattern!r}: {exc}") from None
+
     def tokenize(self, text: str) -> list[Token]:
         """Tokens of one text."""
         raise NotImplementedError
@@ -47,6 +57,24 @@ class Tokenizer(NLUComponent):
             words = [w for w in label.split(self.config.get("intent_split_symbol") or "_") if w]
             return words or [label]
         return [label]
+
+    def apply_token_pattern(self, tokens: list[Token]) -> list[Token]:
+        """Split tokens further into the pieces `token_pattern` matches (Rasa applies it
+        after any tokenizer's own splitting)."""
+        if self._token_pattern is None:
+            return tokens
+        result = []
+        for token in tokens:
+            pieces = [m for m in self._token_pattern.finditer(token.text) if m.group(0)]
+            if not pieces:
+                result.append(token)
+                continue
+            for match in pieces:
+                start = token.start + match.start()
+                # a lemma belongs to the whole word, not to a piece of it
+                lemma = token.lemma if match.group(0) == token.text else None
+                result.append(Token(match.group(0), start, start + len(match.group(0)), lemma))
+        return result
 
     def process(self, batch: MessageBatch) -> None:
         batch.tokens = [self.tokenize(text) for text in batch.texts]

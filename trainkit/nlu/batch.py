@@ -7,7 +7,8 @@ is, by construction, the feature it sees at prediction time.
 
 On disk (per node):
 - tokens.json: `{"spans": [[start, end, start, end, ...] per message], "intent_tokens": {...}}`
-  (token text is the slice of the message text, so it is not stored twice);
+  (token text is the slice of the message text, so it is not stored twice), and
+  `"lemmas": [[lemma or "", ...] per message]` when the tokenizer gives lemmas;
 - features.npz: `text.sentence.*` (n_messages x d) and `text.sequence.*` (n_tokens x d)
   CSR arrays plus `text.token_offsets`; features.json names the origin and dimensions.
 """
@@ -186,9 +187,15 @@ def load_training_data(artifact: Artifact) -> TrainingData:
 
 
 def write_tokens(out: ArtifactWriter, tokens: Sequence[Sequence[Token]], extra: dict[str, Any] | None = None) -> None:
-    """Persist tokens as offset pairs (plus any label tokenisation in `extra`)."""
+    """Persist tokens as offset pairs (plus any label tokenisation in `extra`).
+
+    Lemmas (from a tokenizer that has them) are stored beside the spans, so featurizers
+    reading this artifact see the lemmas prediction sees; without any, nothing is added.
+    """
     spans = [[v for t in message for v in (t.start, t.end)] for message in tokens]
     payload: dict[str, Any] = {"spans": spans}
+    if any(t.lemma for message in tokens for t in message):
+        payload["lemmas"] = [[t.lemma or "" for t in message] for message in tokens]
     payload.update(extra or {})
     out.json(TOKENS_FILE, payload)
 
@@ -197,13 +204,19 @@ def read_tokens(artifact: Artifact | None, texts: Sequence[str]) -> list[list[To
     """Tokens of the featurizable examples; without a tokenizer every message is one token."""
     if artifact is None:
         return [[Token(t, 0, len(t))] if t else [] for t in texts]
-    spans = artifact.json(TOKENS_FILE)["spans"]
+    stored = artifact.json(TOKENS_FILE)
+    spans = stored["spans"]
     if len(spans) != len(texts):
         raise ValueError(f"tokens artifact has {len(spans)} messages, training data has {len(texts)}")
-    return [
+    tokens = [
         [Token(text[s:e], s, e) for s, e in zip(span[0::2], span[1::2], strict=True)]
         for text, span in zip(texts, spans, strict=True)
     ]
+    if "lemmas" in stored:
+        for message, lemmas in zip(tokens, stored["lemmas"], strict=True):
+            for token, lemma in zip(message, lemmas, strict=True):
+                token.lemma = lemma or None
+    return tokens
 
 
 def training_batch(inputs: dict[str, Any]) -> tuple[TrainingData, MessageBatch]:

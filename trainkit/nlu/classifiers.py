@@ -10,6 +10,7 @@ import numpy as np
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import FEATURIZER, INTENT_CLASSIFIER, Component, Inputs, register
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import (
     MAX_ITERATIONS,
     PROBABILITY,
@@ -19,7 +20,7 @@ from trainkit.engine.options import (
     Int,
     Option,
 )
-from trainkit.errors import ConfigError
+from trainkit.errors import ConfigError, TrainkitError
 from trainkit.ml.linear import SoftmaxModel, balanced_class_weights, fit_softmax
 from trainkit.ml.sparse import CSR
 from trainkit.ml.tfidf import fit_idf, tfidf_transform
@@ -72,6 +73,8 @@ class LogisticRegressionClassifier(NLUComponent):
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER})
     trainable = True
+    finetunable = True
+    epoch_options: ClassVar[tuple[str, ...]] = ("max_iter",)
     requires: ClassVar[tuple[str, ...]] = (FEATURIZER,)
     defaults: ClassVar[dict[str, Any]] = {
         "max_iter": Option(100, Int(1, MAX_ITERATIONS)),
@@ -133,6 +136,7 @@ class LogisticRegressionClassifier(NLUComponent):
         features = self._design_matrix(blocks)
         self.classes = sorted({str(label) for label in labels})
         y = np.asarray([self.classes.index(str(label)) for label in labels], np.int64)
+        start = self._base_weights(inputs.get(BASE_MODEL), features.shape[1])
         self.model, result = fit_softmax(
             features,
             y,
@@ -141,6 +145,7 @@ class LogisticRegressionClassifier(NLUComponent):
             sample_weight=balanced_class_weights(y, len(self.classes)),
             max_iter=int(self.config["max_iter"]),
             tol=float(self.config["tol"]),
+            start=start,
         )
         meta = {
             "classes": self.classes,
@@ -154,6 +159,22 @@ class LogisticRegressionClassifier(NLUComponent):
         arrays = {"coef": self.model.coef, "intercept": self.model.intercept}
         arrays.update({f"idf.{i}": idf for i, idf in enumerate(self.idf) if idf is not None})
         out.arrays(WEIGHTS_FILE, arrays)
+
+    def _base_weights(self, base: Any, n_features: int) -> SoftmaxModel | None:
+        """The weights a finetune starts from (its idf is refitted on the new data)."""
+        if base is None:
+            return None
+        loaded = LogisticRegressionClassifier.load(self.config, base)
+        assert isinstance(loaded, LogisticRegressionClassifier)
+        if loaded.model is None or loaded.classes != self.classes:
+            raise TrainkitError(f"{self.name}: cannot finetune: the model to finetune has other intents")
+        if loaded.model.coef.shape[0] != n_features:
+            raise TrainkitError(
+                f"{self.name}: cannot finetune: the features have {n_features} columns, the model was trained "
+                f"on {loaded.model.coef.shape[0]} (set CountVectorsFeaturizer's additional_vocabulary_size to "
+                "leave room for new words)"
+            )
+        return loaded.model
 
     def process(self, batch: MessageBatch) -> None:
         if self.model is None or not self.classes or not len(batch):

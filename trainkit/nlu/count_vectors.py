@@ -19,13 +19,15 @@ import numpy as np
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
-from trainkit.engine.options import AnyOf, Float, Int, OfType, Option, strings
-from trainkit.errors import ConfigError
+from trainkit.engine.graph import BASE_MODEL
+from trainkit.engine.options import AnyOf, Float, Int, MapOf, OfType, Option, strings
+from trainkit.errors import ConfigError, TrainkitError
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import Featurizer
 from trainkit.nlu.batch import FeatureSet, MessageBatch, Token, training_batch
 
 VOCABULARY_FILE = "vocabulary.json"
+MAX_ADDITIONAL = 10_000_000
 ANALYZERS = ("word", "char", "char_wb")
 NUMBER_TOKEN = "__NUMBER__"
 _NUMBER = re.compile(r"\b[0-9]+\b")
@@ -112,11 +114,21 @@ class CountVectorsFeaturizer(Featurizer):
         "use_lemma": True,
         "use_shared_vocab": False,
         "alias": Option(None, OfType((str,), null=True)),
+        # Columns kept free for words a finetune meets (Rasa 2's buffer, per attribute;
+        # only `text` is featurized here). None: no room, new words stay unknown.
+        "additional_vocabulary_size": Option(
+            None,
+            AnyOf((
+                Int(0, MAX_ADDITIONAL, null=True),
+                MapOf(("text", "response", "action_text"), Int(0, MAX_ADDITIONAL, null=True)),
+            )),
+        ),
     }
-    # Deprecated in Rasa 3 (no vocabulary buffer any more); Rasa ignores it as well.
-    unsupported_options: ClassVar[frozenset[str]] = frozenset({"additional_vocabulary_size"})
+    finetunable = True
+    epoch_options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, config: dict[str, Any], vocabulary: Sequence[str] | None = None) -> None:
+    def __init__(self, config: dict[str, Any], vocabulary: Sequence[str] | None = None,
+                 size: int | None = None) -> None:
         super().__init__(config)
         self.analyzer = config["analyzer"]
         if self.analyzer not in ANALYZERS:
@@ -161,6 +173,8 @@ class CountVectorsFeaturizer(Featurizer):
             if self.stop_words:
                 warnings.warn("CountVectorsFeaturizer: stop_words are ignored by character analyzers", stacklevel=2)
         self.vocabulary: list[str] = list(vocabulary or [])
+        # Feature columns: the vocabulary, then the room left for a finetune's new terms.
+        self.size = len(self.vocabulary) if size is None else max(int(size), len(self.vocabulary))
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
         self._term_cache: dict[str, list[int]] = {}
 
@@ -210,9 +224,39 @@ class CountVectorsFeaturizer(Featurizer):
                     if label:
                         documents.append(" ".join(labels.get(label, [label])))
         self._check_oov_present(documents)
-        self.vocabulary = self._build_vocabulary(documents)
+        base = inputs.get(BASE_MODEL)
+        if base is not None:
+            assert not isinstance(base, list)
+            self._extend(base.json(VOCABULARY_FILE), self._build_vocabulary(documents))
+        else:
+            self.vocabulary = self._build_vocabulary(documents)
+            self.size = len(self.vocabulary) + self._additional_size()
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
-        out.json(VOCABULARY_FILE, {"vocabulary": self.vocabulary})
+        out.json(VOCABULARY_FILE, {"vocabulary": self.vocabulary, "size": self.size})
+
+    def _additional_size(self) -> int:
+        value = self.config["additional_vocabulary_size"]
+        if isinstance(value, dict):
+            value = value.get("text")
+        return int(value or 0)
+
+    def _extend(self, base: dict[str, Any], found: list[str]) -> None:
+        """A finetune's vocabulary: the base's, in its order, then new terms in its free
+        columns; the number of columns stays, so the classifiers' weights still fit."""
+        vocabulary = [str(term) for term in base["vocabulary"]]
+        size = int(base.get("size", len(vocabulary)))
+        known = set(vocabulary)
+        new = [term for term in found if term not in known]
+        room = size - len(vocabulary)
+        if len(new) > room:
+            warnings.warn(
+                f"CountVectorsFeaturizer: {len(new) - room} of the {len(new)} new terms do not fit the "
+                f"vocabulary of the model to finetune (room for {room}); they are ignored. Set "
+                "additional_vocabulary_size when training from scratch to leave room for them",
+                stacklevel=3,
+            )
+        self.vocabulary = vocabulary + new[:room]
+        self.size = size
 
     def _check_oov_present(self, documents: list[str]) -> None:
         if not self.oov_token or self.oov_words or self.analyzer != "word":
@@ -271,7 +315,7 @@ class CountVectorsFeaturizer(Featurizer):
 
     def featurize(self, batch: MessageBatch) -> FeatureSet:
         """Counts of the joined message (sentence) and of each token (sequence)."""
-        dim = len(self.vocabulary)
+        dim = self.size
         cache = self._term_cache
         seq_rows: list[int] = []
         seq_cols: list[int] = []
@@ -296,5 +340,12 @@ class CountVectorsFeaturizer(Featurizer):
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:
-        vocabulary = model.json(VOCABULARY_FILE)["vocabulary"] if model is not None else []
-        return cls(config, vocabulary)
+        if model is None:
+            return cls(config, [])
+        stored = model.json(VOCABULARY_FILE)
+        vocabulary, size = stored["vocabulary"], stored.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or not len(vocabulary) <= size <= len(vocabulary) + MAX_ADDITIONAL):
+            raise TrainkitError(f"{VOCABULARY_FILE}: 'size' must be an integer from the vocabulary's "
+                                f"length to {MAX_ADDITIONAL} more, got {size!r}")
+        return cls(config, vocabulary, size)

@@ -7,12 +7,8 @@ weights of its active columns (one sparse product), and the CRF of `trainkit.ml.
 supplies the likelihood and its gradient. The objective, negative log-likelihood plus
 `L2_c` times half the squared weights plus `L1_c` times a smoothed absolute value, is
 minimised with L-BFGS, which is deterministic. Separate CRFs learn roles and groups when
-the data has them, as Rasa does.
-
-`text_dense_features` in a window position adds the dense token (sequence) features of
-the pipeline's featurizers (a LanguageModelFeaturizer's vectors) at that position as
-real-valued columns, as Rasa feeds them to crfsuite; without dense features it adds
-nothing.
+the data has them, as Rasa does. `text_dense_features` adds the dense sequence features
+of upstream featurizers (word vectors) as real-valued columns per window position.
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ import numpy as np
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import ENTITY_EXTRACTOR, TOKENIZER, Component, Inputs, register
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import (
     MAX_ITERATIONS,
     NON_NEGATIVE,
@@ -63,6 +60,8 @@ _FEATURES: dict[str, Any] = {
 }
 # Features needing tools trainkit does not have (POS taggers).
 _IGNORED_FEATURES = frozenset({"pos", "pos2", "entity"})
+# The dense sequence features of a token (word vectors, e.g. SpacyFeaturizer's), one real
+# valued column per dimension and window position.
 DENSE = "text_dense_features"
 
 
@@ -127,15 +126,32 @@ def _compile_patterns(training_data: TrainingData) -> list[tuple[str, str]]:
     return patterns
 
 
-def dense_token_features(batch: MessageBatch, messages: list[int]) -> np.ndarray | None:
-    """The dense sequence features of the batch (every dense featurizer side by side),
-    rows of the given messages only; None when no featurizer gives dense ones."""
-    blocks = [m for m in batch.sequence_features.values() if isinstance(m, np.ndarray)]
-    if not blocks:
+def _start_point(start: tuple[dict[str, Any], dict[str, np.ndarray]] | None, head: str, tags: list[str],
+                 vocabulary: list[str], n_features: int) -> np.ndarray | None:
+    """A head's trained weights laid out for this vocabulary (None: start from zero).
+
+    Binary features are matched by name; the dense columns after them keep their
+    positions when their width is unchanged, and start from zero otherwise."""
+    if start is None:
         return None
-    dense = np.hstack(blocks).astype(np.float64, copy=False)
-    offsets = batch.token_offsets
-    return np.concatenate([dense[offsets[i]:offsets[i + 1]] for i in messages] or [dense[:0]])
+    state, weights = start
+    old = next((h for h in state.get("heads", []) if h.get("name") == head), None)
+    if old is None or old.get("tags") != tags:
+        return None
+    n_tags = len(tags)
+    w = np.zeros((n_features, n_tags))
+    position = {feature: i for i, feature in enumerate(vocabulary)}
+    old_w = weights[f"{head}.W"]
+    old_features = state.get("features", [])
+    for j, feature in enumerate(old_features):
+        i = position.get(feature)
+        if i is not None and j < old_w.shape[0]:
+            w[i] = old_w[j]
+    old_dense = old_w[len(old_features):]
+    if old_dense.shape[0] == n_features - len(vocabulary):
+        w[len(vocabulary):] = old_dense
+    rest = [weights[f"{head}.trans"].ravel(), weights[f"{head}.start"], weights[f"{head}.end"]]
+    return np.concatenate([w.ravel(), *rest]).astype(np.float64)
 
 
 @register
@@ -143,9 +159,11 @@ class CRFEntityExtractor(NLUComponent):
     """Conditional random field entity extractor (Rasa's CRFEntityExtractor)."""
 
     name = "CRFEntityExtractor"
-    version = "2"
+    version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({ENTITY_EXTRACTOR})
     trainable = True
+    finetunable = True
+    epoch_options: ClassVar[tuple[str, ...]] = ("max_iterations",)
     requires: ClassVar[tuple[str, ...]] = (TOKENIZER,)
     defaults: ClassVar[dict[str, Any]] = {
         "BILOU_flag": True,
@@ -181,10 +199,14 @@ class CRFEntityExtractor(NLUComponent):
             self._featurizer = TokenFeaturizer(self.config["features"], patterns)
         return self._featurizer
 
+    def _dense_offsets(self) -> list[int]:
+        """Window positions (relative to the token) that ask for dense features."""
+        windows = self.config["features"]
+        return [w - len(windows) // 2 for w, names in enumerate(windows) if DENSE in names]
+
     def _matrix(self, texts: list[str], tokens: list[list[Token]], dense: np.ndarray | None = None) -> CSR:
-        """Feature matrix, one row per token of all messages in order: the binary
-        feature-string columns, then the dense columns of each `text_dense_features`
-        window position."""
+        """Feature matrix, one row per token of all messages in order: the binary feature
+        columns, then the dense features of each window position asking for them."""
         featurize = self.featurizer()
         rows: list[int] = []
         cols: list[int] = []
@@ -196,41 +218,53 @@ class CRFEntityExtractor(NLUComponent):
                 rows.extend([row] * len(ids))
                 row += 1
         binary = CSR.from_coo(rows, cols, None, (row, len(self._index)))
-        width = int(self.state.get("dense_dimension", 0))
+        width = int(self.state.get("dense_width", 0))
         if not width:
             return binary
         if dense is None or dense.shape != (row, width):
-            got = "none" if dense is None else f"{dense.shape[1]} columns"
-            raise ConfigError(f"CRFEntityExtractor was trained with {width} dense token features "
-                              f"(text_dense_features) but the pipeline gives {got}")
+            found = "none" if dense is None else f"{dense.shape[1]} columns"
+            raise ConfigError(f"{self.name} was trained on {width} dense feature columns ({DENSE}) but got "
+                              f"{found}; the pipeline's dense featurizers changed, retrain the model")
         lengths = np.asarray([len(t) for t in tokens], np.int64)
-        position = np.arange(row) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)  # first row of each token's message
+        position = np.arange(row) - starts
+        length = np.repeat(lengths, lengths)
         blocks = [binary]
         for offset in self._dense_offsets():
-            target = position + offset
-            valid = (target >= 0) & (target < np.repeat(lengths, lengths))
-            shifted = np.zeros_like(dense)
-            shifted[valid] = dense[np.flatnonzero(valid) + offset]
-            blocks.append(CSR.from_dense(shifted))
+            block = np.zeros((row, width))
+            inside = (position + offset >= 0) & (position + offset < length)
+            block[inside] = dense[np.flatnonzero(inside) + offset]
+            blocks.append(CSR.from_dense(block))
         return CSR.hstack(blocks)
 
-    def _dense_offsets(self) -> list[int]:
-        """Window offsets (-1, 0, 1, ...) whose feature list names text_dense_features."""
-        half = len(self.config["features"]) // 2
-        return [w - half for w, names in enumerate(self.config["features"]) if DENSE in names]
-
+    @staticmethod
+    def _dense_features(batch: MessageBatch) -> np.ndarray | None:
+        """The dense sequence features of the batch side by side, in pipeline order."""
+        blocks = [m for m in batch.sequence_features.values() if isinstance(m, np.ndarray)]
+        return np.hstack(blocks) if blocks else None
 
     # ----------------------------------------------------------------- training
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
-        wants_dense = bool(self._dense_offsets())
-        training_data, batch = training_batch(inputs if wants_dense else {k: v for k, v in inputs.items() if k != "features"})
-        self.fit(training_data, batch)
+        wanted = inputs if self._dense_offsets() else {k: v for k, v in inputs.items() if k != "features"}
+        training_data, batch = training_batch(wanted)
+        base = inputs.get(BASE_MODEL)
+        assert not isinstance(base, list)
+        start = None
+        if base is not None:
+            loaded = CRFEntityExtractor.load(self.config, base)
+            assert isinstance(loaded, CRFEntityExtractor)
+            start = (loaded.state, loaded.weights)
+        self.fit(training_data, batch, start)
         out.json(MODEL_FILE, self.state)
         if self.weights:
             out.arrays(WEIGHTS_FILE, self.weights)
 
-    def fit(self, training_data: TrainingData, batch: MessageBatch) -> None:
-        """Learn the CRFs from the featurizable examples with their tokens."""
+    def fit(self, training_data: TrainingData, batch: MessageBatch,
+            start: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None) -> None:
+        """Learn the CRFs from the featurizable examples with their tokens.
+
+        `start` (finetuning: a trained model's state and weights) is where the optimiser
+        starts; features the new data adds start at zero."""
         examples = featurizable_examples(training_data)
         rows = [i for i, m in enumerate(examples) if m.is_nlu_example and batch.tokens[i]]
         used = [examples[i] for i in rows]
@@ -245,9 +279,11 @@ class CRFEntityExtractor(NLUComponent):
         vocabulary = sorted({f for text, toks in zip(texts, tokens, strict=True) for feats in featurize(text, toks) for f in feats})
         self.state["features"] = vocabulary
         self._index = {f: i for i, f in enumerate(vocabulary)}
-        dense = dense_token_features(batch, rows) if self._dense_offsets() else None
+        dense = self._dense_features(batch) if self._dense_offsets() else None
         if dense is not None:
-            self.state["dense_dimension"] = int(dense.shape[1])
+            token_rows = np.concatenate([np.arange(batch.token_offsets[i], batch.token_offsets[i + 1]) for i in rows])
+            dense = dense[token_rows]
+            self.state["dense_width"] = int(dense.shape[1])
         matrix = self._matrix(texts, tokens, dense)
         lengths = np.asarray([len(t) for t in tokens], np.int64)
         per_head = {
@@ -262,11 +298,12 @@ class CRFEntityExtractor(NLUComponent):
             tags = [NO_ENTITY, *values]
             index = {t: i for i, t in enumerate(tags)}
             flat = np.asarray([index[t] for seq in sequences for t in seq], np.int64)
-            self.weights.update(self._fit_head(head, matrix, lengths, flat, len(tags)))
+            x0 = _start_point(start, head, tags, vocabulary, matrix.shape[1])
+            self.weights.update(self._fit_head(head, matrix, lengths, flat, len(tags), x0))
             self.state["heads"].append({"name": head, "tags": tags})
 
     def _fit_head(self, head: str, matrix: CSR, lengths: np.ndarray, flat_tags: np.ndarray,
-                  n_tags: int) -> dict[str, np.ndarray]:
+                  n_tags: int, x0: np.ndarray | None = None) -> dict[str, np.ndarray]:
         n_feat = matrix.shape[1]
         steps = int(lengths.max())
         n_seq = lengths.size
@@ -301,7 +338,8 @@ class CRFEntityExtractor(NLUComponent):
             grad = grad + l2 * x + l1 * x / smooth
             return loss, grad
 
-        x0 = np.zeros(size_w + n_tags * n_tags + 2 * n_tags)
+        if x0 is None:
+            x0 = np.zeros(size_w + n_tags * n_tags + 2 * n_tags)
         result = lbfgs(objective, x0, max_iter=int(self.config["max_iterations"]), gtol=1e-5)
         w, params = unpack(result.x)
         return {
@@ -324,8 +362,7 @@ class CRFEntityExtractor(NLUComponent):
         heads = self.state.get("heads", [])
         if not heads or len(batch) == 0:
             return
-        dense = dense_token_features(batch, list(range(len(batch)))) if self.state.get("dense_dimension") else None
-        matrix = self._matrix(batch.texts, batch.tokens, dense)
+        matrix = self._matrix(batch.texts, batch.tokens, self._dense_features(batch))
         lengths = np.asarray([len(t) for t in batch.tokens], np.int64)
         steps = max(int(lengths.max()), 1)
         seq_b = np.repeat(np.arange(len(batch)), lengths)

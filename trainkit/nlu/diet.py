@@ -44,6 +44,7 @@ from trainkit.engine.component import (
     Inputs,
     register,
 )
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import (
     DROP_RATE,
     EPOCHS,
@@ -67,7 +68,8 @@ from trainkit.engine.options import (
     pair_or_int,
     strings,
 )
-from trainkit.errors import ConfigError
+from trainkit.engine.progress import report_epoch
+from trainkit.errors import ConfigError, TrainkitError
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
 from trainkit.ml.sparse import CSR
@@ -773,10 +775,18 @@ class Network:
         return total, grads, rows
 
     # ------------------------------------------------------------------ training
-    def fit(self, data: EncodedData, options: TrainingOptions) -> list[float]:
-        """Train with Adam on linearly growing minibatches; returns the loss per epoch."""
+    def fit(self, data: EncodedData, options: TrainingOptions,
+            start: dict[str, np.ndarray] | None = None) -> list[float]:
+        """Train with Adam on linearly growing minibatches; returns the loss per epoch.
+
+        `start` (finetuning) replaces the initial weights; `initialise` still runs, with
+        the same seed, so the connection masks are those the start weights were trained
+        under and the random draws of training follow the same sequence.
+        """
         rng = np.random.default_rng(options.seed)
         self.initialise(rng, options.connection_density)
+        if start is not None:
+            self.params = {name: np.array(start[name], dtype=DTYPE) for name in self.params}
         optimizer = nn.Adam(options.learning_rate)
         n = len(data)
         history: list[float] = []
@@ -801,6 +811,7 @@ class Network:
                 optimizer.step(self.params, grads, rows, self.masks)
                 epoch_loss += loss * idx.size
             history.append(epoch_loss / max(n, 1))
+            report_epoch(epoch + 1, options.epochs, history[-1])
             if options.average_from is not None and epoch >= options.average_from * options.epochs:
                 for name, value in self.params.items():
                     if name in averaged:
@@ -1014,6 +1025,30 @@ def encode_batch(batch: MessageBatch, spec: NetworkSpec) -> EncodedData:
     return EncodedData(sentence, sequence, np.asarray(batch.token_offsets, np.int64))
 
 
+def base_weights(owner: str, base: Artifact | None, spec: NetworkSpec) -> dict[str, np.ndarray] | None:
+    """The weights a finetuning run starts from, after checking they fit `spec`.
+
+    The labels are already known to match (finetuning checks them before training); what
+    can still differ is what the featurizers produce, e.g. a vocabulary that grew.
+    """
+    if base is None:
+        return None
+    if base.json(MODEL_FILE).get("empty"):
+        raise TrainkitError(f"{owner}: the model to finetune learned nothing here; train from scratch")
+    network, _ = load_network(base)
+    old, new = network.spec.as_dict(), spec.as_dict()
+    differing = sorted(k for k in new if old.get(k) != new[k])
+    if differing:
+        detail = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" if k.endswith("_dim") else k for k in differing)
+        hint = (" (a featurizer produces more features than before: set CountVectorsFeaturizer's "
+                "additional_vocabulary_size to leave room for new words)") if any(k.endswith("_dim") for k in differing) else ""
+        raise TrainkitError(f"{owner}: cannot finetune: the network would differ from the model's ({detail}){hint}")
+    for name, value in network.params.items():
+        if not np.all(np.isfinite(value)):
+            raise TrainkitError(f"{owner}: cannot finetune: the model's weights '{name}' are not finite")
+    return network.params
+
+
 def save_network(out: ArtifactWriter, network: Network, extra: dict[str, Any]) -> None:
     """Write the spec (JSON) and weights (npz); masks are baked into the weights."""
     out.json(MODEL_FILE, {"spec": network.spec.as_dict(), **extra})
@@ -1039,6 +1074,7 @@ class DIETClassifier(NLUComponent):
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({INTENT_CLASSIFIER, ENTITY_EXTRACTOR})
     trainable = True
+    finetunable = True
     requires: ClassVar[tuple[str, ...]] = (FEATURIZER,)
     unsupported_options: ClassVar[frozenset[str]] = TRANSFORMER_OPTIONS
     defaults: ClassVar[dict[str, Any]] = {
@@ -1062,13 +1098,15 @@ class DIETClassifier(NLUComponent):
     # ----------------------------------------------------------------- training
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         training_data, batch = training_batch(inputs)
-        network = self.fit(training_data, batch)
+        base = inputs.get(BASE_MODEL)
+        assert not isinstance(base, list)
+        network = self.fit(training_data, batch, base)
         if network is None:
             out.json(MODEL_FILE, {"empty": True})
             return
         save_network(out, network, {"bilou": bool(self.config["BILOU_flag"])})
 
-    def fit(self, training_data: TrainingData, batch: MessageBatch) -> Network | None:
+    def fit(self, training_data: TrainingData, batch: MessageBatch, base: Artifact | None = None) -> Network | None:
         """Train on a featurized batch of the featurizable examples (rows aligned).
 
         Returns None when there is nothing to learn (no intents and no entities).
@@ -1140,7 +1178,7 @@ class DIETClassifier(NLUComponent):
             dense_scaling=scaling,
         )
         network = Network(spec)
-        network.fit(data, training_options(config))
+        network.fit(data, training_options(config), base_weights(self.name, base, spec))
         self.network = network
         self.meta = {"bilou": bilou}
         return network

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs, register
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import ListOf, OfType, Option, strings
 from trainkit.errors import ConfigError
 from trainkit.ml.sparse import CSR
@@ -51,6 +52,9 @@ class LexicalSyntacticFeaturizer(Featurizer):
     name = "LexicalSyntacticFeaturizer"
     version = "1"
     trainable = True
+    # A finetune keeps the base model's feature columns, so the classifiers' weights fit.
+    finetunable = True
+    epoch_options: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {
         "features": Option([
             ["low", "title", "upper"],
@@ -98,6 +102,12 @@ class LexicalSyntacticFeaturizer(Featurizer):
         return out
 
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
+        base = inputs.get(BASE_MODEL)
+        if base is not None:
+            assert not isinstance(base, list)
+            self.feature_map = {str(k): int(v) for k, v in base.json(FEATURE_MAP_FILE)["feature_map"].items()}
+            out.json(FEATURE_MAP_FILE, {"feature_map": self.feature_map})
+            return
         _, batch = training_batch({k: v for k, v in inputs.items() if k != "features"})
         seen: set[str] = set()
         for tokens in batch.tokens:

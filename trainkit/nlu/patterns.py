@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import Component, Inputs
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.errors import ConfigError
 
 PATTERNS_FILE = "patterns.json"
@@ -89,6 +90,8 @@ class PatternLearner(Component):
 
     # True for extractors: only patterns named like an entity type are kept.
     only_entity_patterns: ClassVar[bool] = False
+    # True for featurizers: a pattern is a feature column, which a finetune must keep.
+    fixed_columns: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any], patterns: list[Pattern] | None = None) -> None:
         super().__init__(config)
@@ -115,8 +118,27 @@ class PatternLearner(Component):
                 "it will extract nothing",
                 stacklevel=2,
             )
+        base = inputs.get(BASE_MODEL)
+        if base is not None and self.fixed_columns:
+            assert not isinstance(base, list)
+            patterns = self._keep_columns(base.json(PATTERNS_FILE)["patterns"], patterns)
         self._use_patterns(patterns)
         out.json(PATTERNS_FILE, {"patterns": [p.as_dict() for p in self.patterns]})
+
+    def _keep_columns(self, stored: list[dict[str, Any]], found: list[Pattern]) -> list[Pattern]:
+        """A finetune's patterns: the base model's, each updated from the new data where
+        it still exists (a lookup table that grew), in the base's order; patterns with a
+        new name would add a feature column the classifiers have no weight for."""
+        by_name = {p.name: p for p in found}
+        kept = [by_name.get(p["name"], Pattern(p["name"], p["pattern"])) for p in stored]
+        new = sorted(set(by_name) - {p["name"] for p in stored})
+        if new:
+            warnings.warn(
+                f"{self.name}: the patterns {', '.join(new)} are not in the model to finetune and are "
+                "ignored; train from scratch to use them",
+                stacklevel=3,
+            )
+        return kept
 
     @classmethod
     def load(cls, config: dict[str, Any], model: Artifact | None) -> Component:

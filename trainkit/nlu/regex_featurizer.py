@@ -23,6 +23,9 @@ class RegexFeaturizer(PatternLearner, Featurizer):
     name = "RegexFeaturizer"
     version = "1"
     trainable = True
+    finetunable = True
+    fixed_columns = True
+    epoch_options: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {
         "case_sensitive": True,
         "use_lookup_tables": True,

@@ -18,6 +18,7 @@ import numpy as np
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.component import FEATURIZER, RESPONSE_SELECTOR, Component, Inputs, register
+from trainkit.engine.graph import BASE_MODEL
 from trainkit.engine.options import OfType, Option
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import NLUComponent
@@ -37,6 +38,7 @@ from trainkit.nlu.diet import (
     NetworkSpec,
     _dimension,
     _layer_sizes,
+    base_weights,
     check_common_config,
     encode_batch,
     estimated_network_memory,
@@ -60,6 +62,7 @@ class ResponseSelector(NLUComponent):
     version = "1"
     roles: ClassVar[frozenset[str]] = frozenset({RESPONSE_SELECTOR})
     trainable = True
+    finetunable = True
     requires: ClassVar[tuple[str, ...]] = (FEATURIZER,)
     unsupported_options: ClassVar[frozenset[str]] = TRANSFORMER_OPTIONS | {"use_text_as_label"}
     defaults: ClassVar[dict[str, Any]] = {
@@ -91,13 +94,15 @@ class ResponseSelector(NLUComponent):
     # ----------------------------------------------------------------- training
     def train(self, inputs: Inputs, out: ArtifactWriter) -> None:
         training_data, batch = training_batch(inputs)
-        network = self.fit(training_data, batch)
+        base = inputs.get(BASE_MODEL)
+        assert not isinstance(base, list)
+        network = self.fit(training_data, batch, base)
         if network is None:
             out.json(MODEL_FILE, {"empty": True, **self.meta})
             return
         save_network(out, network, self.meta)
 
-    def fit(self, training_data: TrainingData, batch: MessageBatch) -> Network | None:
+    def fit(self, training_data: TrainingData, batch: MessageBatch, base: Artifact | None = None) -> Network | None:
         """Train on the retrieval-intent examples; None when there are none."""
         config = self.config
         wanted = config.get("retrieval_intent")
@@ -147,7 +152,7 @@ class ResponseSelector(NLUComponent):
             dense_scaling=scaling,
         )
         network = Network(spec)
-        network.fit(data, training_options(config))
+        network.fit(data, training_options(config), base_weights(self.name, base, spec))
         self.network = network
         return network
 

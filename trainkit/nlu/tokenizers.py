@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from trainkit.engine.component import register
 from trainkit.engine.options import OfType, Option
-from trainkit.errors import ConfigError
 from trainkit.nlu.base import Tokenizer
 from trainkit.nlu.batch import Token
 
@@ -50,14 +49,6 @@ class WhitespaceTokenizer(Tokenizer):
         "token_pattern": Option(None, OfType((str,), null=True)),
     }
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        pattern = config.get("token_pattern")
-        try:
-            self._token_pattern = re.compile(pattern) if pattern else None
-        except re.error as exc:
-            raise ConfigError(f"WhitespaceTokenizer: invalid token_pattern {pattern!r}: {exc}") from None
-
     def tokenize(self, text: str) -> list[Token]:
         """Tokens of `text` with offsets into it."""
         if not text or not text.strip():
@@ -72,19 +63,4 @@ class WhitespaceTokenizer(Tokenizer):
             start = text.index(word, position)
             position = start + len(word)
             tokens.append(Token(word, start, position))
-        return self._apply_token_pattern(tokens)
-
-    def _apply_token_pattern(self, tokens: list[Token]) -> list[Token]:
-        """Split tokens further into the pieces `token_pattern` matches."""
-        if self._token_pattern is None:
-            return tokens
-        result = []
-        for token in tokens:
-            pieces = [m for m in self._token_pattern.finditer(token.text) if m.group(0)]
-            if not pieces:
-                result.append(token)
-                continue
-            for match in pieces:
-                start = token.start + match.start()
-                result.append(Token(match.group(0), start, start + len(match.group(0))))
-        return result
+        return self.apply_token_pattern(tokens)

@@ -7,11 +7,11 @@ The numbers follow `rasa test nlu`: intent accuracy uses the best intent other t
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from trainkit.data.training_data import TrainingData
+from trainkit.evaluation.metrics import classification_report
 
 FALLBACK_INTENT = "nlu_fallback"
 
@@ -27,29 +27,24 @@ class IntentReport:
     support: int
 
 
-def _f1_scores(truth: list[str], predicted: list[str]) -> tuple[float, float]:
-    labels = sorted(set(truth))
-    tp = Counter(t for t, p in zip(truth, predicted, strict=True) if t == p)
-    predicted_count = Counter(predicted)
-    true_count = Counter(truth)
-    f1s, weights = [], []
-    for label in labels:
-        precision = tp[label] / predicted_count[label] if predicted_count[label] else 0.0
-        recall = tp[label] / true_count[label] if true_count[label] else 0.0
-        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-        weights.append(true_count[label])
-    macro = sum(f1s) / len(f1s) if f1s else 0.0
-    weighted = sum(f * w for f, w in zip(f1s, weights, strict=True)) / sum(weights) if weights else 0.0
-    return macro, weighted
+def undo_fallback(parse: dict[str, Any]) -> dict[str, Any]:
+    """The top-ranked intent that is not the fallback intent, with its confidence.
+
+    Rasa's evaluation undoes a fallback prediction so that it does not hide the intent
+    the classifier actually chose; `{"name": None, "confidence": 0.0}` when there is none.
+    """
+    for item in parse.get("intent_ranking") or []:
+        if item.get("name") != FALLBACK_INTENT:
+            return {"name": item.get("name"), "confidence": float(item.get("confidence") or 0.0)}
+    intent = parse.get("intent") or {}
+    if intent.get("name") in (None, FALLBACK_INTENT):
+        return {"name": None, "confidence": 0.0}
+    return {"name": intent["name"], "confidence": float(intent.get("confidence") or 0.0)}
 
 
 def best_non_fallback(parse: dict[str, Any]) -> str | None:
     """The top-ranked intent that is not the fallback intent."""
-    for item in parse.get("intent_ranking") or []:
-        if item.get("name") != FALLBACK_INTENT:
-            return item.get("name")
-    intent = (parse.get("intent") or {}).get("name")
-    return None if intent == FALLBACK_INTENT else intent
+    return undo_fallback(parse)["name"]
 
 
 def intent_report(truth: list[str], parses: list[dict[str, Any]]) -> IntentReport:
@@ -59,8 +54,8 @@ def intent_report(truth: list[str], parses: list[dict[str, Any]]) -> IntentRepor
     n = len(truth)
     accuracy = sum(t == p for t, p in zip(truth, predicted, strict=True)) / n if n else 0.0
     strict = sum(t == p for t, p in zip(truth, raw, strict=True)) / n if n else 0.0
-    macro, weighted = _f1_scores(truth, predicted)
-    return IntentReport(accuracy, strict, macro, weighted, n)
+    report = classification_report(truth, predicted)
+    return IntentReport(accuracy, strict, report["macro avg"]["f1-score"], report["weighted avg"]["f1-score"], n)
 
 
 def entity_report(expected: list[list[tuple[int, int, str]]], parses: list[dict[str, Any]]) -> dict[str, float]:

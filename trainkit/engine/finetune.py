@@ -1,0 +1,214 @@
+"""Finetuning: training a model further from an existing model's weights.
+
+A finetuned node is an ordinary node with one more input: the output of the same node in
+the model to finetune (put into the cache from the archive, so it is content-addressed
+like any other input) and the epoch fraction. Both enter the node's fingerprint, so
+running the same finetune again is a cache hit, and a finetuned output can never be
+taken for the output of a from-scratch build (whose fingerprint lacks them).
+
+Compatibility is checked before anything trains, since a warm start from weights of
+another shape or label set would either crash halfway or silently learn something else:
+- the archive's model format;
+- the graph: the same nodes with the same components, wiring and config, apart from the
+  keys that only say how long to train (`epochs` and the like);
+- the label sets: intents, entity types and retrieval responses for NLU; actions,
+  intents, entities, slots and forms of the domain for dialogue (responses' texts may
+  change: they are packaged, not learned).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainkit.engine.archive import (
+    COMPONENTS_DIR,
+    METADATA_NAME,
+    extract_archive,
+    latest_model,
+    parse_metadata,
+)
+from trainkit.engine.cache import Cache
+from trainkit.engine.component import get_component
+from trainkit.engine.fingerprint import digest_dir, fingerprint
+from trainkit.engine.graph import BASE_MODEL, EPOCH_FRACTION, TRAIN, Node
+from trainkit.engine.package import FORMAT_VERSION
+from trainkit.errors import TrainkitError
+
+# Config keys that say how long to train, not what: they may differ from the base model.
+EPOCH_KEYS = frozenset({"epochs", "max_iter", "max_iterations", "evaluate_every_number_of_epochs"})
+
+
+class FinetuneError(TrainkitError):
+    """The model to finetune cannot be the start of this training."""
+
+
+@dataclass
+class BaseModel:
+    """An extracted model archive to finetune from; `close()` removes the extraction."""
+
+    path: Path
+    metadata: dict[str, Any]
+    root: Path
+
+    def component_dir(self, node: str) -> Path:
+        """Where the archive's output of `node` was extracted."""
+        return self.root / COMPONENTS_DIR / node
+
+    def close(self) -> None:
+        """Remove the extracted files."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def resolve_model_path(path: str | Path, output: str | Path) -> Path:
+    """The archive to finetune: a file, the newest archive in a directory, or (for an
+    empty path) the newest archive in the output directory."""
+    candidate = Path(path) if str(path) else Path(output)
+    if candidate.is_dir():
+        newest = latest_model(candidate)
+        if newest is None:
+            raise FinetuneError(f"cannot finetune: no model archive (*.tar.gz) in '{candidate}'")
+        return newest
+    if not candidate.is_file():
+        raise FinetuneError(f"cannot finetune: model file '{candidate}' does not exist")
+    return candidate
+
+
+def open_base_model(path: Path) -> BaseModel:
+    """Extract the archive (bounded, as any untrusted archive) and read its metadata."""
+    root = Path(tempfile.mkdtemp(prefix="trainkit-finetune-"))
+    try:
+        extract_archive(path, root)
+        metadata_file = root / METADATA_NAME
+        if not metadata_file.is_file():
+            raise FinetuneError(f"cannot finetune '{path}': it is not a trainkit model (no {METADATA_NAME})")
+        metadata = parse_metadata(metadata_file.read_bytes(), path)
+        if metadata.get("format_version") != FORMAT_VERSION:
+            raise FinetuneError(
+                f"cannot finetune '{path}': it has model format {metadata.get('format_version')!r} "
+                f"(trainkit {metadata.get('trainkit_version', '?')}); this trainkit writes format "
+                f"{FORMAT_VERSION}. Train from scratch instead."
+            )
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return BaseModel(path, metadata, root)
+
+
+def _comparable(node: dict[str, Any]) -> dict[str, Any]:
+    config = {k: v for k, v in (node.get("config") or {}).items() if k not in EPOCH_KEYS}
+    return {"component": node.get("component"), "fn": node.get("fn"), "config": config,
+            "needs": node.get("needs"), "target": node.get("target")}
+
+
+def graph_differences(base_nodes: list[dict[str, Any]], nodes: list[Node]) -> list[str]:
+    """What differs between the base model's graph and this training's, in words."""
+    base = {n.get("name"): n for n in base_nodes if isinstance(n, dict)}
+    new = {n.name: n.as_dict() for n in nodes}
+    problems = [f"'{name}' is new" for name in sorted(set(new) - set(base))]
+    problems += [f"'{name}' is gone" for name in sorted(set(base) - set(new))]
+    for name in sorted(set(base) & set(new)):
+        old, now = _comparable(base[name]), _comparable(new[name])
+        if old["component"] != now["component"] or old["fn"] != now["fn"]:
+            problems.append(f"'{name}' runs {now['component']} instead of {old['component']}")
+            continue
+        keys = sorted(k for k in set(old["config"]) | set(now["config"])
+                      if old["config"].get(k) != now["config"].get(k))
+        if keys:
+            problems.append(f"'{name}' has other options: {', '.join(keys)}")
+        elif old["needs"] != now["needs"] or old["target"] != now["target"]:
+            problems.append(f"'{name}' is wired differently")
+    return problems
+
+
+def label_differences(base: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """New or missing labels per kind (intents, entities, actions...), in words."""
+    problems = []
+    for part in sorted(set(base) | set(current)):
+        old, now = base.get(part) or {}, current.get(part) or {}
+        for kind in sorted(set(old) | set(now)):
+            before, after = old.get(kind), now.get(kind)
+            if before == after:
+                continue
+            if isinstance(before, dict) or isinstance(after, dict):
+                before, after = before or {}, after or {}
+                changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+                problems.append(f"{part} {kind} differ: {', '.join(changed)}")
+                continue
+            added = sorted(set(after or []) - set(before or []))
+            removed = sorted(set(before or []) - set(after or []))
+            words = []
+            if added:
+                words.append("new " + ", ".join(f"'{x}'" for x in added))
+            if removed:
+                words.append("no more " + ", ".join(f"'{x}'" for x in removed))
+            problems.append(f"{part} {kind}: {'; '.join(words) or 'order differs'}")
+    return problems
+
+
+def check_compatible(base: BaseModel, nodes: list[Node], labels: dict[str, Any]) -> None:
+    """Refuse, naming every difference, a base model this training cannot start from."""
+    metadata = base.metadata
+    schema = metadata.get("train_schema")
+    base_nodes = schema.get("nodes") if isinstance(schema, dict) else None
+    if not isinstance(base_nodes, list):
+        raise FinetuneError(f"cannot finetune '{base.path}': its metadata has no training graph")
+    problems = graph_differences(base_nodes, nodes)
+    if problems:
+        raise FinetuneError(
+            f"cannot finetune '{base.path}': the pipeline or policies differ from the model's "
+            f"(only epoch counts may change): {'; '.join(problems)}"
+        )
+    base_labels = metadata.get("labels")
+    if not isinstance(base_labels, dict):
+        raise FinetuneError(f"cannot finetune '{base.path}': its metadata records no label sets")
+    problems = label_differences(base_labels, labels)
+    if problems:
+        raise FinetuneError(
+            f"cannot finetune '{base.path}': the training data's labels differ from the model's "
+            f"({'; '.join(problems)}); a finetuned model keeps the labels it was trained with, "
+            "so train from scratch to add or remove them"
+        )
+
+
+def finetuning_epochs(epochs: int, fraction: float) -> int:
+    """Rasa's rule: `ceil(epochs * fraction)`, at least one when the base trained at all."""
+    return max(1, math.ceil(epochs * fraction)) if epochs > 0 else 0
+
+
+def check_fraction(fraction: float) -> float:
+    """The epoch fraction must be a number in (0, 1]... or above, to train longer."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not math.isfinite(fraction) \
+            or fraction <= 0:
+        raise FinetuneError(f"the finetuning epoch fraction must be a positive number, got {fraction!r}")
+    return float(fraction)
+
+
+def attach_base(base: BaseModel, nodes: list[Node], cache: Cache, fraction: float) -> list[str]:
+    """Give every finetunable training node its base output as an input; returns their names.
+
+    The base outputs are stored in the cache as they are in the archive, after checking
+    each against the digest the archive's metadata records for it.
+    """
+    recorded = base.metadata.get("components")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    finetuned = []
+    for node in nodes:
+        if node.fn != TRAIN or not get_component(node.component).finetunable:
+            continue
+        directory = base.component_dir(node.name)
+        if node.name not in recorded or not directory.is_dir():
+            raise FinetuneError(f"cannot finetune '{base.path}': it holds no output of '{node.name}'")
+        digest = digest_dir(directory)
+        if digest != recorded[node.name]:
+            raise FinetuneError(f"cannot finetune '{base.path}': its output of '{node.name}' is damaged "
+                                "(it differs from the digest its metadata records)")
+        # A key no node computes: the entry exists to hold the object, looked up by digest.
+        stored = cache.put(fingerprint({BASE_MODEL: digest}), directory, node=node.name, component=node.component)
+        node.finetune = {BASE_MODEL: stored, EPOCH_FRACTION: fraction}
+        finetuned.append(node.name)
+    return finetuned
