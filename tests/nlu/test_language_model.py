@@ -323,3 +323,23 @@ def test_input_dropout_never_drops_protected_dense_columns():
     dropped = sparse_dropout(matrix, 0.5, np.random.default_rng(1), protected).to_dense()
     assert np.array_equal(dropped[:, :3], np.ones((200, 3)))
     assert 0.3 < (dropped[:, 3:] == 0).mean() < 0.7 and set(np.unique(dropped[:, 3:])) == {0.0, 2.0}
+
+
+def test_finetuning_keeps_the_base_models_dense_scaling(tmp_path, monkeypatch):
+    pytest.importorskip("tokenizers")
+    _project(tmp_path, write_tiny_bert(tmp_path / "model"), monkeypatch)
+    (tmp_path / "domain.yml").write_text('version: "3.1"\nintents: [greet, goodbye, order]\nentities: [drink]\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = trainkit.train("domain.yml", "config.yml", "data", output="models").model
+        nlu = tmp_path / "data" / "nlu.yml"
+        nlu.write_text(nlu.read_text().replace("    - hello you\n", "    - hello you\n    - hi hi\n    - hey you\n"))
+        tuned = trainkit.train("domain.yml", "config.yml", "data", output="models", model_to_finetune=base,
+                               finetuning_epoch_fraction=0.5)
+    assert tuned.code == 0 and tuned.model != base
+
+    def scaling(model):
+        diet = next(c for c in trainkit.load_model(model).pipeline if isinstance(c, DIETClassifier))
+        return diet.network.spec.dense_scaling
+
+    assert scaling(tuned.model) == scaling(base) and scaling(base)["sentence"]

@@ -1000,8 +1000,16 @@ def ranking(
     return dict(ranked[0]), ranked
 
 
-def training_scaling(batch: MessageBatch) -> dict[str, DenseScaling]:
-    """Standardisation of the dense blocks of the training batch (see `dense_scaling`)."""
+def training_scaling(batch: MessageBatch, base: Artifact | None = None) -> dict[str, DenseScaling]:
+    """Standardisation of the dense blocks of the training batch (see `dense_scaling`).
+
+    A finetuning run keeps its base model's, so the weights it starts from see their
+    inputs on the scale they learned them.
+    """
+    if base is not None:
+        stored = base.json(MODEL_FILE)
+        if not stored.get("empty") and "dense_scaling" in stored.get("spec", {}):
+            return stored["spec"]["dense_scaling"]
     return {"sentence": dense_scaling(batch.sentence_features), "sequence": dense_scaling(batch.sequence_features)}
 
 
@@ -1114,7 +1122,7 @@ class DIETClassifier(NLUComponent):
         config = self.config
         examples = featurizable_examples(training_data)
         rows = np.asarray([i for i, m in enumerate(examples) if m.is_nlu_example], np.int64)
-        scaling = training_scaling(batch)
+        scaling = training_scaling(batch, base)
         sentence = sentence_matrix(batch, scaling["sentence"])
         sequence = sequence_matrix(batch, scaling["sequence"])
         if rows.size == 0:

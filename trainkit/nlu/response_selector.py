@@ -123,7 +123,7 @@ class ResponseSelector(NLUComponent):
             "all_retrieval_intents": training_data.retrieval_intents,
             "responses": responses,
         }
-        scaling = training_scaling(batch)
+        scaling = training_scaling(batch, base)
         sentence = sentence_matrix(batch, scaling["sentence"])
         if rows.size == 0 or sentence.shape[1] == 0:
             return None
