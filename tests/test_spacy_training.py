@@ -104,8 +104,8 @@ def test_changed_vectors_make_exactly_the_spacy_readers_stale(project, caplog):
     assert stale["run_SpacyTokenizer1"] == "pretrained resources of SpacyTokenizer changed"
     assert stale["provide_SpacyNLP0"] == "pretrained resources of SpacyNLP changed"
     assert "nlu_training_data_provider" not in stale
-    caplog.clear()  # only this build's log (an earlier test may have left INFO on)
-    with caplog.at_level(logging.INFO, logger="trainkit"):
+    caplog.clear()  # only this build's log (an earlier test may have left DEBUG on)
+    with caplog.at_level(logging.DEBUG, logger="trainkit"):
         _train()
     ran = {m.split()[1] for m in caplog.messages if m.startswith("ran ")}
     # the tokens did not change with the vectors, so the count vectors stay cached

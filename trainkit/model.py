@@ -23,22 +23,18 @@ from trainkit.engine.archive import (
     COMPONENTS_DIR,
     METADATA_NAME,
     ArchiveLimits,
-    extract_archive,
     latest_model,
-    parse_metadata,
     read_metadata,
 )
 from trainkit.engine.artifact import Artifact, ArtifactError
 from trainkit.engine.component import ComponentNotAllowed, model_component
 from trainkit.engine.metadata import MetadataError, SchemaItem, check_metadata
-from trainkit.engine.package import FORMAT_VERSION
+from trainkit.engine.package import ModelVersionError, extract_model
 from trainkit.errors import GraphError, TrainkitError
 
+__all__ = ["Model", "ModelVersionError", "load_model"]
+
 _INTENT_SHORTCUT = re.compile(r"^/(?P<intent>[^{@\s]+)(?P<entities>\{.*\})?\s*$", re.S)
-
-
-class ModelVersionError(TrainkitError):
-    """The archive was written by an incompatible trainkit version."""
 
 
 # What a caller needs a model for (`load_model(..., needs=...)`), and the training
@@ -261,16 +257,8 @@ def load_model(
     if not path.is_file():
         raise TrainkitError(f"model file '{path}' does not exist")
     with tempfile.TemporaryDirectory(prefix="trainkit-model-") as tmp:
-        root = extract_archive(path, Path(tmp), limits)
-        metadata_path = root / METADATA_NAME
-        if not metadata_path.is_file():
-            raise TrainkitError(f"'{path}' is not a trainkit model (no {METADATA_NAME})")
-        metadata = parse_metadata(metadata_path.read_bytes(), path)
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise ModelVersionError(
-                f"'{path}' was written by trainkit {metadata.get('trainkit_version', '?')} in model format "
-                f"{metadata.get('format_version')!r}; this trainkit reads format {FORMAT_VERSION}. Retrain the model."
-            )
+        root = Path(tmp)
+        metadata = extract_model(path, root, limits)
         components = root / COMPONENTS_DIR
         items = check_metadata(metadata, path, _component_dirs(components))
         loaded = [_load_component(item, components, path, allow_custom) for item in items]

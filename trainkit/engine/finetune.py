@@ -27,16 +27,13 @@ from typing import Any
 
 from trainkit.engine.archive import (
     COMPONENTS_DIR,
-    METADATA_NAME,
-    extract_archive,
     latest_model,
-    parse_metadata,
 )
 from trainkit.engine.cache import Cache
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import digest_dir, fingerprint
 from trainkit.engine.graph import BASE_MODEL, EPOCH_FRACTION, TRAIN, Node
-from trainkit.engine.package import FORMAT_VERSION
+from trainkit.engine.package import ModelVersionError, extract_model
 from trainkit.errors import TrainkitError
 
 # Config keys that say how long to train, not what: they may differ from the base model.
@@ -82,17 +79,11 @@ def open_base_model(path: Path) -> BaseModel:
     """Extract the archive (bounded, as any untrusted archive) and read its metadata."""
     root = Path(tempfile.mkdtemp(prefix="trainkit-finetune-"))
     try:
-        extract_archive(path, root)
-        metadata_file = root / METADATA_NAME
-        if not metadata_file.is_file():
-            raise FinetuneError(f"cannot finetune '{path}': it is not a trainkit model (no {METADATA_NAME})")
-        metadata = parse_metadata(metadata_file.read_bytes(), path)
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise FinetuneError(
-                f"cannot finetune '{path}': it has model format {metadata.get('format_version')!r} "
-                f"(trainkit {metadata.get('trainkit_version', '?')}); this trainkit writes format "
-                f"{FORMAT_VERSION}. Train from scratch instead."
-            )
+        metadata = extract_model(path, root)
+    except ModelVersionError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise FinetuneError(f"cannot finetune: {exc}".replace("Retrain the model.", "Train from scratch instead.")) \
+            from None
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise

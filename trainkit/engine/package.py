@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainkit.engine.archive import latest_model, model_file_name, scan_archive, write_archive
+from trainkit.engine.archive import (
+    METADATA_NAME,
+    ArchiveLimits,
+    extract_archive,
+    latest_model,
+    model_file_name,
+    parse_metadata,
+    scan_archive,
+    write_archive,
+)
 from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import code_identity
 from trainkit.engine.fingerprint import fingerprint
@@ -44,6 +53,26 @@ class PackageSettings:
     def as_dict(self) -> dict[str, Any]:
         """Plain form, for doit task arguments and worker processes."""
         return asdict(self)
+
+
+class ModelVersionError(TrainkitError):
+    """The archive was written by an incompatible trainkit version."""
+
+
+def extract_model(path: Path, target: Path, limits: ArchiveLimits | None = None) -> dict[str, Any]:
+    """Unpack a model archive into `target` (bounded, as any untrusted archive) and return
+    its metadata, refusing an archive of another model format."""
+    root = extract_archive(path, target, limits)
+    metadata_path = root / METADATA_NAME
+    if not metadata_path.is_file():
+        raise TrainkitError(f"'{path}' is not a trainkit model (no {METADATA_NAME})")
+    metadata = parse_metadata(metadata_path.read_bytes(), path)
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelVersionError(
+            f"'{path}' was written by trainkit {metadata.get('trainkit_version', '?')} in model format "
+            f"{metadata.get('format_version')!r}; this trainkit reads format {FORMAT_VERSION}. Retrain the model."
+        )
+    return metadata
 
 
 def target_names(nodes: list[dict[str, Any]]) -> list[str]:
