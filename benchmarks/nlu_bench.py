@@ -63,8 +63,9 @@ def run_case(train_file: Path, test_file: Path, config: Path | None, epochs: int
         config_path = config
         if epochs is not None:
             from trainkit.data.config import default_config
+            from trainkit.data.yaml_io import load_yaml, to_plain
 
-            cfg = default_config()
+            cfg = to_plain(load_yaml(config)) if config else default_config()
             for item in cfg["pipeline"]:
                 if "epochs" in item:
                     item["epochs"] = epochs

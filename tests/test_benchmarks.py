@@ -82,3 +82,23 @@ def test_spacy_benchmark_quick_run_writes_costs(shared_datasets, monkeypatch):
     assert results["cold_train"]["code"] == 0 and results["noop_train"]["code"] == 0
     assert results["dry_run"]["code"] == 0
     assert results["digest_seconds"]["first"] > 0 and results["parses_per_second"] > 0
+
+
+def test_language_model_benchmark_quick_run_reports_targets_speed_and_memory(shared_datasets, monkeypatch):
+    from benchmarks import lm_bench
+    from trainkit.errors import ConfigError
+    from trainkit.nlu.pretrained import locate
+
+    try:
+        locate({"model_name": "bert", "model_weights": lm_bench.WEIGHTS})
+    except ConfigError:
+        pytest.skip("all-MiniLM-L6-v2 is not installed")
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    lm_bench.main(["--quick"])
+    report = json.loads((RESULTS / "lm-quick.json").read_text())
+    encoding = report["results"]["encoding"]
+    assert encoding["sentences"] == 64 and encoding["sentences_per_second"] > 0 and encoding["peak_rss_mb"] > 0
+    for case in ("banking77-20per", "snips2017-250per"):
+        result = report["results"][case]
+        assert result["targets"] and isinstance(result["meets_targets"], bool)
+        assert 0.0 <= result["intent"]["accuracy"] <= 1.0 and result["peak_rss_mb"] > 0

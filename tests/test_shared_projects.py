@@ -12,6 +12,8 @@ import trainkit
 from trainkit.core.replay import replay_stories
 from trainkit.data.stories import read_story_file
 from trainkit.errors import ConfigError
+from trainkit.nlu import pretrained
+from trainkit.nlu.language_model import tokenizers_installed
 from trainkit.training import prepare
 
 PROJECTS = [
@@ -34,6 +36,20 @@ NEEDS_EXTERNAL_MODEL = {
     "rasa-examples/reminderbot": "SpacyNLP",
     "assistants/financial-demo": "SpacyNLP",
 }
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _model_installed(weights: str | None) -> bool:
+    try:
+        pretrained.locate({"model_name": "bert", "model_weights": weights})
+    except ConfigError:
+        return False
+    return tokenizers_installed()
+
+
+# e2ebot's LanguageModelFeaturizer names no weights: Rasa's default for bert, rasa/LaBSE.
+if _model_installed(None):
+    del NEEDS_EXTERNAL_MODEL["rasa-examples/e2ebot"]
 # Trained for real in the suite (the others compile their graphs only, to keep it fast).
 TRAINED = ["rasa-init", "rasa-examples/formbot", "rasa-examples/responseselectorbot", "rasa-examples/rules"]
 
@@ -130,3 +146,36 @@ def test_spacy_project_trains_with_a_locally_built_pipeline(copy_of, spacy_pipel
         assert {"entity": "PERSON", "value": "alice", "start": 6, "end": 11, "confidence": None,
                 "extractor": "SpacyEntityExtractor"} in parsed["entities"]
     assert trainkit.train("domain.yml", "config.yml", "data", dry_run=True).code == 0
+
+
+def _train_and_answer(target):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = trainkit.train("domain.yml", "config.yml", "data")
+    assert result.code == 0 and result.model
+    model = trainkit.load_model(result.model)
+    assert model.parse("hello")["intent"]["name"] == "greet"
+    assert trainkit.train("domain.yml", "config.yml", "data", dry_run=True).code == 0
+    return model
+
+
+@pytest.mark.skipif(not _model_installed(None), reason="rasa/LaBSE is not on this machine")
+def test_e2ebot_trains_from_its_own_config_when_its_model_is_installed(copy_of):
+    _train_and_answer(copy_of("rasa-examples/e2ebot"))
+
+
+@pytest.mark.skipif(not _model_installed(MINILM), reason="all-MiniLM-L6-v2 is not installed")
+def test_e2ebot_trains_with_the_packaged_minilm(copy_of):
+    """Its config with only the weights (and, for the suite's time, the epochs) changed:
+    the language model feeds DIET and TED's end-to-end texts."""
+    target = copy_of("rasa-examples/e2ebot")
+    config = (target / "config.yml").read_text()
+    config = config.replace("  - name: LanguageModelFeaturizer\n",
+                            f"  - name: LanguageModelFeaturizer\n    model_weights: {MINILM}\n")
+    (target / "config.yml").write_text(config.replace("epochs: 200", "epochs: 3"))
+    model = _train_and_answer(target)
+    stale_free = trainkit.train("domain.yml", "config.yml", "data", dry_run=True)
+    assert all(r["status"] == "up to date" for r in stale_free.dry_run_results.values())
+    events = [{"event": "action", "name": "action_listen"},
+              {"event": "user", "text": "hello", "parse_data": model.parse("hello")}]
+    assert model.predict_next_action(events)["action"]

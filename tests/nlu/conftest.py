@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_bert import write_tiny_bert
 
 from trainkit.data.training_data import TrainingData
 from trainkit.engine.artifact import Artifact, ArtifactWriter
@@ -82,3 +83,10 @@ class PipelineRunner:
 def runner(tmp_path: Path) -> PipelineRunner:
     return PipelineRunner(tmp_path)
 
+
+
+@pytest.fixture
+def tiny_bert(tmp_path: Path) -> Path:
+    """A small random BERT on disk; needs only the `tokenizers` package to run."""
+    pytest.importorskip("tokenizers")
+    return write_tiny_bert(tmp_path / "tiny-bert")

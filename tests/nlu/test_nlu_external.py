@@ -1,18 +1,10 @@
-import importlib.util
 
-import pytest
 
-from trainkit.engine.component import component_config, get_component, registered_components
-from trainkit.errors import ConfigError
+from trainkit.engine.component import get_component, registered_components
 
 SPACY = ["SpacyNLP", "SpacyTokenizer", "SpacyFeaturizer", "SpacyEntityExtractor"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("transformers") is not None, reason="transformers is installed")
-def test_language_model_featurizer_without_transformers():
-    cls = get_component("LanguageModelFeaturizer")
-    with pytest.raises(ConfigError, match="'transformers'"):
-        cls(component_config(cls, {"model_name": "bert", "model_weights": "rasa/LaBSE"}))
 
 
 def test_every_component_is_registered_with_explicit_version_and_defaults():

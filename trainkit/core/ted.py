@@ -45,7 +45,12 @@ from trainkit.core.featurization import (
 )
 from trainkit.core.policy import Policy, PolicyPrediction, read_domain, read_trackers
 from trainkit.core.rule_only import RuleOnlyData, find_rule_only_data
-from trainkit.core.text_features import TextFeaturizer, event_texts, read_texts
+from trainkit.core.text_features import (
+    TextFeaturizer,
+    event_texts,
+    read_texts,
+    specs_resources_digest,
+)
 from trainkit.core.trackers import TrainingTracker
 from trainkit.data.domain import Domain
 from trainkit.data.events import ACTION_LISTEN, ActionExecuted, Event
@@ -210,6 +215,11 @@ class TEDPolicy(Policy):
     # Every dialogue state has at least this many features (intents, actions, slots), so
     # the memory estimate is a lower bound whatever the domain.
     _MIN_STATE_FEATURES = 16
+
+    @classmethod
+    def resources_digest(cls, config: dict[str, Any]) -> str | None:
+        """The end-to-end text featurizers' resources (a language model's weights)."""
+        return specs_resources_digest(config.get(TEXT_FEATURIZERS) or [])
 
     @classmethod
     def estimated_memory(cls, config: dict[str, Any]) -> int:

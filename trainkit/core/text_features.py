@@ -32,6 +32,7 @@ from trainkit.engine.component import (
     get_component,
     register,
 )
+from trainkit.engine.fingerprint import fingerprint
 from trainkit.nlu.batch import TRAINING_DATA_FILE, MessageBatch, load_training_data, sentence_matrix
 
 TEXTS_FILE = "texts.json"
@@ -70,6 +71,16 @@ class EndToEndTextProvider(Component):
             texts = graph.user_texts_used() | graph.action_texts_used()
             texts |= {m.text for m in load_training_data(data_artifact).training_examples if m.text}
         out.json(TEXTS_FILE, {"texts": sorted(texts)})
+
+
+def specs_resources_digest(specs: Sequence[dict[str, Any]]) -> str | None:
+    """Digest of the pretrained resources (a language model's weights) the featurizers
+    of `specs` read, or None when none reads any: a policy that featurizes texts with
+    them must go stale when the weights change."""
+    digests = [get_component(spec["component"]).resources_digest(spec["config"]) for spec in specs]
+    if all(d is None for d in digests):
+        return None
+    return fingerprint(digests)
 
 
 def read_texts(artifact: Artifact) -> list[str]:

@@ -154,17 +154,22 @@ def sparse_dense_backward(
 
 
 def sparse_dropout(
-    matrix: CSR, rate: float, rng: np.random.Generator
+    matrix: CSR, rate: float, rng: np.random.Generator, protected: np.ndarray | None = None
 ) -> CSR:
     """Drop stored entries with probability `rate` and rescale the rest (inverted dropout).
 
     This is dropout on the input of a sparse layer, as Rasa's `use_sparse_input_dropout`
-    does it: only non-zero features can be dropped, so the cost is O(nnz).
+    does it: only non-zero features can be dropped, so the cost is O(nnz). Entries in
+    `protected` columns (dense features, which Rasa's `use_dense_input_dropout` leaves
+    alone by default) are kept as they are.
     """
     if rate <= 0.0 or matrix.nnz == 0:
         return matrix
     keep = rng.random(matrix.nnz) >= rate
-    return matrix.map_data(matrix.data * keep / (1.0 - rate))
+    factor = keep / (1.0 - rate)
+    if protected is not None and protected.any():
+        factor = np.where(protected[matrix.indices], 1.0, factor)
+    return matrix.map_data(matrix.data * factor)
 
 
 # ------------------------------------------------------------------------- dense

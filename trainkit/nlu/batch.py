@@ -266,14 +266,56 @@ def stack_features(matrices: Iterable[Matrix], n_rows: int) -> CSR:
     return CSR.hstack(blocks)
 
 
-def sentence_matrix(batch: MessageBatch) -> CSR:
-    """Every sentence feature of the batch concatenated, in pipeline order."""
-    return stack_features(batch.sentence_features.values(), len(batch))
+# Per dense block (by origin): [column means, 1 / column standard deviations].
+DenseScaling = dict[str, list[list[float]]]
 
 
-def sequence_matrix(batch: MessageBatch) -> CSR:
+def dense_scaling(features: dict[str, Matrix]) -> DenseScaling:
+    """Standardisation of every dense block (a language model's vectors) over the rows given.
+
+    Sparse count features are O(1) where they are active; pretrained vectors come in
+    whatever scale the model learned (MiniLM's are about 0.3 per dimension), which a
+    network fed both would otherwise weigh far less. Computed on the training data and
+    stored with the model, so prediction scales the same way.
+    """
+    scaling: DenseScaling = {}
+    for origin, matrix in features.items():
+        if isinstance(matrix, np.ndarray) and matrix.shape[0] and matrix.shape[1]:
+            values = np.asarray(matrix, np.float64)
+            std = values.std(axis=0)
+            scale = np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 1.0)
+            scaling[origin] = [values.mean(axis=0).tolist(), scale.tolist()]
+    return scaling
+
+
+def _scaled(features: dict[str, Matrix], scaling: DenseScaling | None) -> list[Matrix]:
+    blocks: list[Matrix] = []
+    for origin, matrix in features.items():
+        if scaling and origin in scaling and isinstance(matrix, np.ndarray):
+            mean, scale = (np.asarray(v, np.float64) for v in scaling[origin])
+            if mean.size != matrix.shape[1]:
+                raise ValueError(f"dense features of {origin} have {matrix.shape[1]} columns, the model was "
+                                 f"trained on {mean.size}")
+            matrix = (np.asarray(matrix, np.float64) - mean) * scale
+        blocks.append(matrix)
+    return blocks
+
+
+def dense_columns(features: dict[str, Matrix]) -> np.ndarray:
+    """Which columns of the stacked matrix come from dense blocks."""
+    return np.concatenate([np.full(m.shape[1], isinstance(m, np.ndarray)) for m in features.values()]
+                          or [np.zeros(0, bool)])
+
+
+def sentence_matrix(batch: MessageBatch, scaling: DenseScaling | None = None) -> CSR:
+    """Every sentence feature of the batch concatenated, in pipeline order (dense blocks
+    standardised by `scaling` where it names them)."""
+    return stack_features(_scaled(batch.sentence_features, scaling), len(batch))
+
+
+def sequence_matrix(batch: MessageBatch, scaling: DenseScaling | None = None) -> CSR:
     """Every sequence (per token) feature of the batch concatenated, in pipeline order."""
-    return stack_features(batch.sequence_features.values(), int(batch.token_offsets[-1]))
+    return stack_features(_scaled(batch.sequence_features, scaling), int(batch.token_offsets[-1]))
 
 
 def training_labels(training_data: TrainingData) -> tuple[np.ndarray, list[str | None]]:

@@ -3,8 +3,8 @@
 from trainkit.nlu import (  # noqa: F401
     classifiers,
     count_vectors,
-    external,
     extractors,
+    language_model,
     lexical_syntactic,
     regex_featurizer,
     spacy_components,

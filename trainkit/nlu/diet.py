@@ -75,8 +75,11 @@ from trainkit.ml import layers as nn
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import NLUComponent
 from trainkit.nlu.batch import (
+    DenseScaling,
     MessageBatch,
     Token,
+    dense_columns,
+    dense_scaling,
     featurizable_examples,
     sentence_matrix,
     sequence_matrix,
@@ -360,6 +363,8 @@ class NetworkSpec:
     similarity: str = "inner"  # or "cosine"
     intent_classification: bool = True
     token_pooling: bool = False
+    # standardisation of dense feature blocks, {"sentence": ..., "sequence": ...}
+    dense_scaling: dict[str, DenseScaling] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the model file."""
@@ -377,6 +382,7 @@ class NetworkSpec:
             "similarity": self.similarity,
             "intent_classification": self.intent_classification,
             "token_pooling": self.token_pooling,
+            "dense_scaling": self.dense_scaling,
         }
 
     @classmethod
@@ -427,6 +433,9 @@ class EncodedData:
     tags: dict[str, np.ndarray] = field(default_factory=dict)
     # `duplicate_row_ids(sequence)`, when known, lets batches merge identical tokens
     token_uid: np.ndarray | None = None
+    # columns input dropout leaves alone (dense features, unless use_dense_input_dropout)
+    protected_sentence: np.ndarray | None = None
+    protected_sequence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.sentence.shape[0]
@@ -570,9 +579,9 @@ class Network:
             distinct, inverse = nn.dense_unique(data.token_uid[token_rows], data.sequence.shape[0])
             sequence = data.sequence.take_rows(distinct)
         if rng is not None and input_drop > 0:
-            sentence = nn.sparse_dropout(sentence, input_drop, rng)
+            sentence = nn.sparse_dropout(sentence, input_drop, rng, data.protected_sentence)
             if sequence is not None:
-                sequence = nn.sparse_dropout(sequence, input_drop, rng)
+                sequence = nn.sparse_dropout(sequence, input_drop, rng, data.protected_sequence)
         steps = max(int(lengths.max()) if lengths.size else 0, 1)
         token_b = np.repeat(np.arange(rows.size), lengths)
         token_t = np.arange(token_b.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -991,10 +1000,32 @@ def ranking(
     return dict(ranked[0]), ranked
 
 
+def training_scaling(batch: MessageBatch, base: Artifact | None = None) -> dict[str, DenseScaling]:
+    """Standardisation of the dense blocks of the training batch (see `dense_scaling`).
+
+    A finetuning run keeps its base model's, so the weights it starts from see their
+    inputs on the scale they learned them.
+    """
+    if base is not None:
+        stored = base.json(MODEL_FILE)
+        if not stored.get("empty") and "dense_scaling" in stored.get("spec", {}):
+            return stored["spec"]["dense_scaling"]
+    return {"sentence": dense_scaling(batch.sentence_features), "sequence": dense_scaling(batch.sequence_features)}
+
+
+def protected_columns(batch: MessageBatch, config: dict[str, Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Columns sparse input dropout must leave alone: the dense ones, as Rasa keeps dense
+    inputs unless `use_dense_input_dropout`."""
+    if config.get("use_dense_input_dropout"):
+        return None, None
+    return dense_columns(batch.sentence_features), dense_columns(batch.sequence_features)
+
+
 def encode_batch(batch: MessageBatch, spec: NetworkSpec) -> EncodedData:
     """Prediction-time inputs of a batch, checked against the trained feature widths."""
-    sentence = sentence_matrix(batch)
-    sequence = sequence_matrix(batch)
+    scaling = spec.dense_scaling
+    sentence = sentence_matrix(batch, scaling.get("sentence"))
+    sequence = sequence_matrix(batch, scaling.get("sequence"))
     if spec.intent_classification and sentence.shape[1] != spec.sentence_dim:
         raise ValueError(f"sentence features have {sentence.shape[1]} columns, the model was trained on {spec.sentence_dim}")
     if (spec.heads or spec.token_pooling) and sequence.shape[1] != spec.sequence_dim:
@@ -1091,8 +1122,9 @@ class DIETClassifier(NLUComponent):
         config = self.config
         examples = featurizable_examples(training_data)
         rows = np.asarray([i for i, m in enumerate(examples) if m.is_nlu_example], np.int64)
-        sentence = sentence_matrix(batch)
-        sequence = sequence_matrix(batch)
+        scaling = training_scaling(batch, base)
+        sentence = sentence_matrix(batch, scaling["sentence"])
+        sequence = sequence_matrix(batch, scaling["sequence"])
         if rows.size == 0:
             return None
         used = [examples[i] for i in rows]
@@ -1135,6 +1167,7 @@ class DIETClassifier(NLUComponent):
             labels,
             tag_ids,
             duplicate_row_ids(token_matrix) if tokens_used else None,
+            *protected_columns(batch, config),
         )
         spec = NetworkSpec(
             sentence_dim=sentence.shape[1],
@@ -1150,6 +1183,7 @@ class DIETClassifier(NLUComponent):
             similarity=similarity_kind(config),
             intent_classification=intent_on,
             token_pooling=pooling,
+            dense_scaling=scaling,
         )
         network = Network(spec)
         network.fit(data, training_options(config), base_weights(self.name, base, spec))

@@ -43,9 +43,11 @@ from trainkit.nlu.diet import (
     encode_batch,
     estimated_network_memory,
     load_network,
+    protected_columns,
     save_network,
     similarity_kind,
     training_options,
+    training_scaling,
 )
 
 DEFAULT_SELECTOR_KEY = "default"
@@ -121,19 +123,22 @@ class ResponseSelector(NLUComponent):
             "all_retrieval_intents": training_data.retrieval_intents,
             "responses": responses,
         }
-        sentence = sentence_matrix(batch)
+        scaling = training_scaling(batch, base)
+        sentence = sentence_matrix(batch, scaling["sentence"])
         if rows.size == 0 or sentence.shape[1] == 0:
             return None
         keys = sorted(responses)
         labels = np.asarray([keys.index(examples[i].intent_response_key or "") for i in rows], np.int64)
         offsets = np.asarray(batch.token_offsets, np.int64)
         lengths = offsets[rows + 1] - offsets[rows]
-        sequence = sequence_matrix(batch)
+        sequence = sequence_matrix(batch, scaling["sequence"])
+        protected_sentence, _ = protected_columns(batch, config)
         data = EncodedData(
             sentence.take_rows(rows),
             CSR.empty(int(lengths.sum()), sequence.shape[1]),
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             labels,
+            protected_sentence=protected_sentence,
         )
         spec = NetworkSpec(
             sentence_dim=sentence.shape[1],
@@ -144,6 +149,7 @@ class ResponseSelector(NLUComponent):
             label_hidden_sizes=_layer_sizes(config["hidden_layers_sizes"], "label"),
             embedding_dimension=int(config["embedding_dimension"]),
             similarity=similarity_kind(config),
+            dense_scaling=scaling,
         )
         network = Network(spec)
         network.fit(data, training_options(config), base_weights(self.name, base, spec))
