@@ -146,12 +146,14 @@ def _load_inputs(node: Node, inputs: dict[str, Any], cache: Cache) -> dict[str, 
 
 
 def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, project: Project | None = None,
-                  code: str | None = None) -> None:
+                  code: str | None = None, threads: int | None = None) -> None:
     """The one place a component runs during training, on this machine or a worker.
 
     `code` is the code digest the planner fingerprinted: a process whose sources differ
     (edited during the build, or a cluster worker with another trainkit) refuses rather
     than produce output of one version of the code under the fingerprint of another.
+    `threads` is the client's BLAS thread count, for a worker whose environment is not
+    the client's (default: this process's setting).
     """
     cls = get_component(node.component)
     if code is not None and node_identity(node)["code"] != code:
@@ -163,7 +165,7 @@ def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, proje
             raise TrainkitError(f"node '{node.name}': {cls.name} cannot be finetuned")
         config = cls.finetuning_config(config, float(node.finetune[EPOCH_FRACTION]))
     component = cls(config)
-    with warnings.catch_warnings(), limited_blas():
+    with warnings.catch_warnings(), limited_blas(threads):
         if node.fn in DATA_FUNCTIONS:
             warnings.simplefilter("ignore")  # the importer already reported them
         if node.fn == PROVIDE:
@@ -276,7 +278,8 @@ def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -
             return digests
         with parallel_config(backend="dask", client=client), progress.announced([n.name for n, _ in remote]):
             outputs = Parallel(n_jobs=-1)(
-                delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "")
+                delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "",
+                                        blas_threads())
                 for node, status in remote
             )
         for (node, status), packed in zip(remote, outputs, strict=True):
