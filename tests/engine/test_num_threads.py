@@ -7,7 +7,7 @@ import json
 
 from threadpoolctl import threadpool_info
 
-from trainkit.engine.component import Component, register
+from trainkit.engine.component import INTENT_CLASSIFIER, Component, register
 from trainkit.engine.graph import Node
 from trainkit.engine.plan import node_identity
 from trainkit.engine.remote import execute_packed
@@ -19,6 +19,7 @@ class BlasThreadsProbe(Component):
     """Writes the BLAS thread count it trained with."""
 
     name = "BlasThreadsProbe"
+    roles = frozenset({INTENT_CLASSIFIER})
     trainable = True
 
     def train(self, inputs, out):

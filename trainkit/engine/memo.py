@@ -30,6 +30,7 @@ from trainkit.engine.atomic import write_json_atomic
 from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import code_identity, component_code, distribution_version
 from trainkit.engine.fingerprint import digest_file, fingerprint
+from trainkit.engine.forgotten import ForgottenNodes
 from trainkit.engine.package import current_model
 from trainkit.errors import TrainkitError
 
@@ -114,6 +115,8 @@ def _read(directory: Path) -> dict[str, Any]:
 
 def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_name: str | None) -> MemoHit | None:
     """The remembered answer for `key`, if everything it assumed still holds."""
+    if ForgottenNodes(directory).names():
+        return None  # doit forgot a node: the planner must see it retrain
     entry = _read(directory).get("entries", {}).get(key)
     if not isinstance(entry, dict):
         return None
