@@ -132,9 +132,28 @@ def test_values_of_a_group_option_stop_at_its_subcommand():
     (["--data", "-", "b"], ["--data", "-", "--data", "b"]),  # "-" is a value (stdin), not an option
     (["--data=a", "b"], ["--data=a", "b"]),
     (["-u", "a", "b"], ["-u", "a", "-u", "b"]),
+    (["--finetune", "--data", "a", "b"], ["--finetune", "--data", "a", "--data", "b"]),  # an optional value
+    (["--finetune", "m", "--data", "a", "b"], ["--finetune", "m", "--data", "a", "--data", "b"]),
 ])
 def test_spreading_the_arguments(args, expected):
     assert spread_values(args, multi={"--data", "-u"}, valued={"--out"}, commands=set()) == expected
+
+
+def test_finetune_without_a_path_before_several_data_paths(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def record(*positional, **keywords):
+        calls.append((positional, keywords))
+        return trainkit.TrainingResult(None, 0)
+
+    monkeypatch.setattr(trainkit, "train", record)
+    result = run("train", "--finetune", "--data", "a.yml", "b.yml", "--epoch-fraction", "0.5")
+    assert result.exit_code == 0, result.output
+    (positional, keywords), = calls
+    assert positional[2] == ["a.yml", "b.yml"]
+    assert keywords["model_to_finetune"] == "" and keywords["finetuning_epoch_fraction"] == 0.5
+    assert run("train", "--finetune", "--epoch-fraction", "0").exit_code == 2
 
 
 def test_num_threads_sets_the_blas_threads_of_the_build(monkeypatch, tmp_path):

@@ -69,7 +69,9 @@ def _flags(params: Sequence[click.Parameter]) -> tuple[set[str], set[str]]:
             continue
         if isinstance(param, MultiValueOption):
             multi.update(param.opts)
-        elif not param.is_flag and not param.count:
+        elif not param.is_flag and not param.count and not getattr(param, "_flag_needs_value", False):
+            # (an option whose value is optional, `--finetune [PATH]`, takes the next token
+            # only when it is no option, so that token is looked at like any other)
             valued.update(param.opts)
     return multi, valued
 

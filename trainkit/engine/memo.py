@@ -32,6 +32,7 @@ from trainkit.engine.code_identity import code_identity, component_code, distrib
 from trainkit.engine.fingerprint import digest_file, fingerprint
 from trainkit.engine.forgotten import ForgottenNodes
 from trainkit.engine.package import current_model
+from trainkit.engine.plan import PACKAGE
 from trainkit.errors import TrainkitError
 
 MEMO_FILE = "plan-memo.json"
@@ -115,12 +116,12 @@ def _read(directory: Path) -> dict[str, Any]:
 
 def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_name: str | None) -> MemoHit | None:
     """The remembered answer for `key`, if everything it assumed still holds."""
-    if ForgottenNodes(directory).names():
-        return None  # doit forgot a node: the planner must see it retrain
     entry = _read(directory).get("entries", {}).get(key)
     if not isinstance(entry, dict):
         return None
     try:
+        if ForgottenNodes(directory).names() & {*entry["nodes"], PACKAGE}:
+            return None  # doit forgot one of its nodes: the planner must see it retrain
         if any(distribution_version(name) != version for name, version in entry["libraries"].items()):
             return None
         if any(code_identity(module).digest != digest for module, digest in entry["custom_modules"].items()):
