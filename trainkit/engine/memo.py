@@ -31,8 +31,7 @@ from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import code_identity, component_code, distribution_version
 from trainkit.engine.fingerprint import digest_file, fingerprint
 from trainkit.engine.forgotten import ForgottenNodes
-from trainkit.engine.package import current_model
-from trainkit.engine.plan import PACKAGE
+from trainkit.engine.package import PACKAGE, current_model
 from trainkit.errors import TrainkitError
 
 MEMO_FILE = "plan-memo.json"

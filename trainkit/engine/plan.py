@@ -27,14 +27,13 @@ from trainkit.engine.fingerprint import digest_file, fingerprint, node_fingerpri
 from trainkit.engine.forgotten import REASON as FORGOTTEN
 from trainkit.engine.graph import BASE_MODEL, EPOCH_FRACTION, PROVIDE, Node, node_of
 from trainkit.engine.package import (
+    PACKAGE,
     PackageSettings,
     current_model,
     explain_model,
     package_fingerprint,
     target_names,
 )
-
-PACKAGE = "package"
 
 
 def project_file_digests(files: list[Path], root: Path | None = None) -> dict[str, str]:
