@@ -26,6 +26,7 @@ planner is; so forgetting a trainkit task records it for the planner
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -200,34 +201,42 @@ def clean_cache(cache_root: str, dryrun: bool) -> None:
     print(f"removed the cache at {cache_root} ({entries} entries)")
 
 
-def _record_forgetting(state_dir: str, names: list[str]) -> None:
-    """Make doit's forgetting of a trainkit task reach the planner.
+def _on_forget(handlers: dict[str, Callable[[], None]]) -> None:
+    """Make doit's forgetting of trainkit's tasks reach trainkit's own state.
 
     doit's `forget` (and `clean --forget`) call the dependency manager's `remove` for
     each task and `remove_all` for `--all`; the manager is doit's documented singleton
-    (`doit.Globals.dep_manager`), set before the tasks load. Wrapping those two calls
-    marks the nodes as forgotten whatever doit's own database held, so a build doit
-    never saw (`trainkit train`) is forgotten too.
+    (`doit.Globals.dep_manager`), set before the tasks load. Those two calls are wrapped
+    once per process to run the handler of each trainkit task forgotten, whatever doit's
+    own database held: a model built outside doit (`trainkit train`) is forgotten too.
     """
     manager = Globals.dep_manager
-    if manager is None or getattr(manager, "trainkit_forgets", None) == state_dir:
+    if manager is None:
         return
+    registered: dict[str, Callable[[], None]] | None = getattr(manager, "trainkit_forget_handlers", None)
+    if registered is None:
+        registered = {}
+        remove, remove_all = manager.remove, manager.remove_all
+
+        def remove_task(task_id: str) -> None:
+            remove(task_id)
+            if task_id in registered:
+                registered[task_id]()
+
+        def remove_every_task() -> None:
+            remove_all()
+            for handler in list(registered.values()):
+                handler()
+
+        manager.remove, manager.remove_all = remove_task, remove_every_task
+        manager.trainkit_forget_handlers = registered
+    registered.update(handlers)
+
+
+def _forget_nodes(state_dir: str, names: list[str]) -> None:
+    """`doit forget train[:<node>]`: the planner retrains each forgotten node once."""
     forgotten = ForgottenNodes(state_dir)
-    known = set(names)
-    remove, remove_all = manager.remove, manager.remove_all
-
-    def remove_task(task_id: str) -> None:
-        remove(task_id)
-        name = task_id.removeprefix(f"{TRAIN}:")
-        if name != task_id and name in known:
-            forgotten.forget([name])
-
-    def remove_every_task() -> None:
-        remove_all()
-        forgotten.forget(sorted(known))
-
-    manager.remove, manager.remove_all = remove_task, remove_every_task
-    manager.trainkit_forgets = state_dir
+    _on_forget({f"{TRAIN}:{name}": functools.partial(forgotten.forget, [name]) for name in names})
 
 
 def _acquire_project_lock() -> None:
@@ -266,7 +275,7 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
         raise SystemExit(f"Error: {exc}") from None
     _acquire_project_lock()
     spec = plan.spec.__dict__
-    _record_forgetting(plan.spec.state_dir, [node.name for node in plan.recipe.nodes] + [PACKAGE])
+    _forget_nodes(plan.spec.state_dir, [node.name for node in plan.recipe.nodes] + [PACKAGE])
     # The group task itself does nothing; it is as current as its subtasks, which doit
     # checks one by one, so `doit list --status` must not show it as always stale.
     yield {"name": None, "uptodate": [True], "doc": "Train the assistant's model: one subtask per graph node, "
@@ -333,7 +342,10 @@ def test_action(options: dict[str, Any]) -> None:
 @task_params(TEST_PARAMS)
 def task_test(model: str, stories: str, nlu: str, results: str, e2e: bool) -> Any:
     """Test the model: dialogue on the test stories, NLU on the NLU data (`trainkit test`)."""
+    from trainkit.evaluation.run_record import forget_run
+
     options = {"model": model, "stories": stories, "nlu": nlu, "results": results, "e2e": e2e}
+    _on_forget({"test": forget_run})  # `doit forget test`: the next `doit test` runs
     return {
         "actions": [(test_action, [options])],
         "task_dep": ["train"],
