@@ -294,7 +294,7 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
             task["verbosity"] = 0
         yield task
     yield {
-        "name": "package",
+        "name": PACKAGE,
         "actions": [(package_action, [spec, force])],
         "task_dep": [f"{TRAIN}:{node.name}" for node in plan.recipe.nodes if node.target],
         "uptodate": [PlannerCheck(_package_check(spec), force)],
