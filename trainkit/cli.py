@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 import trainkit
+from trainkit.cli_options import MultiValueGroup, MultiValueOption
 from trainkit.errors import DataErrors, TrainkitError
 
 DEFAULT_CONFIG = "config.yml"
@@ -93,7 +94,9 @@ def resolve_data(values: tuple[str, ...]) -> list[str]:
 
 config_option = click.option("-c", "--config", default=None, help="Config file [default: config.yml].")
 domain_option = click.option("-d", "--domain", default=None, help="Domain file or directory [default: domain.yml].")
-data_option = click.option("--data", multiple=True, help="Data files or directories [default: data]. Repeatable.")
+PATHS_HELP = "Several paths after one flag, or the flag repeated."
+data_option = click.option("--data", cls=MultiValueOption,
+                           help=f"Data files or directories [default: data]. {PATHS_HELP}")
 out_option = click.option("--out", default="models", show_default=True, help="Where to write the model.")
 name_option = click.option("--fixed-model-name", default=None, help="Model file name instead of a timestamped one.")
 force_option = click.option("--force", is_flag=True, help="Retrain every component, ignoring the cache.")
@@ -103,13 +106,18 @@ jobs_option = click.option("-j", "--jobs", default=1, show_default=True,
 finetune_option = click.option(
     "--finetune", default=None, is_flag=False, flag_value="", metavar="[PATH]",
     help="Continue training this model (file or directory; no PATH: the newest model in --out).")
-fraction_option = click.option("--epoch-fraction", default=1.0, show_default=True, type=float,
-                               help="With --finetune: train this fraction of each component's epochs.")
+fraction_option = click.option(
+    "--epoch-fraction", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True),
+    help="With --finetune: train this fraction of the epochs each component's config gives.")
+threads_option = click.option(
+    "--num-threads", default=None, type=click.IntRange(1), metavar="N",
+    help="BLAS threads each node trains with, in this process and its workers [default: TRAINKIT_BLAS_THREADS "
+         "or 1]. With --jobs, at most cores // N nodes train at once.")
 scheduler_option = click.option("--scheduler", default=None, metavar="ADDRESS",
                                 help="Train on a Dask cluster, e.g. tcp://HOST:8786 [env: TRAINKIT_DASK_SCHEDULER].")
 
 
-@click.group()
+@click.group(cls=MultiValueGroup)
 @click.version_option(trainkit.__version__, prog_name="trainkit")
 def main() -> None:
     """Train conversational-assistant models from Rasa 3.x projects, as a cached build."""
@@ -119,6 +127,13 @@ def _print_statuses(results: dict[str, Any]) -> None:
     for name, status in results.items():
         mark = "U" if status["status"] == "up to date" else "R"
         click.echo(f"{mark} {name:<45} {status['reason']}")
+
+
+def _use_threads(num_threads: int | None) -> None:
+    if num_threads is not None:
+        from trainkit.engine.threads import set_blas_threads
+
+        set_blas_threads(num_threads)
 
 
 def _finish_training(result: Any, dry_run: bool) -> None:
@@ -140,6 +155,7 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @force_option
 @dry_option
 @jobs_option
+@threads_option
 @scheduler_option
 @finetune_option
 @fraction_option
@@ -149,12 +165,13 @@ def _finish_training(result: Any, dry_run: bool) -> None:
 @click.pass_context
 @handle_errors
 def train(ctx: click.Context, config: str | None, domain: str | None, data: tuple[str, ...], out: str,
-          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, scheduler: str | None,
-          finetune: str | None, epoch_fraction: float, quiet: bool, verbose: bool, debug: bool,
-          augmentation: int | None, persist_nlu_data: bool) -> None:
+          fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, num_threads: int | None,
+          scheduler: str | None, finetune: str | None, epoch_fraction: float, quiet: bool, verbose: bool,
+          debug: bool, augmentation: int | None, persist_nlu_data: bool) -> None:
     """Train a model (NLU and dialogue) from the project in the current directory."""
     if ctx.invoked_subcommand is not None:
         return
+    _use_threads(num_threads)
     core_args = {} if augmentation is None else {"augmentation_factor": augmentation}
     with _verbosity(quiet, verbose, debug):
         result = trainkit.train(
@@ -169,22 +186,24 @@ def train(ctx: click.Context, config: str | None, domain: str | None, data: tupl
 @train.command("nlu")
 @config_option
 @domain_option
-@click.option("-u", "--nlu", multiple=True, help="NLU files or directories [default: data]. Repeatable.")
+@click.option("-u", "--nlu", cls=MultiValueOption, help=f"NLU files or directories [default: data]. {PATHS_HELP}")
 @out_option
 @name_option
 @force_option
 @dry_option
 @jobs_option
+@threads_option
 @scheduler_option
 @finetune_option
 @fraction_option
 @output_options
 @handle_errors
 def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ...], out: str,
-                      fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
+                      fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, num_threads: int | None,
                       scheduler: str | None, finetune: str | None, epoch_fraction: float,
                       quiet: bool, verbose: bool, debug: bool) -> None:
     """Train only the NLU pipeline."""
+    _use_threads(num_threads)
     with _verbosity(quiet, verbose, debug):
         result = trainkit.train_nlu(
             resolve_default(config, DEFAULT_CONFIG), resolve_data(nlu), output=out,
@@ -197,22 +216,25 @@ def train_nlu_command(config: str | None, domain: str | None, nlu: tuple[str, ..
 @train.command("core")
 @config_option
 @domain_option
-@click.option("-s", "--stories", multiple=True, help="Story/rule files or directories [default: data]. Repeatable.")
+@click.option("-s", "--stories", cls=MultiValueOption,
+              help=f"Story/rule files or directories [default: data]. {PATHS_HELP}")
 @out_option
 @name_option
 @force_option
 @dry_option
 @jobs_option
+@threads_option
 @scheduler_option
 @finetune_option
 @fraction_option
 @output_options
 @handle_errors
 def train_core_command(config: str | None, domain: str | None, stories: tuple[str, ...], out: str,
-                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int,
+                       fixed_model_name: str | None, force: bool, dry_run: bool, jobs: int, num_threads: int | None,
                        scheduler: str | None, finetune: str | None, epoch_fraction: float,
                        quiet: bool, verbose: bool, debug: bool) -> None:
     """Train only the dialogue policies."""
+    _use_threads(num_threads)
     with _verbosity(quiet, verbose, debug):
         result = trainkit.train_core(
             resolve_default(domain, DEFAULT_DOMAIN), resolve_default(config, DEFAULT_CONFIG),
@@ -304,10 +326,10 @@ def data_summary(config: str | None, domain: str | None, data: tuple[str, ...], 
 
 model_option = click.option("-m", "--model", default="models", show_default=True,
                             help="Model archive, or a directory (newest).")
-stories_option = click.option("-s", "--stories", multiple=True,
-                              help="Test story files or directories [default: tests]. Repeatable.")
-test_nlu_option = click.option("-u", "--nlu", multiple=True,
-                               help="NLU test files or directories [default: data]. Repeatable.")
+stories_option = click.option("-s", "--stories", cls=MultiValueOption,
+                              help=f"Test story files or directories [default: tests]. {PATHS_HELP}")
+test_nlu_option = click.option("-u", "--nlu", cls=MultiValueOption,
+                               help=f"NLU test files or directories [default: data]. {PATHS_HELP}")
 results_option = click.option("--out", default="results", show_default=True, help="Where to write reports and plots.")
 e2e_option = click.option("--e2e", is_flag=True, help="Also parse the stories' user texts and check intents and entities.")
 no_plot_option = click.option("--no-plot", is_flag=True, help="Write the reports only, no PNG plots.")

@@ -10,32 +10,52 @@ xxhash file checker serves the tasks a project adds to its own dodo.py.
     doit -n 4 train                 build independent nodes in parallel
     doit list --status --all        dry run: R = will run, U = up to date
     doit train --out dist --fixed-model-name bot --force
+    doit train --data data/nlu.yml,data/stories.yml --num-threads 2
     doit train --finetune models --epoch-fraction 0.2
     doit train test                 test the model (only when the model or a test file changed)
+    doit info train:<node>          the node's status and, when stale, the planner's reason
+    doit forget train[:<node>]      the next build retrains those nodes, cached or not
+    doit clean train                remove the models the builds wrote (TRAINKIT_CLEAN_CACHE=1: the cache too)
+    doit help train                 the task's options
+
+doit's own state (`doit forget`, `doit clean --forget`) is not what decides here, the
+planner is; so forgetting a trainkit task records it for the planner
+(`trainkit.engine.forgotten`) and that node retrains once, in `doit train` and
+`trainkit train` alike.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from doit import task_params
+from doit import Globals, task_params
 from doit.dependency import FileChangedChecker
 
 from trainkit.engine import lock, progress
+from trainkit.engine.cache import Cache
 from trainkit.engine.fingerprint import digest_file
+from trainkit.engine.forgotten import ForgottenNodes
 from trainkit.engine.graph import DERIVE, PROVIDE
+from trainkit.engine.plan import PACKAGE, NodeStatus
 from trainkit.engine.runner import (
     BuildSpec,
     build_node,
-    node_is_current,
+    node_current_status,
     package_cached,
-    package_is_current,
+    package_current_status,
 )
+from trainkit.engine.threads import BLAS_THREADS_ENV, set_blas_threads
+from trainkit.engine.written_models import WrittenModels
 from trainkit.errors import TrainkitError
+
+TRAIN = "train"
+CLEAN_CACHE_ENV = "TRAINKIT_CLEAN_CACHE"
 
 STATE_DIR = Path(".trainkit")
 STATE_DIR.mkdir(exist_ok=True)
@@ -80,32 +100,62 @@ DOIT_CONFIG = {
 
 _READ_ONLY_COMMANDS = {"list", "info", "help", "dumpdb", "strace", "tabcompletion", "ignore", "forget", "reset-dep"}
 
+# `doit help train` prints these; the defaults are in the help because doit's own line
+# shows only where a value may be configured ([tool.doit.tasks.train] in pyproject.toml).
 PARAMS = [
-    {"name": "config", "long": "config", "default": "config.yml", "help": "config file"},
-    {"name": "domain", "long": "domain", "default": "domain.yml", "help": "domain file or directory"},
-    {"name": "data", "long": "data", "default": "data", "help": "data paths, comma separated"},
-    {"name": "out", "long": "out", "default": "models", "help": "model output directory"},
-    {"name": "fixed_model_name", "long": "fixed-model-name", "default": "", "help": "fixed model file name"},
-    {"name": "force", "long": "force", "type": bool, "default": False, "help": "retrain every node"},
+    {"name": "config", "long": "config", "default": "config.yml", "help": "config file [default: config.yml]"},
+    {"name": "domain", "long": "domain", "default": "domain.yml",
+     "help": "domain file or directory [default: domain.yml]"},
+    {"name": "data", "long": "data", "default": "data",
+     "help": "data files or directories, comma separated (data/nlu.yml,data/stories.yml) [default: data]"},
+    {"name": "out", "long": "out", "default": "models", "help": "where to write the model [default: models]"},
+    {"name": "fixed_model_name", "long": "fixed-model-name", "default": "",
+     "help": "model file name instead of a timestamped one"},
+    {"name": "force", "long": "force", "type": bool, "default": False,
+     "help": "retrain every node, ignoring the cache (one node: doit forget train:<node>)"},
+    {"name": "num_threads", "long": "num-threads", "type": int, "default": 0,
+     "help": f"BLAS threads each node trains with, here and in doit -n workers [default: {BLAS_THREADS_ENV} "
+             "or 1]; with doit -n N, N processes each train with that many threads"},
     {"name": "finetune", "long": "finetune", "default": "",
-     "help": "model to finetune: an archive, or a directory for its newest archive"},
+     "help": "continue training this model: an archive, or a directory for its newest archive"},
     {"name": "epoch_fraction", "long": "epoch-fraction", "type": float, "default": 1.0,
-     "help": "with --finetune: the fraction of each component's epochs to train"},
+     "help": "with --finetune: train this fraction of the epochs each component's config gives [default: 1.0]"},
 ]
 
 
-def node_uptodate(spec: dict[str, Any], name: str, force: bool) -> bool:
-    """doit `uptodate` of a node: the planner's answer (data nodes are refreshed)."""
-    if force:
-        return False
-    return _guarded(node_is_current, BuildSpec(**spec), name)
+class PlannerCheck:
+    """A task's doit `uptodate`: the planner's answer, and its reason kept in words.
+
+    doit's `info` prints an `uptodate` entry that said no together with its arguments;
+    this one takes none and prints as the planner's reason, so `doit info train:<node>`
+    says why (`config changed: epochs`) instead of dumping the build spec.
+    """
+
+    def __init__(self, status: Callable[[], NodeStatus], force: bool) -> None:
+        self.status = status
+        self.force = force
+        self.reason = "not checked yet"
+
+    def __call__(self) -> bool:
+        if self.force:
+            self.reason = "forced (--force)"
+            return False
+        status = _guarded(self.status)
+        self.reason = status.reason
+        return status.up_to_date
+
+    def __str__(self) -> str:
+        return f"trainkit's planner: {self.reason}"
+
+    __repr__ = __str__
 
 
-def package_uptodate(spec: dict[str, Any], force: bool) -> bool:
-    """doit `uptodate` of the package task: is the model archive current and intact?"""
-    if force:
-        return False
-    return _guarded(package_is_current, BuildSpec(**spec))
+def _node_check(spec: dict[str, Any], name: str) -> Callable[[], NodeStatus]:
+    return lambda: node_current_status(BuildSpec(**spec), name)
+
+
+def _package_check(spec: dict[str, Any]) -> Callable[[], NodeStatus]:
+    return lambda: package_current_status(BuildSpec(**spec))
 
 
 def run_node(spec: dict[str, Any], name: str, force: bool) -> None:
@@ -128,6 +178,67 @@ def _guarded(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise SystemExit(f"Error: {exc}") from None
 
 
+def clean_models(state_dir: str, dryrun: bool) -> None:
+    """doit clean action of `train:package`: remove the archives the builds wrote."""
+    cleaned = WrittenModels(state_dir).clean(dryrun)
+    for model in cleaned:
+        print(f"{model.note}: {model.path}")
+    if not cleaned:
+        print("no model written by a build is left to remove")
+
+
+def clean_cache(cache_root: str, dryrun: bool) -> None:
+    """doit clean action of `train`: the cache stays unless TRAINKIT_CLEAN_CACHE asks."""
+    if os.environ.get(CLEAN_CACHE_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        print(f"cache kept at {cache_root} ({CLEAN_CACHE_ENV}=1 doit clean train removes it)")
+        return
+    cache = Cache(Path(cache_root))
+    entries = cache.stats()["entries"]
+    if dryrun:
+        print(f"would remove the cache at {cache_root} ({entries} entries)")
+        return
+    _guarded(cache.clear)
+    print(f"removed the cache at {cache_root} ({entries} entries)")
+
+
+def _on_forget(handlers: dict[str, Callable[[], None]]) -> None:
+    """Make doit's forgetting of trainkit's tasks reach trainkit's own state.
+
+    doit's `forget` (and `clean --forget`) call the dependency manager's `remove` for
+    each task and `remove_all` for `--all`; the manager is doit's documented singleton
+    (`doit.Globals.dep_manager`), set before the tasks load. Those two calls are wrapped
+    once per process to run the handler of each trainkit task forgotten, whatever doit's
+    own database held: a model built outside doit (`trainkit train`) is forgotten too.
+    """
+    manager = Globals.dep_manager
+    if manager is None:
+        return
+    registered: dict[str, Callable[[], None]] | None = getattr(manager, "trainkit_forget_handlers", None)
+    if registered is None:
+        registered = {}
+        remove, remove_all = manager.remove, manager.remove_all
+
+        def remove_task(task_id: str) -> None:
+            remove(task_id)
+            if task_id in registered:
+                registered[task_id]()
+
+        def remove_every_task() -> None:
+            remove_all()
+            for handler in list(registered.values()):
+                handler()
+
+        manager.remove, manager.remove_all = remove_task, remove_every_task
+        manager.trainkit_forget_handlers = registered
+    registered.update(handlers)
+
+
+def _forget_nodes(state_dir: str, names: list[str]) -> None:
+    """`doit forget train[:<node>]`: the planner retrains each forgotten node once."""
+    forgotten = ForgottenNodes(state_dir)
+    _on_forget({f"{TRAIN}:{name}": functools.partial(forgotten.forget, [name]) for name in names})
+
+
 def _acquire_project_lock() -> None:
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "run")
     if command in _READ_ONLY_COMMANDS:
@@ -140,11 +251,17 @@ def _acquire_project_lock() -> None:
 
 @task_params(PARAMS)
 def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool,
-               finetune: str = "", epoch_fraction: float = 1.0) -> Any:
-    """Train the assistant's model: one subtask per graph node, then packaging."""
+               num_threads: int = 0, finetune: str = "", epoch_fraction: float = 1.0) -> Any:
+    """Train the assistant's model: one subtask per graph node, then packaging.
+
+    `doit info train:<node>` says why a node is stale, `doit forget train` makes the next
+    build retrain, `doit clean train` removes the models the builds wrote.
+    """
     from trainkit.training import prepare
 
     try:
+        if num_threads:
+            set_blas_threads(num_threads)
         plan = prepare(
             domain if Path(domain).exists() else None,
             config if Path(config).exists() else None,
@@ -158,29 +275,31 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
         raise SystemExit(f"Error: {exc}") from None
     _acquire_project_lock()
     spec = plan.spec.__dict__
+    _forget_nodes(plan.spec.state_dir, [node.name for node in plan.recipe.nodes] + [PACKAGE])
     # The group task itself does nothing; it is as current as its subtasks, which doit
     # checks one by one, so `doit list --status` must not show it as always stale.
     yield {"name": None, "uptodate": [True], "doc": "Train the assistant's model: one subtask per graph node, "
-           "then packaging."}
+           "then packaging.", "clean": [(clean_cache, [plan.spec.cache_root])]}
     for node in plan.recipe.nodes:
         task: dict[str, Any] = {
             "name": node.name,
             "actions": [(run_node, [spec, node.name, force])],
             # No file_dep: the planner alone decides staleness (it hashes the files the
             # data nodes read), so doit and `trainkit status` can never disagree.
-            "uptodate": [(node_uptodate, [spec, node.name, force])],
-            "task_dep": [f"train:{up}" for up in node.upstream()],
+            "uptodate": [PlannerCheck(_node_check(spec, node.name), force)],
+            "task_dep": [f"{TRAIN}:{up}" for up in node.upstream()],
             "doc": f"{node.component}.{node.fn}",
         }
         if node.fn in (PROVIDE, DERIVE):
             task["verbosity"] = 0
         yield task
     yield {
-        "name": "package",
+        "name": PACKAGE,
         "actions": [(package_action, [spec, force])],
-        "task_dep": [f"train:{node.name}" for node in plan.recipe.nodes if node.target],
-        "uptodate": [(package_uptodate, [spec, force])],
-        "doc": "write the model archive",
+        "task_dep": [f"{TRAIN}:{node.name}" for node in plan.recipe.nodes if node.target],
+        "uptodate": [PlannerCheck(_package_check(spec), force)],
+        "clean": [(clean_models, [plan.spec.state_dir])],
+        "doc": "write the model archive (doit clean train removes the archives the builds wrote)",
     }
 
 
@@ -223,7 +342,10 @@ def test_action(options: dict[str, Any]) -> None:
 @task_params(TEST_PARAMS)
 def task_test(model: str, stories: str, nlu: str, results: str, e2e: bool) -> Any:
     """Test the model: dialogue on the test stories, NLU on the NLU data (`trainkit test`)."""
+    from trainkit.evaluation.run_record import forget_run
+
     options = {"model": model, "stories": stories, "nlu": nlu, "results": results, "e2e": e2e}
+    _on_forget({"test": forget_run})  # `doit forget test`: the next `doit test` runs
     return {
         "actions": [(test_action, [options])],
         "task_dep": ["train"],

@@ -31,7 +31,8 @@ from trainkit.engine.atomic import write_json_atomic
 from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import code_identity, component_code, distribution_version
 from trainkit.engine.fingerprint import digest_file, fingerprint
-from trainkit.engine.package import current_model
+from trainkit.engine.forgotten import ForgottenNodes
+from trainkit.engine.package import PACKAGE, current_model
 from trainkit.errors import TrainkitError
 
 MEMO_FILE = "plan-memo.json"
@@ -119,6 +120,8 @@ def recall(directory: Path, key: str, cache: Cache, output: Path, fixed_model_na
     if not isinstance(entry, dict):
         return None
     try:
+        if ForgottenNodes(directory).names() & {*entry["nodes"], PACKAGE}:
+            return None  # doit forgot one of its nodes: the planner must see it retrain
         if any(distribution_version(name) != version for name, version in entry["libraries"].items()):
             return None
         if any(code_identity(module).digest != digest for module, digest in entry["custom_modules"].items()):

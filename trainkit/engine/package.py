@@ -34,6 +34,8 @@ from trainkit.errors import TrainkitError
 
 FORMAT_VERSION = 1
 DOMAIN_NODE = "domain_provider"
+# The package step's name among the node statuses (and as a doit task, `train:package`).
+PACKAGE = "package"
 
 @dataclass
 class PackageSettings:

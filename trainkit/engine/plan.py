@@ -24,16 +24,16 @@ from trainkit.engine.cache import Cache
 from trainkit.engine.code_identity import component_code
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import digest_file, fingerprint, node_fingerprint
+from trainkit.engine.forgotten import REASON as FORGOTTEN
 from trainkit.engine.graph import BASE_MODEL, EPOCH_FRACTION, PROVIDE, Node, node_of
 from trainkit.engine.package import (
+    PACKAGE,
     PackageSettings,
     current_model,
     explain_model,
     package_fingerprint,
     target_names,
 )
-
-PACKAGE = "package"
 
 
 def project_file_digests(files: list[Path], root: Path | None = None) -> dict[str, str]:
@@ -108,6 +108,8 @@ class NodeStatus:
     fingerprint: str | None = None
     digest: str | None = None
     ran: bool = False
+    # Marked by `doit forget`: stale until a build runs it, even when re-read by a dry run.
+    forgotten: bool = False
     # What a runner needs to execute the node (input digests); not part of the report.
     inputs: dict[str, Any] | None = field(default=None, repr=False)
     code: str | None = field(default=None, repr=False)
@@ -199,7 +201,8 @@ class PlanContext:
 
     `verify` (True, or a set of node names) rehashes cached outputs before trusting them,
     so a damaged entry becomes a miss; `remember` refreshes the run records of cache hits
-    (real builds do, so a later miss can say what changed since).
+    (real builds do, so a later miss can say what changed since). `forgotten` nodes are
+    treated as `force` treats every node (see `trainkit.engine.forgotten`).
     """
 
     cache: Cache
@@ -208,6 +211,7 @@ class PlanContext:
     force: bool = False
     verify: bool | Collection[str] = False
     remember: bool = False
+    forgotten: frozenset[str] = frozenset()
     identities: dict[type, str] = field(default_factory=dict, repr=False)
 
     def verifies(self, name: str) -> bool:
@@ -223,7 +227,8 @@ def node_status(node: Node, digests: dict[str, str], ctx: PlanContext) -> NodeSt
         return NodeStatus(node.name, False, "upstream stale: " + ", ".join(dict.fromkeys(waiting)))
     identity = node_identity(node, ctx.identities)
     fp = fingerprint_of(node, inputs, identity)
-    digest = None if ctx.force else ctx.cache.lookup(fp, touch=False)
+    forgotten = node.name in ctx.forgotten
+    digest = None if ctx.force or forgotten else ctx.cache.lookup(fp, touch=False)
     if digest is not None and ctx.verifies(node.name) and ctx.cache.path_of(digest, verify=True) is None:
         digest = None
     current = make_record(node, inputs, ctx.file_digests, identity)
@@ -231,8 +236,13 @@ def node_status(node: Node, digests: dict[str, str], ctx: PlanContext) -> NodeSt
         if ctx.remember and ctx.records.read(node.name) != current:
             ctx.records.write(node.name, current)
         return NodeStatus(node.name, True, "cached", fp, digest, inputs=inputs, code=identity["code"])
-    reason = "forced" if ctx.force else explain_miss(node, ctx.records.read(node.name), current)
-    return NodeStatus(node.name, False, reason, fp, inputs=inputs, code=identity["code"])
+    if ctx.force:
+        reason = "forced"
+    elif forgotten:
+        reason = FORGOTTEN
+    else:
+        reason = explain_miss(node, ctx.records.read(node.name), current)
+    return NodeStatus(node.name, False, reason, fp, forgotten=forgotten, inputs=inputs, code=identity["code"])
 
 
 # Runs some of the stale, fingerprintable nodes it is given; returns {name: output digest}
@@ -273,10 +283,11 @@ def settle_reread_data(statuses: dict[str, NodeStatus]) -> None:
 
     Data nodes are cheap and deterministic; re-reading them is how a dry run sees that an
     edit (a comment, reordered keys) changes nothing downstream. What they produced is
-    now in the cache, so they are as current as a cache hit.
+    now in the cache, so they are as current as a cache hit. A forgotten one stays stale:
+    only a build clears its mark.
     """
     for status in statuses.values():
-        if status.ran:
+        if status.ran and not status.forgotten:
             status.up_to_date = True
             status.reason = f"data re-read ({status.reason})"
 
@@ -290,17 +301,22 @@ class PackageStatus(NodeStatus):
 
 
 def package_status(
-    settings: PackageSettings, nodes: list[dict[str, Any]], statuses: dict[str, NodeStatus], force: bool = False
+    settings: PackageSettings, nodes: list[dict[str, Any]], statuses: dict[str, NodeStatus], force: bool = False,
+    forgotten: bool = False,
 ) -> PackageStatus:
-    """Whether the model archive is current: it carries the package fingerprint and is intact."""
+    """Whether the model archive is current: it carries the package fingerprint and is intact
+    (and doit was not told to forget the package step)."""
     targets = target_names(nodes)
     waiting = [name for name in targets if statuses[name].digest is None]
     if waiting:
         return PackageStatus(PACKAGE, False, "waits for: " + ", ".join(waiting))
     digests = {name: statuses[name].digest or "" for name in targets}
     fp = package_fingerprint(settings, nodes, digests)
-    status = PackageStatus(PACKAGE, False, "forced", fp, digests=digests)
+    status = PackageStatus(PACKAGE, False, "forced", fp, forgotten=forgotten, digests=digests)
     if force:
+        return status
+    if forgotten:
+        status.reason = FORGOTTEN
         return status
     path = current_model(Path(settings.output), settings.fixed_model_name)
     if path is None:

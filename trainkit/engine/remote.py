@@ -62,8 +62,10 @@ def unpack(packed: Packed, directory: Path) -> Path:
     return root
 
 
-def execute_packed(node_data: dict[str, Any], inputs: dict[str, Any], code: str) -> Packed:
-    """What a worker runs: one node, from packed inputs (`{param: (digest, packed) | [..]}`)."""
+def execute_packed(node_data: dict[str, Any], inputs: dict[str, Any], code: str,
+                   threads: int | None = None) -> Packed:
+    """What a worker runs: one node, from packed inputs (`{param: (digest, packed) | [..]}`),
+    with the client's BLAS thread count (`threads`), whatever the worker's environment says."""
     from trainkit.engine.graph import Node
     from trainkit.engine.runner import run_component
 
@@ -81,7 +83,7 @@ def execute_packed(node_data: dict[str, Any], inputs: dict[str, Any], code: str)
                 artifacts.append(Artifact(path))
             loaded[param] = artifacts[0] if isinstance(value, tuple) else artifacts
         out = ArtifactWriter(scratch / "output")
-        run_component(node, loaded, out, code=code)
+        run_component(node, loaded, out, code=code, threads=threads)
         return pack(out.path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -28,6 +28,7 @@ from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.cache import Cache
 from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import fingerprint
+from trainkit.engine.forgotten import ForgottenNodes
 from trainkit.engine.graph import (
     DERIVE,
     EPOCH_FRACTION,
@@ -54,6 +55,7 @@ from trainkit.engine.plan import (
     settle_reread_data,
 )
 from trainkit.engine.threads import blas_threads, limited_blas, parallel_workers
+from trainkit.engine.written_models import WrittenModels
 from trainkit.errors import TrainkitError
 
 logger = logging.getLogger(__name__)
@@ -82,7 +84,8 @@ class BuildSpec:
     def context(self, file_digests: dict[str, str], force: bool = False,
                 verify: bool | Collection[str] = False, remember: bool = False) -> PlanContext:
         """What the planner consults for this build."""
-        return PlanContext(self.cache(), file_digests, self.records(), force, verify, remember)
+        return PlanContext(self.cache(), file_digests, self.records(), force, verify, remember,
+                           self.forgotten().names())
 
     @property
     def project_paths(self) -> ProjectPaths:
@@ -92,6 +95,10 @@ class BuildSpec:
     def cache(self) -> Cache:
         """The cache this build reads and writes."""
         return Cache(Path(self.cache_root), self.cache_max_size, evict_on_put=False)
+
+    def forgotten(self) -> ForgottenNodes:
+        """The nodes doit forgot, which the next build retrains."""
+        return ForgottenNodes(Path(self.state_dir))
 
     def records(self) -> RunRecords:
         """Per-node records of the last run, for staleness reasons."""
@@ -146,12 +153,14 @@ def _load_inputs(node: Node, inputs: dict[str, Any], cache: Cache) -> dict[str, 
 
 
 def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, project: Project | None = None,
-                  code: str | None = None) -> None:
+                  code: str | None = None, threads: int | None = None) -> None:
     """The one place a component runs during training, on this machine or a worker.
 
     `code` is the code digest the planner fingerprinted: a process whose sources differ
     (edited during the build, or a cluster worker with another trainkit) refuses rather
     than produce output of one version of the code under the fingerprint of another.
+    `threads` is the client's BLAS thread count, for a worker whose environment is not
+    the client's (default: this process's setting).
     """
     cls = get_component(node.component)
     if code is not None and node_identity(node)["code"] != code:
@@ -163,7 +172,7 @@ def run_component(node: Node, loaded: dict[str, Any], out: ArtifactWriter, proje
             raise TrainkitError(f"node '{node.name}': {cls.name} cannot be finetuned")
         config = cls.finetuning_config(config, float(node.finetune[EPOCH_FRACTION]))
     component = cls(config)
-    with warnings.catch_warnings(), limited_blas():
+    with warnings.catch_warnings(), limited_blas(threads):
         if node.fn in DATA_FUNCTIONS:
             warnings.simplefilter("ignore")  # the importer already reported them
         if node.fn == PROVIDE:
@@ -276,7 +285,8 @@ def run_on_cluster(spec: BuildSpec, file_digests: dict[str, str], client: Any) -
             return digests
         with parallel_config(backend="dask", client=client), progress.announced([n.name for n, _ in remote]):
             outputs = Parallel(n_jobs=-1)(
-                delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "")
+                delayed(execute_packed)(node.as_dict(), packed_inputs(node, status.inputs or {}), status.code or "",
+                                        blas_threads())
                 for node, status in remote
             )
         for (node, status), packed in zip(remote, outputs, strict=True):
@@ -348,7 +358,8 @@ def _graph(spec: BuildSpec, only: str | None = None) -> nx.DiGraph:
 def _package(spec: BuildSpec, report: BuildReport, force: bool) -> None:
     """Bring the model archive up to date; the planner says whether anything is written."""
     settings = spec.package_settings()
-    status = package_status(settings, spec.nodes, report.statuses, force)
+    forgotten = spec.forgotten()
+    status = package_status(settings, spec.nodes, report.statuses, force, PACKAGE in forgotten.names())
     report.package = status
     remove_leftovers(Path(settings.output))
     if status.up_to_date:
@@ -358,6 +369,8 @@ def _package(spec: BuildSpec, report: BuildReport, force: bool) -> None:
         raise TrainkitError(f"cannot package: {status.reason}")
     report.model = write_model(spec.cache(), settings, spec.nodes, status.digests)
     report.written = True
+    WrittenModels(Path(spec.state_dir)).add(report.model)
+    forgotten.remember([PACKAGE])
 
 
 def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = "loky",
@@ -377,6 +390,7 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
             statuses = plan(graph, ctx, run_on_cluster(spec, file_digests, client))
     else:
         statuses = plan(graph, ctx, run_everything(spec, file_digests, n_jobs, backend))
+    spec.forgotten().remember(name for name, s in statuses.items() if s.ran and s.forgotten)
     trained = [name for name, s in statuses.items() if s.ran and node_of(graph, name).fn not in DATA_FUNCTIONS]
     report = BuildReport(statuses, trained=trained)
     _package(spec, report, force)
@@ -388,19 +402,32 @@ def build(spec: BuildSpec, force: bool = False, n_jobs: int = 1, backend: str = 
 def dry_run(spec: BuildSpec, force: bool = False) -> BuildReport:
     """Status of every node and of the package; data nodes run, nothing trains or is written."""
     file_digests = spec.file_digests()
-    statuses = plan(spec.graph(), spec.context(file_digests, force=force), run_data_only(spec, file_digests))
+    ctx = spec.context(file_digests, force=force)
+    statuses = plan(spec.graph(), ctx, run_data_only(spec, file_digests))
     settle_reread_data(statuses)
-    package = package_status(spec.package_settings(), spec.nodes, statuses, force)
+    package = package_status(spec.package_settings(), spec.nodes, statuses, force, PACKAGE in ctx.forgotten)
     return BuildReport(statuses, package, model=package.model)
 
 
-def node_is_current(spec: BuildSpec, name: str) -> bool:
-    """Whether one node is up to date (what doit's `uptodate` asks)."""
+def node_current_status(spec: BuildSpec, name: str) -> NodeStatus:
+    """One node's status, up to date or stale and why (what doit's `uptodate` asks)."""
     file_digests = spec.file_digests()
     ctx = spec.context(file_digests, verify={name})
     statuses = plan(_graph(spec, name), ctx, run_data_only(spec, file_digests))
     settle_reread_data(statuses)
-    return statuses[name].up_to_date
+    return statuses[name]
+
+
+def node_is_current(spec: BuildSpec, name: str) -> bool:
+    """Whether one node is up to date."""
+    return node_current_status(spec, name).up_to_date
+
+
+def package_current_status(spec: BuildSpec) -> PackageStatus:
+    """The package step's status (the package task's `uptodate`)."""
+    package = dry_run(spec).package
+    assert package is not None  # a dry run always plans the package step
+    return package
 
 
 def package_is_current(spec: BuildSpec) -> bool:
@@ -416,6 +443,8 @@ def build_node(spec: BuildSpec, name: str, force: bool = False) -> str:
     statuses = plan(_graph(spec, name), ctx, run_one(spec, file_digests, name))
     status = statuses[name]
     if status.ran and status.digest:
+        if status.forgotten:
+            spec.forgotten().remember([name])
         return status.digest
     if status.up_to_date and status.digest:
         if not force:
@@ -451,7 +480,9 @@ __all__ = [
     "run_component",
     "dry_run",
     "execute_node",
+    "node_current_status",
     "node_is_current",
+    "package_current_status",
     "package_cached",
     "package_is_current",
     "paths_as_dict",

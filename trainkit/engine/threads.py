@@ -30,6 +30,15 @@ def blas_threads() -> int:
     return int(text)
 
 
+def set_blas_threads(threads: int) -> None:
+    """Set the BLAS thread count for this process and every worker it starts (Rasa's
+    `--num-threads`): worker processes inherit the environment, and a cluster's nodes
+    are sent the count with their task."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise TrainkitError(f"the number of BLAS threads must be a whole number, at least 1 (got {threads!r})")
+    os.environ[BLAS_THREADS_ENV] = str(threads)
+
+
 def available_cores() -> int:
     """Cores this process may use (the affinity mask, not the machine's total)."""
     try:

@@ -65,3 +65,8 @@ def is_current(inputs: dict[str, Any], record_file: Path = RECORD_FILE) -> bool:
 def record_run(inputs: dict[str, Any], outputs: Sequence[str | Path], record_file: Path = RECORD_FILE) -> None:
     """Remember a finished run (written atomically; a run that failed records nothing)."""
     write_json_atomic(Path(record_file), {"inputs": inputs, "outputs": [str(p) for p in outputs]})
+
+
+def forget_run(record_file: Path = RECORD_FILE) -> None:
+    """Drop the record (`doit forget test`): the next `doit test` runs the tests again."""
+    Path(record_file).unlink(missing_ok=True)
