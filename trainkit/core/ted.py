@@ -157,27 +157,6 @@ def _dialogue_layers(setting: Any) -> list[int]:
     return [int(x) for x in setting or []]
 
 
-class _Adam:
-    """Adam (Kingma & Ba 2015) over a dict of parameter arrays."""
-
-    def __init__(self, params: dict[str, np.ndarray], rate: float) -> None:
-        self.rate = rate
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.t = 0
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        self.t += 1
-        b1, b2, eps = 0.9, 0.999, 1e-7
-        correction = np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-        for name, grad in grads.items():
-            self.m[name] = b1 * self.m[name] + (1 - b1) * grad
-            self.v[name] = b2 * self.v[name] + (1 - b2) * grad * grad
-            params[name] -= (self.rate * correction * self.m[name] / (np.sqrt(self.v[name]) + eps)).astype(
-                params[name].dtype
-            )
-
-
 @register
 class TEDPolicy(Policy):
     """Feed-forward dialogue encoder + action embeddings, trained on story trackers."""
@@ -334,7 +313,7 @@ class TEDPolicy(Policy):
         if reg:
             for name in grads:
                 if name.startswith("W") or name == "action_embeddings":
-                    grads[name] = grads[name] + reg * self.params[name]
+                    grads[name] += reg * self.params[name]
         return loss, grads
 
     # --- training -----------------------------------------------------------------------
@@ -440,7 +419,8 @@ class TEDPolicy(Policy):
         self._init_params(x.shape[1], len(self.actions), rng)
         if base is not None:
             self.params = {name: np.array(base.params[name], dtype=np.float32) for name in self.params}
-        optimizer = _Adam(self.params, float(self.config.get("learning_rate", 0.001)))
+        # in-place updates: with max_history unset the first layer has window * width rows
+        optimizer = nn.Adam(float(self.config.get("learning_rate", 0.001)))
         drop = float(self.config.get("drop_rate_dialogue", 0.0) or 0.0)
         epochs = int(self.config.get("epochs", 1))
         self.losses = []
