@@ -16,7 +16,8 @@ Each case runs in a child process (its peak RSS is its own) with the sequential 
 Per node, the child records the wall time and the process's peak RSS while the node ran:
 before each node the kernel's high-water mark is reset (`/proc/self/clear_refs`), so the
 reading is the node's own peak (everything the process holds then included, which is
-what a machine must have). `--epochs` shortens DIET (e.g. for a quick check).
+what a machine must have). `--epochs`, `--size`, `--test-size` and `--ted-epochs` shrink the cases (a
+quick check, not a measurement).
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def _config(epochs: int) -> dict[str, Any]:
     return config
 
 
-def build_assistant(datasets: Path, target: Path, epochs: int, size: int = SIZE, seed: int = 817) -> Path:
+def build_assistant(datasets: Path, target: Path, epochs: int, size: int = SIZE, seed: int = 817,
+                    test_size: int = 0) -> Path:
     """Write the large assistant's project into `target`; returns its test NLU file."""
     pool: dict[tuple[str, str], None] = {}
     for name in ("banking77/train.yml", "snips2017/train.yml"):
@@ -145,6 +147,8 @@ def build_assistant(datasets: Path, target: Path, epochs: int, size: int = SIZE,
     (target / "config.yml").write_text(json.dumps(_config(epochs), indent=1), "utf-8")
     test = [pair for name in ("banking77/test.yml", "snips2017/test.yml")
             for pair in _read_examples(datasets / name)]
+    if test_size:
+        test = random.Random(seed).sample(test, min(test_size, len(test)))
     return _write_nlu(test, target / "test_nlu.yml")
 
 
@@ -211,14 +215,14 @@ def _retrieval_accuracy(parses: list[dict[str, Any]], truth: list[tuple[str, str
     return {"messages": total, "accuracy": right / total if total else None}
 
 
-def run_assistant(work: Path, epochs: int) -> dict[str, Any]:
+def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0) -> dict[str, Any]:
     import trainkit
     from trainkit.data.nlu_reader import read_nlu_file
-    from trainkit.evaluation import evaluate_nlu
+    from trainkit.evaluation.nlu import entity_report, intent_report
 
     datasets = shared_datasets()
     assert datasets is not None
-    test_file = build_assistant(datasets, work / "bot", epochs)
+    test_file = build_assistant(datasets, work / "bot", epochs, size, test_size=test_size)
     bot = work / "bot"
     os.environ["TRAINKIT_CACHE_DIR"] = str(work / "cache")
     started = time.perf_counter()
@@ -229,25 +233,26 @@ def run_assistant(work: Path, epochs: int) -> dict[str, Any]:
     if result.model is None:
         raise SystemExit(f"training failed (code {result.code})")
     model = trainkit.load_model(result.model)
-    test = read_nlu_file(test_file)
-    report = evaluate_nlu(model, test)
-    texts = [m.text or "" for m in test.nlu_examples]
+    examples = read_nlu_file(test_file).nlu_examples
+    texts = [m.text or "" for m in examples]
     parses = [p for i in range(0, len(texts), 256) for p in model.parse_batch(texts[i : i + 256])]
-    retrieval = _retrieval_accuracy(parses, [(m.intent or "", m.intent_response_key) for m in test.nlu_examples])
+    intents = intent_report([m.intent or "" for m in examples], parses)
+    entities = entity_report([[(e.start, e.end, e.entity) for e in m.entities] for m in examples], parses)
+    retrieval = _retrieval_accuracy(parses, [(m.intent or "", m.intent_response_key) for m in examples])
     return {
-        "examples": SIZE,
+        "examples": size,
         "diet_epochs": epochs,
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": max(n["peak_rss_mb"] for n in meter.nodes.values()),
         "nodes": meter.nodes,
-        "test_examples": report["examples"],
-        "intent_accuracy": report["intent"]["accuracy"],
-        "entity_f1": report["entities"]["f1"],
+        "test_examples": len(examples),
+        "intent_accuracy": intents.accuracy,
+        "entity_f1": entities["f1"],
         "response_selection": retrieval,
     }
 
 
-def run_ted(work: Path) -> dict[str, Any]:
+def run_ted(work: Path, epochs: int = TED_EPOCHS) -> dict[str, Any]:
     import trainkit
     from trainkit.core.replay import replay_story_files
 
@@ -257,7 +262,7 @@ def run_ted(work: Path) -> dict[str, Any]:
     shutil.copytree(source / "data", work / "data")
     shutil.copy(source / "domain.yml", work / "domain.yml")
     # financial-demo's own TED epochs; nothing else, so TED alone is measured
-    (work / "config.yml").write_text(f"language: en\npolicies:\n  - name: TEDPolicy\n    epochs: {TED_EPOCHS}\n")
+    (work / "config.yml").write_text(f"language: en\npolicies:\n  - name: TEDPolicy\n    epochs: {epochs}\n")
     os.environ["TRAINKIT_CACHE_DIR"] = str(work / "cache")
     started = time.perf_counter()
     with NodeMeter() as meter:
@@ -268,6 +273,7 @@ def run_ted(work: Path) -> dict[str, Any]:
     report = replay_story_files(model.ensemble, sorted((source / "tests").glob("*.yml"))).as_dict()
     ted = next(({"node": k, **v} for k, v in meter.nodes.items() if "TEDPolicy" in k), None)
     return {
+        "ted_epochs": epochs,
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": round(max(n["peak_rss_mb"] for n in meter.nodes.values()), 1),
         "ted_node": ted,
@@ -277,28 +283,34 @@ def run_ted(work: Path) -> dict[str, Any]:
     }
 
 
-def _child(case: str, epochs: int) -> dict[str, Any]:
+def _child(case: str, args: argparse.Namespace) -> dict[str, Any]:
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory(prefix=f"trainkit-large-{case}-") as tmp:
-        return run_assistant(Path(tmp), epochs) if case == "assistant" else run_ted(Path(tmp))
+        if case == "assistant":
+            return run_assistant(Path(tmp), args.epochs, args.size, args.test_size)
+        return run_ted(Path(tmp), args.ted_epochs)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", default="assistant,ted", help="assistant and/or ted")
     parser.add_argument("--epochs", type=int, default=200, help="DIET epochs of the assistant case")
+    parser.add_argument("--size", type=int, default=SIZE, help="NLU examples of the assistant case")
+    parser.add_argument("--test-size", type=int, default=0, help="held-out messages scored (0: all)")
+    parser.add_argument("--ted-epochs", type=int, default=TED_EPOCHS, help="TED epochs of the ted case")
     parser.add_argument("--name", default="large", help="result file name (benchmarks/results/NAME.json)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(args.child, args.epochs)))
+        print(json.dumps(_child(args.child, args)))
         return
     if shared_datasets() is None:
         print("shared datasets not found; skipping the large-assistant benchmark")
         return
     results: dict[str, Any] = {}
     for case in filter(None, args.cases.split(",")):
-        command = [sys.executable, "-m", "benchmarks.large_bench", "--child", case, "--epochs", str(args.epochs)]
+        command = [sys.executable, "-m", "benchmarks.large_bench", "--child", case, "--epochs", str(args.epochs),
+                   "--size", str(args.size), "--test-size", str(args.test_size), "--ted-epochs", str(args.ted_epochs)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode != 0:
             raise SystemExit(f"case {case} failed:\n{done.stderr[-3000:]}")
