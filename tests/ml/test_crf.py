@@ -110,21 +110,3 @@ def test_nll_is_invariant_to_batch_order_and_ignores_empty_sequences():
             z, _, _ = brute_force(emissions[b], params, int(n))
             alone = crf.nll_and_gradients(emissions[b : b + 1], gold[b : b + 1], lengths[b : b + 1], params)
             assert alone.loss == pytest.approx(z - crf.sequence_scores(emissions[b : b + 1], gold[b : b + 1], lengths[b : b + 1], params)[0])
-
-
-def test_single_precision_runs_in_single_precision_and_agrees_with_double():
-    rng = np.random.default_rng(5)
-    batch, steps, n_tags = 6, 7, 9
-    emissions = rng.normal(size=(batch, steps, n_tags)) * 4
-    lengths = np.array([7, 1, 3, 0, 5, 7])
-    tags = rng.integers(0, n_tags, size=(batch, steps))
-    params = crf.CRFParams(rng.normal(size=(n_tags, n_tags)), rng.normal(size=n_tags), rng.normal(size=n_tags))
-    single = crf.CRFParams(*(a.astype(np.float32) for a in (params.transitions, params.start, params.end)))
-    double = crf.nll_and_gradients(emissions, tags, lengths, params, np.full(batch, 1 / batch))
-    result = crf.nll_and_gradients(emissions.astype(np.float32), tags, lengths, single, np.full(batch, 1 / batch))
-    assert result.emissions.dtype == np.float32
-    np.testing.assert_allclose(result.loss, double.loss, rtol=1e-5)
-    for name in ("emissions", "transitions", "start", "end"):
-        np.testing.assert_allclose(getattr(result, name), getattr(double, name), atol=1e-5)
-    alpha, _ = crf.forward_messages(emissions.astype(np.float32), lengths, single)
-    assert alpha.dtype == np.float32

@@ -85,7 +85,7 @@ from trainkit.nlu.batch import (
 
 MODEL_FILE = "model.json"
 # Single precision halves the memory traffic of the large sparse layers and doubles BLAS
-# throughput; the CRF trains in it too (see trainkit.ml.crf) and predicts in double.
+# throughput; the CRF itself runs in double precision.
 DTYPE = np.float32
 WEIGHTS_FILE = "weights.npz"
 
@@ -543,14 +543,13 @@ class Network:
                 p[f"{head.name}.end"] = np.zeros(k)
         self.params = {name: value.astype(DTYPE) for name, value in p.items()}
 
-    def crf_params(self, head: str, dtype: type = np.float64) -> crf.CRFParams:
-        """The CRF transition parameters of one head (training runs the CRF in DTYPE,
-        prediction in double precision)."""
+    def crf_params(self, head: str) -> crf.CRFParams:
+        """The CRF transition parameters of one head."""
         p = self.params
         return crf.CRFParams(
-            p[f"{head}.trans"].astype(dtype),
-            p[f"{head}.start"].astype(dtype),
-            p[f"{head}.end"].astype(dtype),
+            p[f"{head}.trans"].astype(np.float64),
+            p[f"{head}.start"].astype(np.float64),
+            p[f"{head}.end"].astype(np.float64),
         )
 
     # ------------------------------------------------------------------ batches
@@ -639,7 +638,7 @@ class Network:
             c["ctx.out"] = z
             for head in s.heads:
                 flat = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
-                grid = np.zeros((n, batch.steps, flat.shape[1]), dtype=flat.dtype)
+                grid = np.zeros((n, batch.steps, flat.shape[1]))
                 grid[batch.token_b, batch.token_t] = flat
                 c[f"{head.name}.em"] = grid
             if s.token_pooling:
@@ -728,11 +727,11 @@ class Network:
         if tokens_on:
             assert d_z is not None and batch.sequence is not None
             for head in s.heads:
-                params = self.crf_params(head.name, DTYPE)
+                params = self.crf_params(head.name)
                 tags = np.zeros((n, batch.steps), np.int64)
                 tags[batch.token_b, batch.token_t] = batch.tags[head.name]
                 res = crf.nll_and_gradients(
-                    np.asarray(c[f"{head.name}.em"], dtype=DTYPE), tags, batch.lengths, params, np.full(n, 1.0 / n)
+                    np.asarray(c[f"{head.name}.em"], dtype=np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
                 )
                 total += res.loss
                 d_em = res.emissions[batch.token_b, batch.token_t].astype(d_z.dtype)
