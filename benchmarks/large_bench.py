@@ -252,7 +252,7 @@ def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0)
     }
 
 
-def run_ted(work: Path, epochs: int = TED_EPOCHS) -> dict[str, Any]:
+def run_ted(work: Path, epochs: int = TED_EPOCHS, seed: int | None = None) -> dict[str, Any]:
     import trainkit
     from trainkit.core.replay import replay_story_files
 
@@ -262,7 +262,8 @@ def run_ted(work: Path, epochs: int = TED_EPOCHS) -> dict[str, Any]:
     shutil.copytree(source / "data", work / "data")
     shutil.copy(source / "domain.yml", work / "domain.yml")
     # financial-demo's own TED epochs; nothing else, so TED alone is measured
-    (work / "config.yml").write_text(f"language: en\npolicies:\n  - name: TEDPolicy\n    epochs: {epochs}\n")
+    seeded = "" if seed is None else f"    random_seed: {seed}\n"
+    (work / "config.yml").write_text(f"language: en\npolicies:\n  - name: TEDPolicy\n    epochs: {epochs}\n{seeded}")
     os.environ["TRAINKIT_CACHE_DIR"] = str(work / "cache")
     started = time.perf_counter()
     with NodeMeter() as meter:
@@ -274,6 +275,7 @@ def run_ted(work: Path, epochs: int = TED_EPOCHS) -> dict[str, Any]:
     ted = next(({"node": k, **v} for k, v in meter.nodes.items() if "TEDPolicy" in k), None)
     return {
         "ted_epochs": epochs,
+        "ted_seed": seed,
         "train_seconds": round(seconds, 1),
         "peak_rss_mb": round(max(n["peak_rss_mb"] for n in meter.nodes.values()), 1),
         "ted_node": ted,
@@ -288,7 +290,7 @@ def _child(case: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"trainkit-large-{case}-") as tmp:
         if case == "assistant":
             return run_assistant(Path(tmp), args.epochs, args.size, args.test_size)
-        return run_ted(Path(tmp), args.ted_epochs)
+        return run_ted(Path(tmp), args.ted_epochs, args.ted_seed)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -298,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=SIZE, help="NLU examples of the assistant case")
     parser.add_argument("--test-size", type=int, default=0, help="held-out messages scored (0: all)")
     parser.add_argument("--ted-epochs", type=int, default=TED_EPOCHS, help="TED epochs of the ted case")
+    parser.add_argument("--ted-seed", type=int, default=None, help="TED's random_seed (default: its own)")
     parser.add_argument("--name", default="large", help="result file name (benchmarks/results/NAME.json)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -311,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     for case in filter(None, args.cases.split(",")):
         command = [sys.executable, "-m", "benchmarks.large_bench", "--child", case, "--epochs", str(args.epochs),
                    "--size", str(args.size), "--test-size", str(args.test_size), "--ted-epochs", str(args.ted_epochs)]
+        if args.ted_seed is not None:
+            command += ["--ted-seed", str(args.ted_seed)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode != 0:
             raise SystemExit(f"case {case} failed:\n{done.stderr[-3000:]}")
