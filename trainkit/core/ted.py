@@ -353,21 +353,21 @@ class TEDPolicy(Policy):
             {t for states in recent for s in states for t in (_user_text(s), _bot_text(s))} - {None}
         )
         size, dimension = self.encoder.size, self.text.dimension
-        vectors = {}
+        vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         for text, vector in zip(texts, self.text.transform(texts), strict=True):
             vector = np.asarray(vector, dtype=np.float32)
             hot = np.flatnonzero(vector)
             vectors[text] = (hot, vector[hot])
 
         def text_columns(state: State) -> tuple[np.ndarray, np.ndarray]:
-            # user text, then bot text, after the state's own units
-            parts = [(size + slot * dimension, vectors.get(text)) for slot, text in
-                     enumerate((_user_text(state), _bot_text(state)))]
-            found = [(offset + hot, values) for offset, (hot, values) in
-                     ((offset, entry) for offset, entry in parts if entry is not None)]
-            if not found:
-                return np.zeros(0, np.int64), np.zeros(0)
-            return np.concatenate([c for c, _ in found]), np.concatenate([v for _, v in found])
+            # after the state's own units: the user text's block, then the bot text's
+            columns, values = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+            for block, text in enumerate((_user_text(state), _bot_text(state))):
+                if text in vectors:
+                    hot, weights = vectors[text]
+                    columns.append(size + block * dimension + hot)
+                    values.append(weights)
+            return np.concatenate(columns), np.concatenate(values)
 
         return self.encoder.history_matrix(recent, self.window, size + 2 * dimension, text_columns)
 
