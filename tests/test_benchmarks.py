@@ -102,3 +102,20 @@ def test_language_model_benchmark_quick_run_reports_targets_speed_and_memory(sha
         result = report["results"][case]
         assert result["targets"] and isinstance(result["meets_targets"], bool)
         assert 0.0 <= result["intent"]["accuracy"] <= 1.0 and result["peak_rss_mb"] > 0
+
+
+def test_large_benchmark_reports_time_and_peak_memory_per_node(shared_datasets, monkeypatch):
+    from benchmarks import large_bench
+
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    large_bench.main(["--cases", "assistant", "--size", "400", "--epochs", "1", "--test-size", "300",
+                     "--name", "large-quick"])
+    result = json.loads((RESULTS / "large-quick.json").read_text())["results"]["assistant"]
+    assert result["examples"] == 400 and result["diet_epochs"] == 1
+    selectors = [name for name in result["nodes"] if name.startswith("train_ResponseSelector")]
+    assert len(selectors) == 3  # one per retrieval intent
+    for name in [*selectors, next(n for n in result["nodes"] if n.startswith("train_DIETClassifier"))]:
+        node = result["nodes"][name]
+        assert node["seconds"] > 0 and node["peak_rss_mb"] >= node["rss_at_start_mb"] > 0
+    assert result["response_selection"]["messages"] > 0
+    assert 0 <= result["intent_accuracy"] <= 1 and 0 <= result["response_selection"]["accuracy"] <= 1

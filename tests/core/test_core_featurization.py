@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from trainkit.core.featurization import (
@@ -183,3 +184,34 @@ def test_encoder_layout_comes_from_the_domain(make_domain):
     assert matrix[2, 0] == 1.0 and matrix[2, encoder.index["intent:greet"]] == 1.0
     assert matrix[2, encoder.slot_offsets["size"] + 1] == 1.0
     assert StateEncoder.from_dict(encoder.as_dict()) == encoder
+
+
+def test_history_matrix_is_the_encoded_histories_side_by_side(make_domain):
+    domain = make_domain(DOMAIN)
+    encoder = StateEncoder.from_domain(domain)
+    greet = {"user": {"intent": "greet"}, "slots": {"size": [0.0, 1.0, 0.0]}}
+    listen = {"prev_action": {"action_name": "action_listen"}}
+    # prefixes of one story share their state objects, as training examples do
+    story = [greet, listen, {"user": {"intent": "greet"}}, {}]
+    histories = [story[:1], story[:2], story, [], story[1:]]
+    matrix = encoder.history_matrix(histories, 3)
+    expected = np.stack([encoder.encode(states, 3) for states in histories]).reshape(len(histories), -1)
+    assert matrix.shape == expected.shape
+    assert np.array_equal(matrix.to_dense(), expected)
+    # a sparse layout: about one non-zero per part of a state, not the window's width
+    assert matrix.nnz == int(np.count_nonzero(expected))
+
+
+def test_history_matrix_places_extra_columns_after_each_state(make_domain):
+    domain = make_domain(DOMAIN)
+    encoder = StateEncoder.from_domain(domain)
+    states = [{"user": {"intent": "greet"}}, {"prev_action": {"action_name": "action_listen"}}]
+    width = encoder.size + 2
+
+    def extra(state):
+        return (np.array([encoder.size + 1]), np.array([0.5])) if "user" in state else (np.zeros(0, int), np.zeros(0))
+
+    dense = encoder.history_matrix([states], 3, width, extra).to_dense().reshape(3, width)
+    assert not dense[0].any()
+    assert dense[1, encoder.size + 1] == 0.5 and dense[1, encoder.index["intent:greet"]] == 1.0
+    assert not dense[2, encoder.size :].any()

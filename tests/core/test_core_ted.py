@@ -137,6 +137,19 @@ def test_full_history_when_max_history_is_none(make_graph, make_domain):
     assert policy.window > 3
 
 
+def test_long_histories_enter_the_network_sparse_and_score_as_dense_inputs(make_graph, make_domain):
+    policy, domain, trackers = setup(make_graph, make_domain, max_history=None, epochs=2)
+    histories = [states for states, _ in policy._examples(trackers, domain)]
+    x = policy._inputs(histories)
+    assert x.shape == (len(histories), policy.window * policy.encoder.size)
+    # a state turns on a few units: the inputs grow with the states, not with the window
+    assert x.nnz <= 8 * sum(min(len(h), policy.window) for h in histories)
+    p = policy.params
+    hidden = np.maximum(x.to_dense().astype(np.float32) @ p["W0"] + p["b0"], 0)
+    expected = (hidden @ p["W_embed"] + p["b_embed"]) @ p["action_embeddings"].T
+    np.testing.assert_allclose(policy._forward(x)[0], expected, rtol=1e-4, atol=1e-5)
+
+
 def test_no_stories_gives_an_empty_model(make_domain):
     domain = make_domain(DOMAIN)
     policy = TEDPolicy(config()).fit([], domain)

@@ -14,7 +14,7 @@ policy agrees on which parts of the dialogue matter.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from trainkit.core.tracker import (
 )
 from trainkit.data.domain import Domain, Slot
 from trainkit.data.events import RULE_SNIPPET_ACTION, ActionExecuted, Event, SlotSet, UserUttered
+from trainkit.ml.sparse import CSR
 
 State = dict[str, dict[str, Any]]
 
@@ -433,20 +434,71 @@ class StateEncoder:
         recent = list(states)[-length:] if length else []
         start = length - len(recent)
         for row, state in enumerate(recent, start=start):
-            vector = out[row]
-            vector[0] = 1.0
-            user = state.get(USER, {})
-            self._hot(vector, f"intent:{user.get('intent')}")
-            for entity in user.get("entities", []):
-                self._hot(vector, f"entity:{entity}")
-            action = state.get(PREVIOUS_ACTION, {})
-            self._hot(vector, f"prev_action:{action.get('action_name', action.get('action_text'))}")
-            self._hot(vector, f"active_loop:{state.get(ACTIVE_LOOP, {}).get('name')}")
-            for name, features in state.get(SLOTS, {}).items():
-                if name in self.slot_offsets and isinstance(features, list):
-                    offset = self.slot_offsets[name]
-                    vector[offset : offset + self.slot_sizes[name]] = features[: self.slot_sizes[name]]
+            self._fill(out[row], state)
         return out
+
+    def history_matrix(
+        self,
+        histories: Sequence[Sequence[State]],
+        length: int,
+        width: int | None = None,
+        extra: Callable[[State], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> CSR:
+        """`encode` of every history, each flattened into one row of a sparse matrix.
+
+        A row has `length` blocks of `width` columns (default `size`): a state's encoding,
+        then the columns `extra(state)` returns (positions in [size, width), e.g. its
+        featurized texts). A state has a handful of non-zero units against a window of
+        `length * width` columns, and with `max_history` unset the window is the longest
+        training history, so a dense (n, length * width) layout would grow with the
+        square of the story length; this one grows with the states the histories hold.
+        Histories share their state objects (every prefix of a story is an example), so
+        each distinct state is encoded once.
+        """
+        width = self.size if width is None else width
+        entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        columns: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        counts = np.zeros(len(histories), np.int64)
+        row = np.zeros(self.size, dtype=np.float32)
+        for i, states in enumerate(histories):
+            recent = list(states)[-length:] if length else []
+            start = length - len(recent)
+            for position, state in enumerate(recent, start=start):
+                found = entries.get(id(state))
+                if found is None:
+                    row[:] = 0.0
+                    self._fill(row, state)
+                    hot = np.flatnonzero(row)
+                    cols, vals = hot, row[hot].astype(np.float64)
+                    if extra is not None:
+                        more_cols, more_vals = extra(state)
+                        cols = np.concatenate([cols, np.asarray(more_cols, np.int64)])
+                        vals = np.concatenate([vals, np.asarray(more_vals, np.float64)])
+                    found = entries[id(state)] = (cols, vals)
+                columns.append(found[0] + position * width)
+                values.append(found[1])
+                counts[i] += found[0].size
+        indptr = np.zeros(len(histories) + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        if not columns:
+            return CSR.empty(len(histories), length * width)
+        return CSR(np.concatenate(values), np.concatenate(columns), indptr, (len(histories), length * width))
+
+    def _fill(self, vector: np.ndarray, state: State) -> None:
+        """Write one state's units into its (zeroed) row."""
+        vector[0] = 1.0
+        user = state.get(USER, {})
+        self._hot(vector, f"intent:{user.get('intent')}")
+        for entity in user.get("entities", []):
+            self._hot(vector, f"entity:{entity}")
+        action = state.get(PREVIOUS_ACTION, {})
+        self._hot(vector, f"prev_action:{action.get('action_name', action.get('action_text'))}")
+        self._hot(vector, f"active_loop:{state.get(ACTIVE_LOOP, {}).get('name')}")
+        for name, features in state.get(SLOTS, {}).items():
+            if name in self.slot_offsets and isinstance(features, list):
+                offset = self.slot_offsets[name]
+                vector[offset : offset + self.slot_sizes[name]] = features[: self.slot_sizes[name]]
 
     def _hot(self, vector: np.ndarray, name: str) -> None:
         position = self.index.get(name)

@@ -78,6 +78,8 @@ from trainkit.engine.options import (
 from trainkit.engine.progress import report_epoch
 from trainkit.engine.recipe import TEXT_FEATURIZERS
 from trainkit.errors import TrainkitError
+from trainkit.ml import layers as nn
+from trainkit.ml.sparse import CSR
 
 MODEL_FILE = "ted_policy.json"
 TEXT_DIR = "text_featurizers"
@@ -158,27 +160,6 @@ def _dialogue_layers(setting: Any) -> list[int]:
     if isinstance(setting, dict):
         return [int(x) for x in setting.get("dialogue", [])]
     return [int(x) for x in setting or []]
-
-
-class _Adam:
-    """Adam (Kingma & Ba 2015) over a dict of parameter arrays."""
-
-    def __init__(self, params: dict[str, np.ndarray], rate: float) -> None:
-        self.rate = rate
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.t = 0
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        self.t += 1
-        b1, b2, eps = 0.9, 0.999, 1e-7
-        correction = np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-        for name, grad in grads.items():
-            self.m[name] = b1 * self.m[name] + (1 - b1) * grad
-            self.v[name] = b2 * self.v[name] + (1 - b2) * grad * grad
-            params[name] -= (self.rate * correction * self.m[name] / (np.sqrt(self.v[name]) + eps)).astype(
-                params[name].dtype
-            )
 
 
 @register
@@ -287,25 +268,30 @@ class TEDPolicy(Policy):
         self.params["action_embeddings"] = glorot(n_actions, dim)
 
     def _forward(
-        self, x: np.ndarray, rng: np.random.Generator | None = None, drop: float = 0.0
-    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-        """Logits (batch, actions) and, per hidden layer, (input, dropout-scaled mask)."""
-        cache = []
-        h = x
+        self, x: CSR, rng: np.random.Generator | None = None, drop: float = 0.0
+    ) -> tuple[np.ndarray, list[tuple[Any, np.ndarray]]]:
+        """Logits (batch, actions) and, per hidden layer, (input, dropout-scaled mask).
+
+        The input is sparse (see `StateEncoder.history_matrix`): the first layer reads
+        only the weight rows of the units the batch has, so its cost follows the states
+        in the batch, not the window's width.
+        """
+        cache: list[tuple[Any, np.ndarray]] = []
+        h: Any = nn.SparseBatch.from_csr(x, np.float32)
         for i in range(self.n_layers):
-            z = h @ self.params[f"W{i}"] + self.params[f"b{i}"]
+            z = _linear(h, self.params[f"W{i}"], self.params[f"b{i}"])
             mask = (z > 0).astype(np.float32)
             if rng is not None and drop > 0:
                 mask *= (rng.random(z.shape) >= drop).astype(np.float32) / (1.0 - drop)
             cache.append((h, mask))
             h = z * mask
         cache.append((h, np.ones(1, dtype=np.float32)))
-        dialogue = h @ self.params["W_embed"] + self.params["b_embed"]  # (batch, dim)
+        dialogue = _linear(h, self.params["W_embed"], self.params["b_embed"])  # (batch, dim)
         cache.append((dialogue, np.ones(1, dtype=np.float32)))
         return dialogue @ self.params["action_embeddings"].T, cache
 
     def _gradients(
-        self, logits: np.ndarray, cache: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray
+        self, logits: np.ndarray, cache: list[tuple[Any, np.ndarray]], targets: np.ndarray
     ) -> tuple[float, dict[str, np.ndarray]]:
         """Cross-entropy loss and its gradients (L2 on weight matrices added)."""
         batch = logits.shape[0]
@@ -322,13 +308,14 @@ class TEDPolicy(Policy):
             "action_embeddings": d_logits.T @ dialogue,
         }
         d_dialogue = d_logits @ self.params["action_embeddings"]  # (batch, dim)
-        grads["W_embed"] = top.T @ d_dialogue
+        grads["W_embed"] = _weight_gradient(top, d_dialogue, self.params["W_embed"])
         grads["b_embed"] = d_dialogue.sum(axis=0)
-        d_h = d_dialogue @ self.params["W_embed"].T
+        if self.n_layers:
+            d_h = d_dialogue @ self.params["W_embed"].T
         for i in range(self.n_layers - 1, -1, -1):
             h_in, mask = cache[i]
             d_z = d_h * mask
-            grads[f"W{i}"] = h_in.T @ d_z
+            grads[f"W{i}"] = _weight_gradient(h_in, d_z, self.params[f"W{i}"])
             grads[f"b{i}"] = d_z.sum(axis=0)
             if i > 0:  # the input needs no gradient
                 d_h = d_z @ self.params[f"W{i}"].T
@@ -336,7 +323,7 @@ class TEDPolicy(Policy):
         if reg:
             for name in grads:
                 if name.startswith("W") or name == "action_embeddings":
-                    grads[name] = grads[name] + reg * self.params[name]
+                    grads[name] += reg * self.params[name]
         return loss, grads
 
     # --- training -----------------------------------------------------------------------
@@ -364,29 +351,35 @@ class TEDPolicy(Policy):
         with tempfile.TemporaryDirectory(prefix="trainkit-ted-text-") as scratch:
             self.text = TextFeaturizer.fit(specs, texts, Path(scratch))
 
-    def _inputs(self, histories: list[list[State]]) -> np.ndarray:
-        """(n, window * width) network inputs: each state's encoding, then, with end-to-end
-        texts, the featurized text of the state's user turn and of the bot's last
-        utterance (zeros where the state has an intent or an action name instead)."""
+    def _inputs(self, histories: list[list[State]]) -> CSR:
+        """(n, window * width) sparse network inputs: each state's encoding, then, with
+        end-to-end texts, the featurized text of the state's user turn and of the bot's
+        last utterance (nothing where the state has an intent or an action name instead)."""
         assert self.encoder is not None
-        encoded = np.stack([self.encoder.encode(states, self.window) for states in histories])
         if self.text is None:
-            return encoded.reshape(len(histories), -1)
+            return self.encoder.history_matrix(histories, self.window)
         recent = [states[-self.window :] for states in histories]
         texts = sorted(
             {t for states in recent for s in states for t in (_user_text(s), _bot_text(s))} - {None}
         )
-        vectors = dict(zip(texts, self.text.transform(texts), strict=True))
-        blank = np.zeros(self.text.dimension, dtype=np.float32)
-        # (n, window, 2, text dimension): user text, then bot text, per state
-        text_part = np.zeros((len(histories), self.window, 2, self.text.dimension), dtype=np.float32)
-        for row, states in enumerate(recent):
-            start = self.window - len(states)
-            for offset, state in enumerate(states):
-                text_part[row, start + offset, 0] = vectors.get(_user_text(state), blank)
-                text_part[row, start + offset, 1] = vectors.get(_bot_text(state), blank)
-        text_part = text_part.reshape(len(histories), self.window, -1)
-        return np.concatenate([encoded, text_part], axis=2).reshape(len(histories), -1)
+        size, dimension = self.encoder.size, self.text.dimension
+        vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+        for text, vector in zip(texts, self.text.transform(texts), strict=True):
+            vector = np.asarray(vector, dtype=np.float32)
+            hot = np.flatnonzero(vector)
+            vectors[text] = (hot, vector[hot])
+
+        def text_columns(state: State) -> tuple[np.ndarray, np.ndarray]:
+            # after the state's own units: the user text's block, then the bot text's
+            columns, values = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+            for block, text in enumerate((_user_text(state), _bot_text(state))):
+                if text in vectors:
+                    hot, weights = vectors[text]
+                    columns.append(size + block * dimension + hot)
+                    values.append(weights)
+            return np.concatenate(columns), np.concatenate(values)
+
+        return self.encoder.history_matrix(recent, self.window, size + 2 * dimension, text_columns)
 
     def fit(
         self,
@@ -436,7 +429,8 @@ class TEDPolicy(Policy):
         self._init_params(x.shape[1], len(self.actions), rng)
         if base is not None:
             self.params = {name: np.array(base.params[name], dtype=np.float32) for name in self.params}
-        optimizer = _Adam(self.params, float(self.config.get("learning_rate", 0.001)))
+        # in-place updates: with max_history unset the first layer has window * width rows
+        optimizer = nn.Adam(float(self.config.get("learning_rate", 0.001)))
         drop = float(self.config.get("drop_rate_dialogue", 0.0) or 0.0)
         epochs = int(self.config.get("epochs", 1))
         self.losses = []
@@ -445,7 +439,7 @@ class TEDPolicy(Policy):
             total = 0.0
             for start in range(0, len(y), max(batch_size, 1)):
                 batch = order[start : start + max(batch_size, 1)]
-                logits, cache = self._forward(x[batch], rng, drop)
+                logits, cache = self._forward(x.take_rows(batch), rng, drop)
                 loss, grads = self._gradients(logits, cache, y[batch])
                 optimizer.step(self.params, grads)
                 total += loss * len(batch)
@@ -545,3 +539,20 @@ def _user_text(state: State) -> str | None:
 def _bot_text(state: State) -> str | None:
     return state.get(PREVIOUS_ACTION, {}).get("action_text")
 
+
+
+def _linear(x: np.ndarray | nn.SparseBatch, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """`x @ W + b` for a dense or a sparse (first-layer) input."""
+    if isinstance(x, nn.SparseBatch):
+        return nn.sparse_dense_forward(x, weight, bias)
+    return x @ weight + bias
+
+
+def _weight_gradient(x: np.ndarray | nn.SparseBatch, d_out: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """`x.T @ d_out` as a full matrix of the weight's shape; for a sparse input only the
+    rows of the units the batch has are computed (the others are zero)."""
+    if not isinstance(x, nn.SparseBatch):
+        return x.T @ d_out
+    grad = np.zeros_like(weight)
+    grad[x.columns] = x.tmatmul(d_out).astype(weight.dtype, copy=False)
+    return grad
