@@ -195,6 +195,8 @@ def _reset_peak() -> None:
 
 
 def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status in MiB (VmRSS now, VmHWM the peak since the
+    last reset); NaN where the kernel does not report it."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -205,6 +207,8 @@ def _status_mb(field: str) -> float:
 
 
 def _retrieval_accuracy(parses: list[dict[str, Any]], truth: list[tuple[str, str | None]]) -> dict[str, Any]:
+    """Share of retrieval-intent messages whose own selector (keyed by the true base
+    intent) picks the true response key: what the user would get answered."""
     right = total = 0
     for parse, (intent, key) in zip(parses, truth, strict=True):
         if key is None:
