@@ -25,8 +25,10 @@ status: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check trainkit tests benchmarks dodo.py
 
+# The suite runs on two worker processes (pytest-xdist); TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
