@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -80,6 +81,9 @@ class Package:
         (self.dir / "helpers.py").write_text(HELPERS.format(method=method))
         (self.dir / "tokenizer.py").write_text(tokenizer_comment + TOKENIZER.format(package=self.name))
         (self.dir / "classifier.py").write_text(CLASSIFIER.format(scale=scale))
+        # Python trusts a .pyc whose source has the same size and mtime second; an edit
+        # within the same second as the last import must not be read from the old one.
+        shutil.rmtree(self.dir / "__pycache__", ignore_errors=True)
 
     def reload(self) -> None:
         """What a new process would import: the modules as they are on disk now."""
