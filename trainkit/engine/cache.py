@@ -510,6 +510,10 @@ class Cache:
         most recently used, then the least recently used objects go until the cache fits."""
         if self.max_size_bytes is None or not self.enabled or self.read_only or not self._has_index():
             return
+        with self._connection() as conn:
+            (total,) = conn.execute("SELECT COALESCE(SUM(size), 0) FROM objects").fetchone()
+        if total <= self.max_size_bytes:
+            return  # within the bound: a build that changed nothing writes nothing here either
         now = time.time()
         with self._connection() as conn, self._transaction(conn):
             conn.executemany("UPDATE objects SET last_used=? WHERE digest=?", [(now, d) for d in recent])

@@ -199,7 +199,10 @@ def attach_base(base: BaseModel, nodes: list[Node], cache: Cache, fraction: floa
             raise FinetuneError(f"cannot finetune '{base.path}': its output of '{node.name}' is damaged "
                                 "(it differs from the digest its metadata records)")
         # A key no node computes: the entry exists to hold the object, looked up by digest.
-        stored = cache.put(fingerprint({BASE_MODEL: digest}), directory, node=node.name, component=node.component)
+        key = fingerprint({BASE_MODEL: digest})
+        stored = cache.lookup(key, touch=False)
+        if stored != digest:  # planning the same finetune again copies nothing
+            stored = cache.put(key, directory, node=node.name, component=node.component)
         node.finetune = {BASE_MODEL: stored, EPOCH_FRACTION: fraction}
         finetuned.append(node.name)
     return finetuned
