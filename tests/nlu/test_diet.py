@@ -198,3 +198,30 @@ def test_rows_follow_featurizable_examples(tmp_path):
     assert len(featurizable_examples(data)) == len(travel_data().training_examples)
     steps, model, _ = train_pipeline(tmp_path, data, {"name": "DIETClassifier", "epochs": 30, "random_seed": 1})
     assert parse(steps, model, ["hello"]).intent[0]["name"] == "greet"
+
+
+@pytest.mark.parametrize("strategy", ["balanced", "sequence"])
+def test_batch_strategy_decides_how_often_a_rare_intent_is_seen(tmp_path, monkeypatch, strategy):
+    """Rasa's default `balanced` strategy brings a rare intent back within an epoch;
+    `sequence` visits every example once."""
+    examples = [example(f"play song number {i}", "play") for i in range(60)]
+    examples += [example("stop it", "stop"), example("stop the music", "stop")]
+    seen: list[np.ndarray] = []
+    original = D.Network.make_batch
+
+    def recording(self, data, rows, rng=None, input_drop=0.0):
+        if rng is not None:
+            seen.append(data.labels[rows])
+        return original(self, data, rows, rng, input_drop)
+
+    monkeypatch.setattr(D.Network, "make_batch", recording)
+    item = {"name": "DIETClassifier", "epochs": 3, "random_seed": 1, "batch_size": 8, "batch_strategy": strategy,
+            "entity_recognition": False}
+    train_pipeline(tmp_path, TrainingData(examples), item)
+    labels = np.concatenate(seen)
+    rare = int(np.sum(labels == 1))  # "stop" sorts after "play"
+    if strategy == "sequence":
+        assert labels.size == 3 * 62 and rare == 3 * 2
+    else:
+        assert rare > 3 * 2
+        assert np.sum(labels == 0) == 3 * 60

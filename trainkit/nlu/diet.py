@@ -72,6 +72,7 @@ from trainkit.engine.progress import report_epoch
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
+from trainkit.ml.batching import SEQUENCE, epoch_order
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import NLUComponent
 from trainkit.nlu.batch import (
@@ -416,6 +417,8 @@ class TrainingOptions:
     average_from: float | None = None
     # dropout of the dense hidden layers (the sparse inputs use `drop_rate`)
     hidden_drop_rate: float = 0.2
+    # how an epoch orders the examples (`trainkit.ml.batching`)
+    batch_strategy: str = "sequence"
 
 
 @dataclass
@@ -795,9 +798,9 @@ class Network:
         n_averaged = 0
         for epoch in range(options.epochs):
             size = _batch_size(options.batch_size, epoch, options.epochs)
-            order = rng.permutation(n)
+            order = epoch_order(n, data.labels, size, rng, options.batch_strategy)
             epoch_loss = 0.0
-            for begin in range(0, n, size):
+            for begin in range(0, order.size, size):
                 idx = order[begin : begin + size]
                 input_drop = options.drop_rate if options.sparse_input_dropout else 0.0
                 batch = self.make_batch(data, idx, rng, input_drop)
@@ -810,7 +813,7 @@ class Network:
                             grad += reg * (weight[rows[name]] if name in rows else weight)
                 optimizer.step(self.params, grads, rows, self.masks)
                 epoch_loss += loss * idx.size
-            history.append(epoch_loss / max(n, 1))
+            history.append(epoch_loss / max(order.size, 1))
             report_epoch(epoch + 1, options.epochs, history[-1])
             if options.average_from is not None and epoch >= options.average_from * options.epochs:
                 for name, value in self.params.items():
@@ -959,6 +962,7 @@ def training_options(config: dict[str, Any]) -> TrainingOptions:
         number_of_negative_examples=int(config["number_of_negative_examples"]),
         seed=int(config["random_seed"]) if config.get("random_seed") is not None else 0,
         average_from=None if config.get("weight_averaging") is None else float(config["weight_averaging"]),
+        batch_strategy=str(config.get("batch_strategy", SEQUENCE)),
     )
 
 
