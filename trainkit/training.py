@@ -197,7 +197,8 @@ def prepare(
         raise ConfigError("Can't train an NLU model without a pipeline in the config.", paths.config)
     if training_type == TrainingType.CORE and not use_core:
         raise ConfigError("Can't train a Core model without policies in the config.", paths.config)
-    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments, persist_nlu_training_data)
+    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments, persist_nlu_training_data,
+                            stories_have_texts=use_core and project.stories.has_e2e_steps())
     base = (Path(project_dir) if project_dir is not None else Path.cwd()).absolute()
     cache = Cache.for_project(base)
     root = str(cache.root) if cache.enabled else temporary_cache_root()
