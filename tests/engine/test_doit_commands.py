@@ -168,6 +168,14 @@ def test_doit_train_help_prints_the_same_options(project):
     assert "--stories=PATH" in test_help.stdout and "--nlu=PATH" in test_help.stdout
 
 
+def test_task_help_works_where_training_could_not_be_planned(tmp_path):
+    (tmp_path / "dodo.py").write_text("from trainkit.tasks import *  # noqa\n")  # no config, no data
+    for task, option in (("train", "--data=PATH"), ("test", "--stories=PATH")):
+        result = doit(tmp_path, task, "--help")
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert option in result.stdout and "Error" not in result.stdout + result.stderr
+
+
 def test_doit_train_num_threads_is_the_nodes_blas_thread_count(project):
     (project / "config.yml").write_text(CONFIG.replace("fake_components.FakeClassifier",
                                                        "test_num_threads.BlasThreadsProbe"))
