@@ -41,12 +41,14 @@ TINY_VECTORS: dict[str, list[float]] = {
     "am": [0.1, 0.1, 0.1, 0.0],
 }
 TINY_PERSONS = ["alice", "bob"]
+TINY_TAGS = {"UH": ["hello", "hi", "bye"], "PRP": ["i"], "VBP": ["am"], "VBZ": ["is"], "JJ": ["happy", "sad"],
+             "NNP": ["alice", "bob"]}
 
 
 @pytest.fixture
 def spacy_pipeline(tmp_path_factory):
-    """Builds a small spaCy pipeline directory: word vectors, lemmas for "am"/"is" and an
-    entity ruler for person names (lowercase patterns, as SpacyNLP lowercases by default).
+    """Builds a small spaCy pipeline directory: word vectors, lemmas for "am"/"is", tags
+    for a few words (TINY_TAGS) and an entity ruler for person names (lowercase patterns, as SpacyNLP lowercases by default).
 
     Stands in for a downloaded model such as en_core_web_md, which CI cannot install.
     """
@@ -60,6 +62,8 @@ def spacy_pipeline(tmp_path_factory):
             nlp.vocab.set_vector(word, np.asarray(vector, dtype=np.float32))
         lemmas = nlp.add_pipe("attribute_ruler")
         lemmas.add([[{"LOWER": "am"}], [{"LOWER": "is"}]], {"LEMMA": "be"})
+        for tag, words in TINY_TAGS.items():  # fine-grained tags, as a tagger would give
+            lemmas.add([[{"LOWER": word}] for word in words], {"TAG": tag})
         ruler = nlp.add_pipe("entity_ruler")
         ruler.add_patterns([{"label": "PERSON", "pattern": p} for p in (TINY_PERSONS if persons is None else persons)]
                            + [{"label": "GPE", "pattern": "berlin"}])

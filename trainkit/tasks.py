@@ -10,13 +10,13 @@ xxhash file checker serves the tasks a project adds to its own dodo.py.
     doit -n 4 train                 build independent nodes in parallel
     doit list --status --all        dry run: R = will run, U = up to date
     doit train --out dist --fixed-model-name bot --force
-    doit train --data data/nlu.yml,data/stories.yml --num-threads 2
+    doit train --data data/nlu.yml --data data/stories.yml --num-threads 2   (or --data a,b)
     doit train --finetune models --epoch-fraction 0.2
     doit train test                 test the model (only when the model or a test file changed)
     doit info train:<node>          the node's status and, when stale, the planner's reason
     doit forget train[:<node>]      the next build retrains those nodes, cached or not
     doit clean train                remove the models the builds wrote (TRAINKIT_CLEAN_CACHE=1: the cache too)
-    doit help train                 the task's options
+    doit help train                 the task's options (doit train --help prints them too)
 
 doit's own state (`doit forget`, `doit clean --forget`) is not what decides here, the
 planner is; so forgetting a trainkit task records it for the planner
@@ -106,8 +106,9 @@ PARAMS = [
     {"name": "config", "long": "config", "default": "config.yml", "help": "config file [default: config.yml]"},
     {"name": "domain", "long": "domain", "default": "domain.yml",
      "help": "domain file or directory [default: domain.yml]"},
-    {"name": "data", "long": "data", "default": "data",
-     "help": "data files or directories, comma separated (data/nlu.yml,data/stories.yml) [default: data]"},
+    {"name": "data", "long": "data", "type": list, "default": [], "metavar": "PATH",
+     "help": "data files or directories: repeat the option (--data data/nlu.yml --data data/stories.yml) or "
+             "separate them with commas (data/nlu.yml,data/stories.yml) [default: data]"},
     {"name": "out", "long": "out", "default": "models", "help": "where to write the model [default: models]"},
     {"name": "fixed_model_name", "long": "fixed-model-name", "default": "",
      "help": "model file name instead of a timestamped one"},
@@ -120,7 +121,51 @@ PARAMS = [
      "help": "continue training this model: an archive, or a directory for its newest archive"},
     {"name": "epoch_fraction", "long": "epoch-fraction", "type": float, "default": 1.0,
      "help": "with --finetune: train this fraction of the epochs each component's config gives [default: 1.0]"},
+    {"name": "show_help", "long": "help", "type": bool, "default": False, "help": "print these options and exit"},
 ]
+
+CONFIG_FILES = ("pyproject.toml", "doit.cfg")
+
+
+def _split_paths(values: list[str] | str) -> list[str]:
+    """Paths of a `type: list` option: each occurrence may itself be comma separated."""
+    items = [values] if isinstance(values, str) else values
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _configured_paths(task: str, name: str) -> list[str]:
+    """The option's value in the project's doit configuration, as doit reads it.
+
+    doit appends the occurrences of a `type: list` option to its default, and a default
+    set in pyproject.toml (`[tool.doit.tasks.train]`) or doit.cfg is that default; the
+    paths given on the command line must replace it, as Rasa's do, so it is looked up
+    here to be taken off again.
+    """
+    from doit.doit_cmd import DoitConfig
+
+    config = DoitConfig()
+    config.loads([name for name in CONFIG_FILES if os.path.exists(name)])
+    value = config.as_dict().get(f"task:{task}", {}).get(name)
+    return _split_paths(value) if value else []
+
+
+def option_paths(task: str, name: str, values: list[str] | str, default: str) -> list[str]:
+    """The paths a multi-path option was given, or its default when it was given none."""
+    paths = _split_paths(values)
+    configured = _configured_paths(task, name)
+    if configured and len(paths) > len(configured) and paths[: len(configured)] == configured:
+        paths = paths[len(configured):]
+    return paths or [default]
+
+
+def print_task_help(task: str, doc: str, params: list[dict[str, Any]]) -> None:
+    """`doit <task> --help`: the lines `doit help <task>` gives for the task's options."""
+    from doit.cmdparse import CmdOption
+
+    print(f"{task}  {doc}\n\nOptions:")
+    for param in params:
+        for line in CmdOption(param).help_doc():
+            print(line)
 
 
 class PlannerCheck:
@@ -250,8 +295,8 @@ def _acquire_project_lock() -> None:
 
 
 @task_params(PARAMS)
-def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: str, force: bool,
-               num_threads: int = 0, finetune: str = "", epoch_fraction: float = 1.0) -> Any:
+def task_train(config: str, domain: str, data: list[str], out: str, fixed_model_name: str, force: bool,
+               num_threads: int = 0, finetune: str = "", epoch_fraction: float = 1.0, show_help: bool = False) -> Any:
     """Train the assistant's model: one subtask per graph node, then packaging.
 
     `doit info train:<node>` says why a node is stale, `doit forget train` makes the next
@@ -259,19 +304,24 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
     """
     from trainkit.training import prepare
 
+    if show_help:
+        print_task_help(TRAIN, "Train the assistant's model: one subtask per graph node, then packaging.", PARAMS)
+        raise SystemExit(0)
     try:
         if num_threads:
             set_blas_threads(num_threads)
         plan = prepare(
             domain if Path(domain).exists() else None,
             config if Path(config).exists() else None,
-            [p for p in data.split(",") if p],
+            option_paths(TRAIN, "data", data, "data"),
             out,
             fixed_model_name or None,
             model_to_finetune=finetune or None,
             finetuning_epoch_fraction=epoch_fraction,
         )
     except TrainkitError as exc:
+        if "--help" in sys.argv[1:]:  # another task's help (doit test --help) needs no training plan
+            return
         raise SystemExit(f"Error: {exc}") from None
     _acquire_project_lock()
     spec = plan.spec.__dict__
@@ -303,19 +353,23 @@ def task_train(config: str, domain: str, data: str, out: str, fixed_model_name: 
     }
 
 
+TEST = "test"
 TEST_PARAMS = [
     {"name": "model", "long": "model", "default": "models", "help": "model archive, or a directory (newest)"},
-    {"name": "stories", "long": "stories", "default": "tests", "help": "test story paths, comma separated"},
-    {"name": "nlu", "long": "nlu", "default": "data", "help": "NLU test paths, comma separated"},
+    {"name": "stories", "long": "stories", "type": list, "default": [], "metavar": "PATH",
+     "help": "test story files or directories: repeat the option or separate them with commas [default: tests]"},
+    {"name": "nlu", "long": "nlu", "type": list, "default": [], "metavar": "PATH",
+     "help": "NLU test files or directories: repeat the option or separate them with commas [default: data]"},
     {"name": "results", "long": "results", "default": "results", "help": "where reports and plots go"},
     {"name": "e2e", "long": "e2e", "type": bool, "default": False, "help": "also parse the stories' user texts"},
+    {"name": "show_help", "long": "help", "type": bool, "default": False, "help": "print these options and exit"},
 ]
 
 
 def _test_inputs(options: dict[str, Any]) -> dict[str, Any]:
     from trainkit.evaluation.run_record import run_inputs
 
-    paths = [p for key in ("stories", "nlu") for p in options[key].split(",") if p]
+    paths = [p for key in ("stories", "nlu") for p in options[key]]
     return run_inputs(options["model"], paths, options)
 
 
@@ -333,18 +387,22 @@ def test_action(options: dict[str, Any]) -> None:
     from trainkit.evaluation.run_record import record_run
 
     inputs = _test_inputs(options)
-    run = _guarded(run_tests, options["model"], [p for p in options["stories"].split(",") if p],
-                   [p for p in options["nlu"].split(",") if p], options["results"], options["e2e"])
+    run = _guarded(run_tests, options["model"], options["stories"], options["nlu"], options["results"],
+                   options["e2e"])
     print("\n".join(run_lines(run, options["results"])))
     record_run(inputs, run.written.files)
 
 
 @task_params(TEST_PARAMS)
-def task_test(model: str, stories: str, nlu: str, results: str, e2e: bool) -> Any:
+def task_test(model: str, stories: list[str], nlu: list[str], results: str, e2e: bool, show_help: bool = False) -> Any:
     """Test the model: dialogue on the test stories, NLU on the NLU data (`trainkit test`)."""
     from trainkit.evaluation.run_record import forget_run
 
-    options = {"model": model, "stories": stories, "nlu": nlu, "results": results, "e2e": e2e}
+    if show_help:
+        print_task_help(TEST, "Test the model: dialogue on the test stories, NLU on the NLU data.", TEST_PARAMS)
+        raise SystemExit(0)
+    options = {"model": model, "stories": option_paths(TEST, "stories", stories, "tests"),
+               "nlu": option_paths(TEST, "nlu", nlu, "data"), "results": results, "e2e": e2e}
     _on_forget({"test": forget_run})  # `doit forget test`: the next `doit test` runs
     return {
         "actions": [(test_action, [options])],

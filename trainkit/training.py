@@ -197,7 +197,8 @@ def prepare(
         raise ConfigError("Can't train an NLU model without a pipeline in the config.", paths.config)
     if training_type == TrainingType.CORE and not use_core:
         raise ConfigError("Can't train a Core model without policies in the config.", paths.config)
-    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments, persist_nlu_training_data)
+    recipe = compile_recipe(project.config, use_nlu, use_core, core_additional_arguments, persist_nlu_training_data,
+                            stories_have_texts=use_core and project.stories.has_e2e_steps())
     base = (Path(project_dir) if project_dir is not None else Path.cwd()).absolute()
     cache = Cache.for_project(base)
     root = str(cache.root) if cache.enabled else temporary_cache_root()
@@ -215,7 +216,8 @@ def prepare(
     finetuned_from = None
     if model_to_finetune is not None:
         finetuned_from = _attach_base_model(model_to_finetune, finetuning_epoch_fraction, output, recipe,
-                                            settings.labels, Cache(Path(root), cache.max_size_bytes if cache.enabled else None))
+                                            settings.labels, Cache(Path(root), cache.max_size_bytes if cache.enabled else None),
+                                            state_dir(base))
     spec = BuildSpec(
         nodes=[node.as_dict() for node in recipe.nodes],
         paths=paths_as_dict(paths),
@@ -229,15 +231,20 @@ def prepare(
 
 
 def _attach_base_model(model: str | Path, fraction: float, output: str | Path, recipe: Recipe,
-                       labels: dict[str, Any], cache: Cache) -> Path:
+                       labels: dict[str, Any], cache: Cache, state: Path) -> Path:
     from trainkit.engine import finetune
+    from trainkit.engine.verified_bases import VerifiedBases
 
     fraction = finetune.check_fraction(fraction)
     path = finetune.resolve_model_path(model, output)
-    base = finetune.open_base_model(path)
+    memo = VerifiedBases(state)
+    base = finetune.open_base_model(path, memo)
     try:
         finetune.check_compatible(base, recipe.nodes, labels)
         names = finetune.attach_base(base, recipe.nodes, cache, fraction)
+        verified = base.verified()
+        if verified is not None:
+            memo.remember(verified)
     finally:
         base.close()
     logger.info("Finetuning %s from '%s' with epoch fraction %g.", ", ".join(names) or "nothing", path, fraction)

@@ -227,3 +227,49 @@ def test_warnings_under_doit_are_one_clean_line_each(project):
     warned = [line for line in result.stderr.splitlines() if "colour" in line]
     assert warned and all(line.startswith("Warning: ") for line in warned), result.stderr
     assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+
+
+def _nlu_intents(model: Path) -> list[str]:
+    import tarfile
+
+    with tarfile.open(model) as tar:
+        metadata = json.loads(tar.extractfile("metadata.json").read())
+    return metadata["labels"]["nlu"]["intents"]
+
+
+THANKS = 'version: "3.1"\nnlu:\n- intent: thanks\n  examples: |\n    - thank you\n    - thanks a lot\n'
+
+
+@pytest.mark.parametrize("spelling", [["--data", "data", "--data", "more"], ["--data", "data,more"],
+                                      ["--data", "data", "--data", "more,"]])
+def test_doit_train_data_takes_repeated_flags_and_commas(project, spelling):
+    (project / "more").mkdir()
+    (project / "more" / "thanks.yml").write_text(THANKS)
+    result = doit(project, "train", *spelling)
+    assert result.returncode == 0, result.stderr + result.stdout
+    (model,) = (project / "models").glob("*.tar.gz")
+    assert sorted(_nlu_intents(model)) == ["bye", "greet", "thanks"]
+
+
+def test_doit_train_data_given_once_replaces_the_default(project):
+    (project / "more").mkdir()
+    (project / "more" / "nlu.yml").write_text(THANKS.replace("thanks", "greet").replace("greet a lot", "hi again")
+                                              + "- intent: bye\n  examples: |\n    - bye bye\n")
+    result = doit(project, "train", "--data", "more")
+    assert result.returncode == 0, result.stderr + result.stdout
+    (model,) = (project / "models").glob("*.tar.gz")
+    assert sorted(_nlu_intents(model)) == ["bye", "greet"]
+    # the default data directory was not read: adding an intent there changes nothing
+    (project / "data" / "nlu.yml").write_text(NLU + THANKS.split("nlu:\n", 1)[1])
+    assert "-- train:package" in doit(project, "train", "--data", "more").stdout
+
+
+def test_data_on_the_command_line_replaces_the_configured_default(project):
+    (project / "more").mkdir()
+    (project / "more" / "thanks.yml").write_text(THANKS)
+    (project / "pyproject.toml").write_text('[tool.doit.tasks.train]\ndata = "data,more"\n')
+    assert doit(project, "train", "--fixed-model-name", "configured").returncode == 0
+    assert sorted(_nlu_intents(project / "models" / "configured.tar.gz")) == ["bye", "greet", "thanks"]
+    given = doit(project, "train", "--data", "data", "--fixed-model-name", "given")
+    assert given.returncode == 0, given.stderr + given.stdout
+    assert sorted(_nlu_intents(project / "models" / "given.tar.gz")) == ["bye", "greet"]

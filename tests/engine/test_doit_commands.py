@@ -151,7 +151,29 @@ def test_doit_help_train_lists_the_options_with_their_help(project):
                    "--epoch-fraction", "--num-threads"):
         assert option in result.stdout
     assert "comma" in result.stdout and "TRAINKIT_BLAS_THREADS" in result.stdout
+    assert "--data=PATH" in result.stdout and "repeat" in result.stdout
     assert "doit forget" in result.stdout or "forget" in doit(project, "help", "train:package").stdout
+
+
+def test_doit_train_help_prints_the_same_options(project):
+    result = doit(project, "train", "--help")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "Error" not in result.stderr
+    for option in ("--config", "--data=PATH", "--out", "--finetune", "--num-threads"):
+        assert option in result.stdout
+    assert "repeat" in result.stdout and "comma" in result.stdout
+    assert not (project / "models").exists()  # only the help: nothing trained
+    test_help = doit(project, "test", "--help")
+    assert test_help.returncode == 0, test_help.stderr + test_help.stdout
+    assert "--stories=PATH" in test_help.stdout and "--nlu=PATH" in test_help.stdout
+
+
+def test_task_help_works_where_training_could_not_be_planned(tmp_path):
+    (tmp_path / "dodo.py").write_text("from trainkit.tasks import *  # noqa\n")  # no config, no data
+    for task, option in (("train", "--data=PATH"), ("test", "--stories=PATH")):
+        result = doit(tmp_path, task, "--help")
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert option in result.stdout and "Error" not in result.stdout + result.stderr
 
 
 def test_doit_train_num_threads_is_the_nodes_blas_thread_count(project):

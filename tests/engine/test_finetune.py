@@ -167,3 +167,73 @@ def test_a_base_output_that_differs_from_its_record_is_refused(project, base):
             tar_out.addfile(member, io.BytesIO(data) if data is not None else None)
     with pytest.raises(FinetuneError, match="is damaged"):
         train(model_to_finetune=str(tampered))
+
+
+def _count_extractions(monkeypatch):
+    from trainkit.engine import finetune
+
+    calls = []
+    real = finetune.extract_model
+
+    def counting(path, target, *args, **kwargs):
+        calls.append(path)
+        return real(path, target, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "extract_model", counting)
+    return calls
+
+
+def test_replanning_an_unchanged_base_does_not_extract_it_again(project, base, monkeypatch):
+    calls = _count_extractions(monkeypatch)
+    first = train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 1
+    again = train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 1  # verified before: the same path, size, mtime and content
+    def fingerprints(result):
+        return {name: r["fingerprint"] for name, r in result.dry_run_results.items()}
+
+    assert fingerprints(again) == fingerprints(first)  # the same finetune is planned
+    tuned = train(model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 1
+    assert _artifact(project / tuned.model, _classifier(again))["history"] == [10, 5]
+
+
+def test_a_changed_base_archive_is_verified_again(project, base, monkeypatch):
+    import os
+
+    calls = _count_extractions(monkeypatch)
+    train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 1
+    # the same bytes with another mtime: read again, found to be the same, not extracted
+    stat = base.stat()
+    os.utime(base, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 1
+    # other bytes under the same name, size and mtime: extracted and checked again
+    tampered = project / "tampered.tar.gz"
+    import io
+
+    with tarfile.open(base) as tar_in, tarfile.open(tampered, "w:gz") as tar_out:
+        for member in tar_in.getmembers():
+            data = tar_in.extractfile(member).read() if member.isfile() else None
+            if "TunableClassifier" in member.name and member.name.endswith("model.json"):
+                data = data.replace(b'"history"', b'"history" ')
+                member.size = len(data)
+            tar_out.addfile(member, io.BytesIO(data) if data is not None else None)
+    stat = base.stat()
+    base.write_bytes(tampered.read_bytes())
+    os.utime(base, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(FinetuneError, match="is damaged"):
+        train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 2
+
+
+def test_a_base_whose_outputs_left_the_cache_is_extracted_again(project, base, monkeypatch):
+    import shutil
+
+    calls = _count_extractions(monkeypatch)
+    train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    shutil.rmtree(project / ".trainkit" / "cache")
+    result = train(model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
+    assert len(calls) == 2
+    assert _artifact(project / result.model, _classifier(train(dry_run=True)))["history"] == [10, 5]

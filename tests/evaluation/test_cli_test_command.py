@@ -112,7 +112,8 @@ def test_bare_test_runs_both_halves(in_bot):
     result = run("test", "--out", "all-results", "--no-plot")
     assert result.exit_code == 0, result.output
     names = {p.name for p in (in_bot / "all-results").iterdir()}
-    assert names == {"story_report.json", "failed_test_stories.yml", "intent_report.json", "intent_errors.json",
+    assert names == {"story_report.json", "failed_test_stories.yml", "stories_with_warnings.yml",
+                     "intent_report.json", "intent_errors.json",
                      "DIETClassifier_report.json", "DIETClassifier_errors.json"}
     assert "Evaluation results on CONVERSATION level:" in result.output
     assert "Intent evaluation (258 examples):" in result.output  # data/, as `rasa test` does

@@ -13,7 +13,11 @@ from trainkit.data.domain import parse_domain
 from trainkit.data.stories import read_story_file
 from trainkit.data.yaml_io import load_yaml
 from trainkit.evaluation.core_test import CoreTestResult
-from trainkit.evaluation.story_writer import NOTHING_FAILED, failed_stories_yaml
+from trainkit.evaluation.story_writer import (
+    NOTHING_FAILED,
+    failed_stories_yaml,
+    stories_with_warnings_yaml,
+)
 
 DOMAIN = """\
 version: "3.1"
@@ -162,3 +166,94 @@ def test_a_text_only_user_turn_has_no_intent_to_get_wrong(tmp_path, domain):
     replay = replay_stories(ScriptedEnsemble(domain, ["utter_greet", "action_listen"]), graph, _parse("greet"))
     assert [(u.intent, u.predicted_intent, u.correct) for u in replay.stories[0].users] == [(None, None, True)]
     assert CoreTestResult(replay, e2e=True).labels()[0] == ["utter_greet", "action_listen"]
+
+
+class UnlikelyEnsemble(ScriptedEnsemble):
+    """Scripted, and records the events each prediction was asked for."""
+
+    def __init__(self, domain, actions):
+        super().__init__(domain, actions)
+        self.seen = []
+
+    def predict_next_action(self, events):
+        self.seen.append(list(events))
+        return super().predict_next_action(events)
+
+
+WARNED = """\
+- story: greet then order
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: order
+  - action: utter_ok
+"""
+
+
+def test_a_predicted_unlikely_intent_is_a_warning_and_the_model_is_asked_again(tmp_path, domain):
+    graph = _stories(tmp_path, WARNED)
+    ensemble = UnlikelyEnsemble(domain, ["utter_greet", "action_listen", "action_unlikely_intent", "utter_ok",
+                                         "action_listen"])
+    replay = replay_stories(ensemble, graph)
+    story = replay.stories[0]
+    assert story.correct and story.has_warnings
+    assert [a.predicted for a in story.actions] == ["utter_greet", "action_listen", "utter_ok", "action_listen"]
+    # the second question sees the warning in the conversation, as Rasa's tracker holds it
+    assert getattr(ensemble.seen[3][-1], "action_name", None) == "action_unlikely_intent"
+    result = CoreTestResult(replay)
+    assert result.story_report()["conversation_accuracy"] == {"accuracy": 1.0, "correct": 1, "with_warnings": 1,
+                                                              "total": 1}
+    assert result.summary()["action"]["total"] == 4  # the warning is no action of the story
+    assert failed_stories_yaml(replay.stories) == NOTHING_FAILED
+    text = stories_with_warnings_yaml(replay.stories)
+    lines = text.splitlines()
+    assert lines[:3] == ['version: "3.1"', "stories:", "- story: greet then order"]
+    marked = lines.index("  - action: action_unlikely_intent  # predicted: action_unlikely_intent")
+    assert lines[marked - 1] == "  - intent: order" and lines[marked + 1] == "  - action: utter_ok"
+    written = tmp_path / "warned.yml"
+    written.write_text(text)
+    names = [getattr(e, "action_name", None) for e in read_story_file(written).story_steps[0].events]
+    assert "action_unlikely_intent" in names
+
+
+def test_a_wrong_action_after_the_warning_fails_the_story_and_says_so(tmp_path, domain):
+    graph = _stories(tmp_path, WARNED)
+    ensemble = UnlikelyEnsemble(domain, ["utter_greet", "action_listen", "action_unlikely_intent", "utter_greet",
+                                         "action_listen"])
+    replay = replay_stories(ensemble, graph)
+    assert not replay.stories[0].correct
+    lines = failed_stories_yaml(replay.stories).splitlines()
+    assert "  - action: action_unlikely_intent  # predicted: action_unlikely_intent" in lines
+    assert "  - action: utter_ok  # predicted: utter_greet after action_unlikely_intent" in lines
+    assert stories_with_warnings_yaml(replay.stories).splitlines()[-1] == "stories: []"  # failed, not warned
+
+
+def test_an_unlikely_intent_the_story_expects_but_the_model_misses_is_an_error(tmp_path, domain):
+    graph = _stories(tmp_path, WARNED.replace("  - intent: order\n", "  - intent: order\n"
+                                                                      "  - action: action_unlikely_intent\n"))
+    replay = replay_stories(ScriptedEnsemble(domain, ["utter_greet", "action_listen", "utter_ok", "utter_ok",
+                                                      "action_listen"]), graph)
+    story = replay.stories[0]
+    assert not story.correct and not story.has_warnings
+    assert story.actions[2].expected == "action_unlikely_intent" and story.actions[2].predicted == "utter_ok"
+    # and predicted where the story has it, it is simply right
+    right = replay_stories(ScriptedEnsemble(domain, ["utter_greet", "action_listen", "action_unlikely_intent",
+                                                     "utter_ok", "action_listen"]), graph).stories[0]
+    assert right.correct and not right.has_warnings
+
+
+def test_no_warning_writes_an_empty_story_list(tmp_path, domain):
+    graph = _stories(tmp_path, STORY)
+    replay = replay_stories(ScriptedEnsemble(domain, ["utter_greet", "action_listen", "utter_ok", "action_listen"]),
+                            graph)
+    text = stories_with_warnings_yaml(replay.stories)
+    assert text.startswith("# ")
+    assert load_yaml_text(text) == {"version": "3.1", "stories": []}
+
+
+def load_yaml_text(text):
+    import io
+
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(io.StringIO(text))

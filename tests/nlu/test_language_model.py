@@ -24,7 +24,7 @@ from trainkit.nlu.crf_extractor import CRFEntityExtractor
 from trainkit.nlu.diet import DIETClassifier
 from trainkit.nlu.language_model import LanguageModelFeaturizer, tokenizers_installed
 from trainkit.nlu.tokenizers import WhitespaceTokenizer
-from trainkit.training import prepare
+from trainkit.training import TrainingType, prepare
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -183,6 +183,61 @@ def test_a_pipeline_naming_a_missing_model_stops_before_training_at_its_line(tmp
     with pytest.raises(ConfigError) as caught:
         prepare("domain.yml", "config.yml", "data")
     assert "config.yml:4" in str(caught.value) and "acme/not-here" in str(caught.value)
+
+
+CORE_CONFIG = """\
+language: en
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: CountVectorsFeaturizer
+  - name: LanguageModelFeaturizer
+    model_weights: acme/not-here
+  - name: DIETClassifier
+policies:
+  - name: TEDPolicy
+    epochs: 1
+"""
+CORE_DOMAIN = """\
+version: "3.1"
+intents: [greet, goodbye]
+responses:
+  utter_greet:
+  - text: Hello!
+  utter_bye:
+  - text: Bye!
+"""
+
+
+def _core_project(tmp_path, monkeypatch, user_step):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yml").write_text(CORE_CONFIG)
+    (tmp_path / "domain.yml").write_text(CORE_DOMAIN)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "stories.yml").write_text(
+        'version: "3.1"\nstories:\n- story: hi\n  steps:\n' + user_step
+        + "  - action: utter_greet\n  - intent: goodbye\n  - action: utter_bye\n")
+
+
+def test_core_only_training_stops_at_a_missing_model_ted_would_featurize_texts_with(tmp_path, no_hub_cache,
+                                                                                      monkeypatch):
+    _core_project(tmp_path, monkeypatch, "  - user: hello there\n    intent: greet\n")
+    with pytest.raises(ConfigError) as caught:
+        trainkit.train_core("domain.yml", "config.yml", "data", dry_run=True)
+    message = str(caught.value)
+    assert "config.yml:5" in message and "LanguageModelFeaturizer" in message and "acme/not-here" in message
+    assert "TEDPolicy" in message and "never downloads" in message  # who needs it, and the featurizer's own words
+
+
+def test_core_only_training_without_story_texts_warns_what_ted_leaves_out(tmp_path, no_hub_cache, monkeypatch):
+    _core_project(tmp_path, monkeypatch, "  - intent: greet\n")
+    with pytest.warns(UserWarning) as caught:
+        plan = prepare("domain.yml", "config.yml", "data", only=TrainingType.CORE)
+    messages = [str(w.message) for w in caught if "LanguageModelFeaturizer" in str(w.message)]
+    assert len(messages) == 1, [str(w.message) for w in caught]
+    assert "config.yml:5" in messages[0] and "TEDPolicy" in messages[0] and "acme/not-here" in messages[0]
+    ted = next(node for node in plan.recipe.nodes if "TEDPolicy" in node.name)
+    assert [spec["component"] for spec in ted.config["text_featurizers"]] == ["WhitespaceTokenizer",
+                                                                            "CountVectorsFeaturizer"]
 
 
 # ------------------------------------------------------------------ fingerprints

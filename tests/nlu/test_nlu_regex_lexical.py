@@ -92,7 +92,7 @@ def test_lexical_unseen_values_get_no_column(runner):
     assert batch.sequence_features["LexicalSyntacticFeaturizer"].nnz == 0
 
 
-@pytest.mark.parametrize("features", [[["low"], ["upper"]], [["shape"]], [["pos"]], "low"])
+@pytest.mark.parametrize("features", [[["low"], ["upper"]], [["shape"]], [["pos", "tag"]], "low"])
 def test_lexical_invalid_features(features):
     with pytest.raises(ConfigError):
         LexicalSyntacticFeaturizer(component_config(LexicalSyntacticFeaturizer, {"features": features}))
@@ -104,3 +104,13 @@ def test_default_lexical_features_match_rasa():
         ["BOS", "EOS", "low", "upper", "title", "digit"],
         ["low", "title", "upper"],
     ]
+
+
+def test_lexical_pos_features_without_tags_warn_and_add_no_columns(runner):
+    data = TrainingData([Message.build("hello there", "greet"), Message.build("bye now", "bye")])
+    with pytest.warns(UserWarning, match=r"'pos', 'pos2' need part-of-speech tags.*SpacyTokenizer"):
+        components = runner.train(data, [(WhitespaceTokenizer, {}),
+                                          (LexicalSyntacticFeaturizer, {"features": [["pos"], ["low", "pos2"], []]})])
+    assert all("pos" not in key for key in components[-1].feature_map)
+    batch = runner.parse(components, ["hello now"])
+    assert batch.sequence_features["LexicalSyntacticFeaturizer"].shape[0] == 2

@@ -226,3 +226,64 @@ def test_crf_refuses_dense_features_of_another_width(runner, spacy_pipeline):
     components = runner.train(_mood_data(), items)
     with pytest.raises(ConfigError, match="trained on 4 dense feature columns"):
         runner.parse([components[0], components[1], components[3]], ["i am great"])
+
+
+def test_tokenizer_passes_on_the_part_of_speech_tags(runner, spacy_pipeline):
+    nlp, tokenizer = runner.train(_data(), [(SpacyNLP, {"model": str(spacy_pipeline())}), (SpacyTokenizer, {})])
+    batch = runner.parse([nlp, tokenizer], ["Hello, I am happy"])
+    assert [t.data.get("pos") for t in batch.tokens[0]] == ["UH", None, "PRP", "VBP", "JJ"]
+    # and later nodes read them from the tokens artifact, as prediction sees them
+    from trainkit.engine.artifact import Artifact
+
+    stored = read_tokens(Artifact(sorted(runner.root.glob("*_SpacyTokenizer"))[0]), [t for t in TEXTS if t])
+    assert [t.data.get("pos") for t in stored[0]] == ["UH", None, "PRP", "VBP", "JJ"]
+    assert [t.data.get("pos") for t in stored[1]] == ["UH", "NNP"]
+
+
+def test_lexical_syntactic_pos_features_come_from_the_spacy_tags(runner, spacy_pipeline):
+    from trainkit.nlu.lexical_syntactic import LexicalSyntacticFeaturizer
+
+    items = [(SpacyNLP, {"model": str(spacy_pipeline())}), (SpacyTokenizer, {}),
+             (LexicalSyntacticFeaturizer, {"features": [["pos"], ["pos", "pos2"], []]})]
+    components = runner.train(_data(["i am happy", "hello alice"]), items)
+    names = components[-1].featurize(runner.parse(components[:-1], ["i am sad"])).feature_names
+    assert {"0|pos|s:JJ", "0|pos2|s:VB", "0|pos|s:NNP", "-1|pos|s:VBP"} <= set(names)
+    batch = runner.parse(components, ["i am sad", "bye"])
+    rows = batch.sequence_features["LexicalSyntacticFeaturizer"].to_dense()
+    column = {name: i for i, name in enumerate(names)}
+    assert rows[2, column["0|pos|s:JJ"]] == 1 and rows[2, column["-1|pos|s:VBP"]] == 1  # "sad": JJ after VBP
+    assert rows[1, column["0|pos2|s:VB"]] == 1
+    assert rows[3].sum() == 2  # "bye": its pos UH and pos2 UH, and no token before it
+
+
+def test_a_message_goes_through_the_spacy_pipeline_once(runner, spacy_pipeline, monkeypatch):
+    items = [(SpacyNLP, {"model": str(spacy_pipeline())}), (SpacyTokenizer, {}), (SpacyFeaturizer, {}),
+             (SpacyEntityExtractor, {})]
+    components = runner.train(_data(), items)
+    nlp = components[1].nlp
+    made: list[str] = []
+    ruled: list[str] = []
+    make_doc = nlp.make_doc
+    ruler = nlp.get_pipe("entity_ruler")
+    monkeypatch.setattr(nlp, "make_doc", lambda text: made.append(text) or make_doc(text))
+    original_call = type(ruler).__call__
+    monkeypatch.setattr(type(ruler), "__call__", lambda self, doc: ruled.append(doc.text) or original_call(self, doc))
+    batch = runner.parse(components, ["bob is happy", "hello alice"])
+    assert made == ["bob is happy", "hello alice"]  # tokenized once, for the tokenizer and the extractor
+    assert ruled == ["bob is happy", "hello alice"]
+    assert [[e["value"] for e in entities] for entities in batch.entities] == [["bob"], ["alice"]]
+    assert [t.data.get("pos") for t in batch.tokens[0]] == ["NNP", "VBZ", "JJ"]
+
+
+def test_crf_learns_from_the_part_of_speech_tags(runner, spacy_pipeline):
+    from trainkit.data.training_data import Entity
+    from trainkit.nlu.crf_extractor import CRFEntityExtractor
+
+    data = TrainingData([Message.build("i am happy", "mood", [Entity(5, 10, "happy", "feeling")]),
+                         Message.build("hello alice", "greet"), Message.build("i am", "other")])
+    items = [(SpacyNLP, {"model": str(spacy_pipeline())}), (SpacyTokenizer, {}),
+             (CRFEntityExtractor, {"features": [[], ["pos"], []], "max_iterations": 50})]
+    components = runner.train(data, items)
+    # "sad" never occurs in training; its tag (JJ, like "happy") is all the CRF sees
+    batch = runner.parse(components, ["bob is sad"])
+    assert [(e["entity"], e["value"]) for e in batch.entities[0]] == [("feeling", "sad")]

@@ -14,7 +14,7 @@ from typing import Any
 
 from trainkit.core.policy import Policy, PolicyPrediction
 from trainkit.data.domain import Domain
-from trainkit.data.events import Event
+from trainkit.data.events import ACTION_UNLIKELY_INTENT, ActionExecuted, Event
 from trainkit.engine.artifact import Artifact
 from trainkit.engine.component import get_component
 from trainkit.errors import TrainkitError
@@ -81,8 +81,11 @@ class PolicyEnsemble:
         return cls(domain, policies)
 
     def predict(self, events: list[Event]) -> list[PolicyPrediction]:
-        """Every policy's prediction, in config order."""
-        return [p.predict_action_probabilities(list(events), self.domain) for p in self.policies]
+        """Every policy's prediction, in config order (`action_unlikely_intent` only
+        for the policies that read it)."""
+        without = [e for e in events if not (isinstance(e, ActionExecuted) and e.action_name == ACTION_UNLIKELY_INTENT)]
+        return [p.predict_action_probabilities(list(events if p.reads_unlikely_intent else without), self.domain)
+                for p in self.policies]
 
     def predict_next_action(self, events: list[Event], exclude: str | None = None) -> EnsemblePrediction:
         """The action the assistant takes next after `events`.

@@ -67,6 +67,10 @@ class Policy(Component):
 
     roles = frozenset({POLICY})
     trainable = True
+    # Whether the policy sees `action_unlikely_intent` in the conversation. As in Rasa,
+    # only the policy that predicts it does; for the others the warning is not a turn of
+    # the conversation, so a story goes on as if it had not been raised.
+    reads_unlikely_intent: bool = False
 
     @property
     def policy_priority(self) -> int:

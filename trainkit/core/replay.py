@@ -9,6 +9,12 @@ Test stories cannot run the forms, so when the model predicts the active form bu
 story continues otherwise, the form is taken to have rejected the user's input (an
 `ActionExecutionRejected` event) and the model is asked again, as in Rasa.
 
+When the model predicts `action_unlikely_intent` where the story takes another action,
+the prediction is a warning, as in Rasa: the action is added to the conversation (the
+other policies do not see it), the model is asked again, and the story is right if that
+answer is; it is listed in `stories_with_warnings.yml`. A story that expects the action
+where the model does not predict it has a wrong prediction like any other.
+
 A live assistant stops after ten actions in a row without listening; replay keeps the
 same circuit breaker, so an eleventh action the story expects after one user message is
 scored as `circuit breaker tripped` while the model keeps predicting.
@@ -31,6 +37,7 @@ from trainkit.core.trackers import GeneratorConfig, TrackerGenerator, TrainingTr
 from trainkit.data.domain import Domain
 from trainkit.data.events import (
     ACTION_LISTEN,
+    ACTION_UNLIKELY_INTENT,
     ActionExecuted,
     ActionExecutionRejected,
     Event,
@@ -53,6 +60,8 @@ class ActionResult:
     predicted: str
     policy: str | None
     confidence: float | None
+    # The model first predicted action_unlikely_intent here (a warning), then this.
+    after_unlikely_intent: bool = False
 
     @property
     def correct(self) -> bool:
@@ -86,6 +95,8 @@ class ReplayStep:
 
     event: Event
     result: ActionResult | UserResult | None = None
+    # An action_unlikely_intent the model predicted and the story does not take.
+    warning: bool = False
 
 
 @dataclass
@@ -102,6 +113,11 @@ class StoryResult:
         """A story is right when all of its actions (and parsed user turns) are."""
         return all(a.correct for a in self.actions) and all(u.correct for u in self.users)
 
+    @property
+    def has_warnings(self) -> bool:
+        """Whether the model predicted action_unlikely_intent where the story did not."""
+        return any(step.warning for step in self.steps)
+
 
 @dataclass
 class DialogueReport:
@@ -112,6 +128,11 @@ class DialogueReport:
     @property
     def correct_stories(self) -> int:
         return sum(story.correct for story in self.stories)
+
+    @property
+    def stories_with_warnings(self) -> list[StoryResult]:
+        """The stories that are right, with an action_unlikely_intent predicted on the way."""
+        return [story for story in self.stories if story.correct and story.has_warnings]
 
     @property
     def total_actions(self) -> int:
@@ -153,6 +174,10 @@ def trackers_of_test_stories(graph: StoryGraph, domain: Domain) -> list[Training
 
 def _predict(ensemble: PolicyEnsemble, events: list[Event], expected: str) -> ActionResult:
     prediction = ensemble.predict_next_action(events)
+    warned = prediction.action == ACTION_UNLIKELY_INTENT and expected != ACTION_UNLIKELY_INTENT
+    if warned:
+        events.append(ActionExecuted(ACTION_UNLIKELY_INTENT))
+        prediction = ensemble.predict_next_action(events)
     loop = DialogueStateTracker(ensemble.domain, events).active_loop_name
     if (
         prediction.action != expected
@@ -162,7 +187,7 @@ def _predict(ensemble: PolicyEnsemble, events: list[Event], expected: str) -> Ac
     ):
         events.append(ActionExecutionRejected(loop))
         prediction = ensemble.predict_next_action(events)
-    return ActionResult(expected, prediction.action, prediction.policy_name, prediction.confidence)
+    return ActionResult(expected, prediction.action, prediction.policy_name, prediction.confidence, warned)
 
 
 def _entity_key(entity: dict[str, Any]) -> tuple[int, int, str]:
@@ -214,6 +239,8 @@ def replay_tracker(ensemble: PolicyEnsemble, tracker: TrainingTracker, parse: Pa
                 action = ActionResult(expected, CIRCUIT_BREAKER_TRIPPED, None, None)
             else:
                 action = _predict(ensemble, running, expected)
+                if action.after_unlikely_intent:
+                    result.steps.append(ReplayStep(ActionExecuted(ACTION_UNLIKELY_INTENT), warning=True))
             wants_another_action = action.predicted != ACTION_LISTEN
             predicted_since_user += 1
             result.actions.append(action)

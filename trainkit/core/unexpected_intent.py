@@ -26,6 +26,8 @@ class UnexpecTEDIntentPolicy(Policy):
     name = "UnexpecTEDIntentPolicy"
     version = "1"
     priority = 2
+    # Rasa's policy is the one that sees its own action_unlikely_intent in the conversation.
+    reads_unlikely_intent = True
     defaults = {"max_history": Option(None, HISTORY), "epochs": Option(1, EPOCHS), "priority": Option(2, PRIORITY)}
     # Everything else Rasa's policy takes is accepted without a per-option warning: the
     # whole policy is already reported as skipped.

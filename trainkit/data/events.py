@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTION_LISTEN = "action_listen"
+# Predicted by UnexpecTEDIntentPolicy when a user turn is unlikely in its context: a
+# warning, which the other policies do not see as a turn of the conversation.
+ACTION_UNLIKELY_INTENT = "action_unlikely_intent"
 # Rasa marks the open ends of a rule ("anything may happen here") with this action name.
 RULE_SNIPPET_ACTION = "..."
 

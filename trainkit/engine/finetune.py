@@ -14,6 +14,11 @@ another shape or label set would either crash halfway or silently learn somethin
 - the label sets: intents, entity types and retrieval responses for NLU; actions,
   intents, entities, slots and forms of the domain for dialogue (responses' texts may
   change: they are packaged, not learned).
+
+What a plan verified of a base archive is remembered (`verified_bases`), so planning the
+same finetune again reads the archive's bytes to digest them but does not extract it; the
+outputs are taken from the cache, where the first plan put them, and an archive whose
+bytes changed is verified again from scratch.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ from trainkit.engine.component import get_component
 from trainkit.engine.fingerprint import digest_dir, fingerprint
 from trainkit.engine.graph import BASE_MODEL, EPOCH_FRACTION, TRAIN, Node
 from trainkit.engine.package import ModelVersionError, extract_model
+from trainkit.engine.verified_bases import ArchiveIdentity, VerifiedBase, VerifiedBases
 from trainkit.errors import TrainkitError
 
 # Config keys that say how long to train, not what: they may differ from the base model.
@@ -46,19 +52,36 @@ class FinetuneError(TrainkitError):
 
 @dataclass
 class BaseModel:
-    """An extracted model archive to finetune from; `close()` removes the extraction."""
+    """A model archive to finetune from; `close()` removes the extraction, if any.
+
+    A base verified by an earlier plan comes with its metadata and checked outputs and no
+    extraction (`root` None); it is extracted only if an output must be read again.
+    """
 
     path: Path
     metadata: dict[str, Any]
-    root: Path
+    root: Path | None = None
+    identity: ArchiveIdentity | None = None
+    # node -> digest of its output, found equal to the one the metadata records
+    checked: dict[str, str] = field(default_factory=dict)
 
     def component_dir(self, node: str) -> Path:
-        """Where the archive's output of `node` was extracted."""
+        """Where the archive's output of `node` was extracted (extracting it now if needed)."""
+        if self.root is None:
+            root, metadata = _extract(self.path)
+            self.root = root
+            if metadata != self.metadata:
+                raise FinetuneError(f"cannot finetune '{self.path}': the archive changed while it was being read")
         return self.root / COMPONENTS_DIR / node
 
     def close(self) -> None:
         """Remove the extracted files."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def verified(self) -> VerifiedBase | None:
+        """What to remember of this base once the plan has used it."""
+        return None if self.identity is None else VerifiedBase(self.identity, self.metadata, dict(self.checked))
 
 
 def resolve_model_path(path: str | Path, output: str | Path) -> Path:
@@ -75,7 +98,7 @@ def resolve_model_path(path: str | Path, output: str | Path) -> Path:
     return candidate
 
 
-def open_base_model(path: Path) -> BaseModel:
+def _extract(path: Path) -> tuple[Path, dict[str, Any]]:
     """Extract the archive (bounded, as any untrusted archive) and read its metadata."""
     root = Path(tempfile.mkdtemp(prefix="trainkit-finetune-"))
     try:
@@ -87,7 +110,18 @@ def open_base_model(path: Path) -> BaseModel:
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
-    return BaseModel(path, metadata, root)
+    return root, metadata
+
+
+def open_base_model(path: Path, memo: VerifiedBases | None = None) -> BaseModel:
+    """The base archive: as an earlier plan verified it when its bytes are the same,
+    else extracted now and read."""
+    identity = ArchiveIdentity.of(path) if memo is not None else None
+    known = memo.lookup(identity) if memo is not None and identity is not None else None
+    if known is not None:
+        return BaseModel(path, known.metadata, None, identity, dict(known.outputs))
+    root, metadata = _extract(path)
+    return BaseModel(path, metadata, root, identity)
 
 
 def _comparable(node: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +217,9 @@ def attach_base(base: BaseModel, nodes: list[Node], cache: Cache, fraction: floa
     """Give every finetunable training node its base output as an input; returns their names.
 
     The base outputs are stored in the cache as they are in the archive, after checking
-    each against the digest the archive's metadata records for it.
+    each against the digest the archive's metadata records for it. An output an earlier
+    plan checked (`base.checked`) and the cache still holds is neither extracted nor
+    digested again.
     """
     recorded = base.metadata.get("components")
     recorded = recorded if isinstance(recorded, dict) else {}
@@ -191,18 +227,32 @@ def attach_base(base: BaseModel, nodes: list[Node], cache: Cache, fraction: floa
     for node in nodes:
         if node.fn != TRAIN or not get_component(node.component).finetunable:
             continue
-        directory = base.component_dir(node.name)
-        if node.name not in recorded or not directory.is_dir():
+        if node.name not in recorded:
             raise FinetuneError(f"cannot finetune '{base.path}': it holds no output of '{node.name}'")
-        digest = digest_dir(directory)
+        digest = base.checked.get(node.name)
         if digest != recorded[node.name]:
-            raise FinetuneError(f"cannot finetune '{base.path}': its output of '{node.name}' is damaged "
-                                "(it differs from the digest its metadata records)")
+            digest = _checked_output(base, node.name, recorded[node.name])
         # A key no node computes: the entry exists to hold the object, looked up by digest.
         key = fingerprint({BASE_MODEL: digest})
         stored = cache.lookup(key, touch=False)
         if stored != digest:  # planning the same finetune again copies nothing
+            directory = base.component_dir(node.name)
+            if node.name in base.checked and digest_dir(directory) != digest:
+                digest = _checked_output(base, node.name, recorded[node.name])
             stored = cache.put(key, directory, node=node.name, component=node.component)
         node.finetune = {BASE_MODEL: stored, EPOCH_FRACTION: fraction}
         finetuned.append(node.name)
     return finetuned
+
+
+def _checked_output(base: BaseModel, name: str, recorded: str) -> str:
+    """Digest the archive's output of `name` and compare it with the recorded digest."""
+    directory = base.component_dir(name)
+    if not directory.is_dir():
+        raise FinetuneError(f"cannot finetune '{base.path}': it holds no output of '{name}'")
+    digest = digest_dir(directory)
+    if digest != recorded:
+        raise FinetuneError(f"cannot finetune '{base.path}': its output of '{name}' is damaged "
+                            "(it differs from the digest its metadata records)")
+    base.checked[name] = digest
+    return digest

@@ -156,29 +156,55 @@ def _nlu_nodes(config: TrainingConfig, recipe: Recipe, persist: bool) -> None:
 TEXT_FEATURIZERS = "text_featurizers"
 
 
-def _pipeline_text_featurizers(config: TrainingConfig) -> list[dict[str, Any]]:
-    """The pipeline's first tokenizer and the featurizers after it, with merged configs.
+def _pipeline_text_featurizers(config: TrainingConfig) -> tuple[list[dict[str, Any]], list[ConfigError]]:
+    """The pipeline's first tokenizer and the featurizers after it, with merged configs,
+    and why each tokenizer or featurizer that cannot be built here was left out.
 
-    Components that cannot be built here (they need external models) are left out; the
-    NLU half reports them. Their options were warned about there, so not twice. So are
-    components reading a provider's resource (spaCy): the policy's fingerprint does not
-    cover that resource.
+    Components that cannot be built (a language model whose weights are missing) are left
+    out; the NLU half reports them as errors, and without it `_check_text_featurizers`
+    does. Their options were warned about there, so not twice. Components reading a
+    provider's resource (spaCy) are left out too: the policy's fingerprint does not cover
+    that resource.
     """
     specs: list[dict[str, Any]] = []
+    left_out: list[ConfigError] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for item in config.pipeline:
+        for index, item in enumerate(config.pipeline):
             try:
                 cls = get_component(item["name"])
-                if cls.provider:
-                    continue
+            except GraphError:
+                continue
+            wanted = (TOKENIZER in cls.roles and not specs) or (FEATURIZER in cls.roles and bool(specs))
+            if cls.provider or not wanted:
+                continue
+            try:
                 merged = component_config(cls, item)
                 cls(merged)
-            except (GraphError, ConfigError):
+            except ConfigError as exc:
+                left_out.append(ConfigError(f"pipeline item {index + 1} ({cls.name}): {exc.problem.message}",
+                                            config.path, config.line_of_item("pipeline", index)))
                 continue
-            if (TOKENIZER in cls.roles and not specs) or (FEATURIZER in cls.roles and specs):
-                specs.append({"component": item["name"], "config": merged})
-    return specs if len(specs) > 1 else []
+            specs.append({"component": item["name"], "config": merged})
+    return (specs if len(specs) > 1 else []), left_out
+
+
+def _check_text_featurizers(policy: str, left_out: list[ConfigError], stories_have_texts: bool) -> None:
+    """Never leave a featurizer out of a policy's text featurizers silently.
+
+    When the stories hold texts the policy featurizes them, so a featurizer it cannot
+    build stops the training as the NLU half would; otherwise nothing reads it yet, and a
+    warning names what was left out.
+    """
+    if not left_out:
+        return
+    if stories_have_texts:
+        first = left_out[0]
+        raise ConfigError(f"{first.problem.message} ({policy} featurizes the stories' end-to-end texts with the "
+                          "pipeline's featurizers, so it needs this one too)", first.problem.path, first.problem.line)
+    for error in left_out:
+        warnings.warn(f"{error.problem}; it is left out of {policy}'s end-to-end text featurizers "
+                      "(the stories hold no texts, so none is featurized yet)", stacklevel=3)
 
 
 def _end_to_end_texts(config: TrainingConfig, recipe: Recipe) -> str:
@@ -199,7 +225,8 @@ def _end_to_end_texts(config: TrainingConfig, recipe: Recipe) -> str:
     return E2E_TEXTS
 
 
-def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str, Any]) -> None:
+def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str, Any],
+                stories_have_texts: bool = False) -> None:
     recipe.nodes.append(Node(CORE_DOMAIN, "CoreDomainProvider", DERIVE, {}, {"domain": DOMAIN}, "core"))
     recipe.nodes.append(Node(STORIES, "StoryGraphProvider", PROVIDE, {}, {}, "data"))
     recipe.nodes.append(
@@ -218,7 +245,8 @@ def _core_nodes(config: TrainingConfig, recipe: Recipe, tracker_config: dict[str
         _check_constructs(cls, merged, config, "policies", index)
         needs: dict[str, str | list[str]] = {"trackers": TRACKERS, "domain": CORE_DOMAIN}
         if getattr(cls, "featurizes_text", False):
-            merged[TEXT_FEATURIZERS] = _pipeline_text_featurizers(config)
+            merged[TEXT_FEATURIZERS], left_out = _pipeline_text_featurizers(config)
+            _check_text_featurizers(cls.name, left_out, stories_have_texts)
             if merged[TEXT_FEATURIZERS]:
                 needs["texts"] = _end_to_end_texts(config, recipe)
         name = f"train_{cls.name}{index}"
@@ -236,11 +264,14 @@ def compile_recipe(
     use_core: bool,
     tracker_arguments: dict[str, Any] | None = None,
     persist_nlu_training_data: bool = False,
+    stories_have_texts: bool = False,
 ) -> Recipe:
     """Turn the config into graph nodes for the halves being trained.
 
     With `persist_nlu_training_data` the NLU data provider is a target, so the training
-    data (as the components saw it) is packaged with the model.
+    data (as the components saw it) is packaged with the model. `stories_have_texts`
+    says whether TEDPolicy will featurize end-to-end texts, which decides whether a
+    featurizer it cannot build is an error or a warning.
     """
     recipe = Recipe(nodes=[Node(DOMAIN, "DomainProvider", PROVIDE, {}, {}, "data", True)])
     if use_nlu:
@@ -250,5 +281,5 @@ def compile_recipe(
         for key, value in (tracker_arguments or {}).items():
             if key in tracker_config:
                 tracker_config[key] = value
-        _core_nodes(config, recipe, tracker_config)
+        _core_nodes(config, recipe, tracker_config, stories_have_texts)
     return recipe

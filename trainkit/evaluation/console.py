@@ -24,6 +24,8 @@ def core_lines(result: CoreTestResult) -> list[str]:
         f"Evaluation results on {level} level:",
         f"  Correct: {conversation['correct']} / {conversation['total']}",
         f"  Accuracy: {conversation['accuracy']:.3f}",
+        *([f"  With warnings (action_unlikely_intent): {warned}"] if (warned := len(result.replay.stories_with_warnings))
+          else []),
         "Evaluation results on ACTION level:",
         f"  Correct: {action['correct']} / {action['total']}",
         f"  Accuracy: {action['accuracy']:.3f}",

@@ -2,7 +2,8 @@
 
 The story report is a classification report over every prediction the replay made:
 each action, and with `--e2e` each user turn's intent and its entities (paired by exact
-span). Conversation accuracy counts stories with no wrong prediction at all.
+span). Conversation accuracy counts stories with no wrong prediction at all; of those, the ones
+on whose way the model predicted `action_unlikely_intent` are counted `with_warnings`.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class CoreTestResult:
         stories = len(self.replay.stories)
         correct = self.replay.correct_stories
         report["conversation_accuracy"] = {
-            "accuracy": correct / stories if stories else 0.0, "correct": correct, "with_warnings": 0,
-            "total": stories,
+            "accuracy": correct / stories if stories else 0.0, "correct": correct,
+            "with_warnings": len(self.replay.stories_with_warnings), "total": stories,
         }
         return report
 

@@ -17,10 +17,11 @@ from trainkit.evaluation.core_test import CoreTestResult
 from trainkit.evaluation.cross_validation import CrossValidationResult
 from trainkit.evaluation.metrics import confusion_matrix, unique_labels
 from trainkit.evaluation.nlu_test import NluTestResult
-from trainkit.evaluation.story_writer import failed_stories_yaml
+from trainkit.evaluation.story_writer import failed_stories_yaml, stories_with_warnings_yaml
 
 STORY_REPORT = "story_report.json"
 FAILED_STORIES = "failed_test_stories.yml"
+STORIES_WITH_WARNINGS = "stories_with_warnings.yml"
 STORY_CONFUSION_MATRIX = "story_confusion_matrix.png"
 INTENT_REPORT = "intent_report.json"
 INTENT_ERRORS = "intent_errors.json"
@@ -72,11 +73,13 @@ def _plots_wanted(plots: bool, written: WrittenFiles) -> bool:
 
 
 def write_core_reports(result: CoreTestResult, out: str | Path, plots: bool = True) -> WrittenFiles:
-    """`story_report.json`, `failed_test_stories.yml` and the story confusion matrix."""
+    """`story_report.json`, `failed_test_stories.yml`, `stories_with_warnings.yml` and
+    the story confusion matrix."""
     out = Path(out)
     written = WrittenFiles([
         _json(out / STORY_REPORT, result.story_report()),
         write_text_atomic(out / FAILED_STORIES, failed_stories_yaml(result.replay.stories)),
+        write_text_atomic(out / STORIES_WITH_WARNINGS, stories_with_warnings_yaml(result.replay.stories)),
     ])
     if _plots_wanted(plots, written):
         from trainkit.evaluation.plots import plot_confusion_matrix

@@ -1,8 +1,10 @@
-"""`failed_test_stories.yml`: the stories that went wrong, as Rasa writes them.
+"""`failed_test_stories.yml` and `stories_with_warnings.yml`, as Rasa writes them.
 
 Each failed story is written back as a test story (so it can be fixed and replayed) with
-a `# predicted: ...` comment on every step the model got wrong. Scalars that are not
-plain names are written as JSON strings, which YAML reads unchanged.
+a `# predicted: ...` comment on every step the model got wrong. The stories that passed
+although the model predicted `action_unlikely_intent` on the way go to the second file,
+that prediction written as a step of its own, `# predicted: action_unlikely_intent`.
+Scalars that are not plain names are written as JSON strings, which YAML reads unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from trainkit.core.replay import ActionResult, StoryResult, UserResult
 from trainkit.data.events import (
     ACTION_LISTEN,
+    ACTION_UNLIKELY_INTENT,
     ActionExecuted,
     ActiveLoop,
     SlotSet,
@@ -27,6 +30,7 @@ from trainkit.data.training_data import Entity, Message
 
 FORMAT_VERSION = "3.1"
 NOTHING_FAILED = "# None of the test stories failed - all good!\n"
+NO_WARNINGS = f'# No warnings for test stories\nversion: "{FORMAT_VERSION}"\nstories: []\n'
 # Text YAML reads back as the same string when written without quotes.
 _PLAIN = re.compile(r"[A-Za-z_][\w.,'()/ -]*[\w.)]|[A-Za-z_]")
 _YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}
@@ -74,6 +78,8 @@ def _action_line(event: ActionExecuted, result: ActionResult | None) -> str:
             else f"  - bot: {_scalar(event.action_text)}")
     if result is not None and not result.correct:
         line += f"  # predicted: {result.predicted}"
+        if result.after_unlikely_intent:
+            line += f" after {ACTION_UNLIKELY_INTENT}"
     return line
 
 
@@ -103,6 +109,8 @@ def story_lines(story: StoryResult) -> list[str]:
         slot_run = []
         if isinstance(event, UserUttered):
             lines += _user_lines(event, result if isinstance(result, UserResult) else None)
+        elif step.warning:
+            lines.append(f"  - action: {ACTION_UNLIKELY_INTENT}  # predicted: {ACTION_UNLIKELY_INTENT}")
         elif isinstance(event, ActionExecuted):
             action = result if isinstance(result, ActionResult) else None
             # Listening is implicit in a story file; only a wrong listen is written out.
@@ -113,12 +121,21 @@ def story_lines(story: StoryResult) -> list[str]:
     return lines
 
 
+def _stories_yaml(stories: Sequence[StoryResult]) -> str:
+    lines = [f'version: "{FORMAT_VERSION}"', "stories:"]
+    for story in stories:
+        lines += story_lines(story)
+    return "\n".join(lines) + "\n"
+
+
 def failed_stories_yaml(stories: Sequence[StoryResult]) -> str:
     """The test-stories file of every story with a wrong prediction."""
     failed = [story for story in stories if not story.correct]
-    if not failed:
-        return NOTHING_FAILED
-    lines = [f'version: "{FORMAT_VERSION}"', "stories:"]
-    for story in failed:
-        lines += story_lines(story)
-    return "\n".join(lines) + "\n"
+    return _stories_yaml(failed) if failed else NOTHING_FAILED
+
+
+def stories_with_warnings_yaml(stories: Sequence[StoryResult]) -> str:
+    """The test-stories file of the stories that passed with an action_unlikely_intent
+    predicted on the way (an empty story list when there is none)."""
+    warned = [story for story in stories if story.correct and story.has_warnings]
+    return _stories_yaml(warned) if warned else NO_WARNINGS

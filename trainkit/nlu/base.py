@@ -71,9 +71,10 @@ class Tokenizer(NLUComponent):
                 continue
             for match in pieces:
                 start = token.start + match.start()
-                # a lemma belongs to the whole word, not to a piece of it
-                lemma = token.lemma if match.group(0) == token.text else None
-                result.append(Token(match.group(0), start, start + len(match.group(0)), lemma))
+                # a lemma and a tag belong to the whole word, not to a piece of it
+                whole = match.group(0) == token.text
+                result.append(Token(match.group(0), start, start + len(match.group(0)),
+                                    token.lemma if whole else None, dict(token.data) if whole else {}))
         return result
 
     def process(self, batch: MessageBatch) -> None:

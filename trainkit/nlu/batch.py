@@ -34,6 +34,10 @@ TEXT = "text"
 Matrix = CSR | np.ndarray
 
 
+# A token's part-of-speech tag in `Token.data` (Rasa's key): spaCy's fine-grained tag.
+POS = "pos"
+
+
 @dataclass
 class Token:
     """One token of a message, with character offsets into the message text."""
@@ -102,6 +106,10 @@ class MessageBatch:
     intent_ranking: list[list[dict[str, Any]]] = field(default_factory=list)
     entities: list[list[dict[str, Any]]] = field(default_factory=list)
     response_selector: list[dict[str, Any] | None] = field(default_factory=list)
+    # What components of one pipeline share while processing this batch, never part of
+    # the parse result: the spaCy components' documents, so a message goes through the
+    # spaCy pipeline once however many spaCy components read it.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.texts)
@@ -189,13 +197,16 @@ def load_training_data(artifact: Artifact) -> TrainingData:
 def write_tokens(out: ArtifactWriter, tokens: Sequence[Sequence[Token]], extra: dict[str, Any] | None = None) -> None:
     """Persist tokens as offset pairs (plus any label tokenisation in `extra`).
 
-    Lemmas (from a tokenizer that has them) are stored beside the spans, so featurizers
-    reading this artifact see the lemmas prediction sees; without any, nothing is added.
+    Lemmas and part-of-speech tags (from a tokenizer that has them, SpacyTokenizer) are
+    stored beside the spans, so featurizers reading this artifact see what prediction
+    sees; without any, nothing is added.
     """
     spans = [[v for t in message for v in (t.start, t.end)] for message in tokens]
     payload: dict[str, Any] = {"spans": spans}
     if any(t.lemma for message in tokens for t in message):
         payload["lemmas"] = [[t.lemma or "" for t in message] for message in tokens]
+    if any(t.data.get(POS) for message in tokens for t in message):
+        payload["pos"] = [[t.data.get(POS) or "" for t in message] for message in tokens]
     payload.update(extra or {})
     out.json(TOKENS_FILE, payload)
 
@@ -216,6 +227,11 @@ def read_tokens(artifact: Artifact | None, texts: Sequence[str]) -> list[list[To
         for message, lemmas in zip(tokens, stored["lemmas"], strict=True):
             for token, lemma in zip(message, lemmas, strict=True):
                 token.lemma = lemma or None
+    if "pos" in stored:
+        for message, tags in zip(tokens, stored["pos"], strict=True):
+            for token, tag in zip(message, tags, strict=True):
+                if tag:
+                    token.data[POS] = tag
     return tokens
 
 

@@ -38,7 +38,7 @@ from trainkit.ml import crf
 from trainkit.ml.optim import lbfgs
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import NLUComponent
-from trainkit.nlu.batch import MessageBatch, Token, featurizable_examples, training_batch
+from trainkit.nlu.batch import POS, MessageBatch, Token, featurizable_examples, training_batch
 from trainkit.nlu.diet import NO_ENTITY, build_entities, entity_tags, token_labels
 
 MODEL_FILE = "crf_model.json"
@@ -57,9 +57,12 @@ _FEATURES: dict[str, Any] = {
     "suffix2": lambda t: t.text[-2:],
     "suffix1": lambda t: t.text[-1:],
     "bias": lambda t: "bias",
+    # the tokenizer's part-of-speech tag (SpacyTokenizer's); a token without one has none
+    "pos": lambda t: t.data.get(POS),
+    "pos2": lambda t: t.data[POS][:2] if t.data.get(POS) else None,
 }
-# Features needing tools trainkit does not have (POS taggers).
-_IGNORED_FEATURES = frozenset({"pos", "pos2", "entity"})
+# Features of other extractors' output, which Rasa's CRF reads and trainkit's does not.
+_IGNORED_FEATURES = frozenset({"entity"})
 # The dense sequence features of a token (word vectors, e.g. SpacyFeaturizer's), one real
 # valued column per dimension and window position.
 DENSE = "text_dense_features"
@@ -110,8 +113,9 @@ class TokenFeaturizer:
                         feats.extend(f"{offset}:pattern:{p}" for p in sorted(matches[j]))
                         continue
                     func = _FEATURES.get(name)
-                    if func is not None:
-                        feats.append(f"{offset}:{name}:{func(tokens[j])}")
+                    value = func(tokens[j]) if func is not None else None
+                    if value is not None:
+                        feats.append(f"{offset}:{name}:{value}")
             out.append(feats)
         return out
 

@@ -1,7 +1,13 @@
-"""LexicalSyntacticFeaturizer: one-hot token shape features over a sliding window."""
+"""LexicalSyntacticFeaturizer: one-hot token shape features over a sliding window.
+
+`pos` and `pos2` read the part-of-speech tag a tokenizer put on the token (SpacyTokenizer
+does, from spaCy's fine-grained tags; `pos2` is its first two letters). A token without
+a tag has no value for them, and training on tokens none of which has one says so.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -12,7 +18,7 @@ from trainkit.engine.options import ListOf, OfType, Option, strings
 from trainkit.errors import ConfigError
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import Featurizer
-from trainkit.nlu.batch import FeatureSet, MessageBatch, Token, training_batch
+from trainkit.nlu.batch import POS, FeatureSet, MessageBatch, Token, training_batch
 
 FEATURE_MAP_FILE = "feature_map.json"
 
@@ -30,8 +36,10 @@ FEATURES: dict[str, Callable[[Token, int, int], object]] = {
     "suffix3": lambda token, i, n: token.text[-3:],
     "suffix2": lambda token, i, n: token.text[-2:],
     "suffix1": lambda token, i, n: token.text[-1:],
+    "pos": lambda token, i, n: token.data.get(POS),
+    "pos2": lambda token, i, n: token.data[POS][:2] if token.data.get(POS) else None,
 }
-# Need a part-of-speech tagger (spaCy), which trainkit does not provide.
+# Features that need a tokenizer giving part-of-speech tags (SpacyTokenizer).
 POS_FEATURES = ("pos", "pos2")
 
 
@@ -73,11 +81,6 @@ class LexicalSyntacticFeaturizer(Featurizer):
             raise ConfigError("LexicalSyntacticFeaturizer: 'features' needs an odd number of window positions")
         for window in windows:
             for feature in window:
-                if feature in POS_FEATURES:
-                    raise ConfigError(
-                        f"LexicalSyntacticFeaturizer: feature '{feature}' needs spaCy part-of-speech tags, "
-                        "which trainkit does not provide; remove it from 'features'"
-                    )
                 if feature not in FEATURES:
                     raise ConfigError(
                         f"LexicalSyntacticFeaturizer: unknown feature '{feature}'; "
@@ -97,7 +100,9 @@ class LexicalSyntacticFeaturizer(Featurizer):
                 j = i + w - half
                 if 0 <= j < n:
                     for feature in window:
-                        keys.append(f"{w - half}|{feature}|{_value_key(FEATURES[feature](tokens[j], j, n))}")
+                        value = FEATURES[feature](tokens[j], j, n)
+                        if value is not None:  # a token without a tag has no pos value
+                            keys.append(f"{w - half}|{feature}|{_value_key(value)}")
             out.append(keys)
         return out
 
@@ -109,12 +114,22 @@ class LexicalSyntacticFeaturizer(Featurizer):
             out.json(FEATURE_MAP_FILE, {"feature_map": self.feature_map})
             return
         _, batch = training_batch({k: v for k, v in inputs.items() if k != "features"})
+        self._warn_without_tags(batch)
         seen: set[str] = set()
         for tokens in batch.tokens:
             for keys in self._token_keys(tokens):
                 seen.update(keys)
         self.feature_map = {key: i for i, key in enumerate(sorted(seen, key=self._sort_key))}
         out.json(FEATURE_MAP_FILE, {"feature_map": self.feature_map})
+
+    def _warn_without_tags(self, batch: MessageBatch) -> None:
+        """Say so when `pos`/`pos2` are asked for but no training token has a tag."""
+        asked = sorted({f for window in self.windows for f in window if f in POS_FEATURES})
+        if asked and not any(POS in token.data for tokens in batch.tokens for token in tokens):
+            warnings.warn(
+                f"LexicalSyntacticFeaturizer: the features {', '.join(repr(f) for f in asked)} need "
+                "part-of-speech tags, and the tokens have none; SpacyTokenizer gives them (with a spaCy "
+                "pipeline that tags). Training goes on without those features.", stacklevel=2)
 
     def _sort_key(self, key: str) -> tuple[int, int, str]:
         position, feature, value = key.split("|", 2)

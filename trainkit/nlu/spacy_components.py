@@ -14,11 +14,18 @@ retrains exactly what read them.
 
 Token texts and offsets always refer to the original text; with `case_sensitive: false`
 spaCy (and the vector look-up) sees the lowercased text, so lemmas and entity values
-are lowercase, as in Rasa.
+are lowercase, as in Rasa. Tokens carry spaCy's fine-grained tag (`tag_`) as their `pos`,
+which LexicalSyntacticFeaturizer's `pos` and `pos2` features read.
+
+A message goes through the spaCy pipeline once: the documents of a batch are kept on it
+(`MessageBatch.shared`), and a component that needs a pipeline component an earlier one
+skipped (the entity extractor needs `ner`, the tokenizer does not) runs only that one on
+the documents already made.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +35,7 @@ from trainkit.engine.component import ENTITY_EXTRACTOR, PROVIDER, Component, Inp
 from trainkit.engine.options import Choice, OfType, Option, strings
 from trainkit.errors import ConfigError, TrainkitError
 from trainkit.nlu.base import Featurizer, NLUComponent, Tokenizer
-from trainkit.nlu.batch import FeatureSet, MessageBatch, Token
+from trainkit.nlu.batch import POS, FeatureSet, MessageBatch, Token
 from trainkit.nlu.spacy_model import (
     PipelineIdentity,
     declared_vector_width,
@@ -52,6 +59,14 @@ def spacy_text(text: str, case_sensitive: bool) -> str:
         return text
     lowered = text.lower()
     return lowered if len(lowered) == len(text) else text
+
+
+@dataclass
+class _SharedDocs:
+    """A batch's spaCy documents and the pipeline components that have run on them."""
+
+    docs: list[Any]
+    applied: set[str] = field(default_factory=set)
 
 
 class _SpacyUser(NLUComponent):
@@ -90,10 +105,28 @@ class _SpacyUser(NLUComponent):
             self._nlp = load_pipeline(self.root)
         return self._nlp
 
-    def docs(self, texts: list[str], disable: tuple[str, ...] = ()) -> Any:
+    def docs(self, texts: list[str], disable: tuple[str, ...] = ()) -> list[Any]:
         """spaCy documents of the texts, lowercased unless case-sensitive."""
         skipped = [name for name in disable if name in self.nlp.pipe_names]
-        return self.nlp.pipe([spacy_text(t, self.case_sensitive) for t in texts], disable=skipped)
+        return list(self.nlp.pipe([spacy_text(t, self.case_sensitive) for t in texts], disable=skipped))
+
+    def batch_docs(self, batch: MessageBatch, disable: tuple[str, ...] = ()) -> list[Any]:
+        """The batch's documents, made once per batch and pipeline and shared by the
+        spaCy components processing it; pipeline components an earlier caller disabled
+        and this one needs are run now, in pipeline order, on those documents."""
+        key = f"spacy:{self.root.resolve()}:{self.case_sensitive}"
+        wanted = [name for name in self.nlp.pipe_names if name not in disable]
+        shared = batch.shared.get(key)
+        if not isinstance(shared, _SharedDocs) or len(shared.docs) != len(batch.texts):
+            shared = batch.shared[key] = _SharedDocs(self.docs(batch.texts, disable), set(wanted))
+            return shared.docs
+        for name in wanted:
+            if name not in shared.applied:
+                component = self.nlp.get_pipe(name)
+                shared.docs = list(component.pipe(shared.docs)) if hasattr(component, "pipe") \
+                    else [component(doc) for doc in shared.docs]
+                shared.applied.add(name)
+        return shared.docs
 
 
 @register
@@ -137,10 +170,11 @@ class SpacyNLP(_SpacyUser):
 
 @register
 class SpacyTokenizer(_SpacyUser, Tokenizer):
-    """spaCy's tokens, with their lemmas; whitespace tokens are dropped, as Rasa does."""
+    """spaCy's tokens, with their lemmas and part-of-speech tags; whitespace tokens are
+    dropped, as Rasa does."""
 
     name = "SpacyTokenizer"
-    version = "1"
+    version = "2"
     defaults: ClassVar[dict[str, Any]] = {
         "intent_tokenization_flag": False,
         "intent_split_symbol": "_",
@@ -154,7 +188,7 @@ class SpacyTokenizer(_SpacyUser, Tokenizer):
                 continue
             start = word.idx
             end = start + len(word.text)
-            tokens.append(Token(text[start:end], start, end, word.lemma_ or None))
+            tokens.append(Token(text[start:end], start, end, word.lemma_ or None, {POS: word.tag_} if word.tag_ else {}))
         return self.apply_token_pattern(tokens)
 
     def tokenize(self, text: str) -> list[Token]:
@@ -165,7 +199,8 @@ class SpacyTokenizer(_SpacyUser, Tokenizer):
         return [self._tokens(text, doc) for text, doc in zip(texts, self.docs(texts, _NOT_FOR_TOKENS), strict=True)]
 
     def process(self, batch: MessageBatch) -> None:
-        batch.tokens = self.tokenize_all(batch.texts)
+        docs = self.batch_docs(batch, _NOT_FOR_TOKENS)
+        batch.tokens = [self._tokens(text, doc) for text, doc in zip(batch.texts, docs, strict=True)]
 
 
 @register
@@ -236,7 +271,7 @@ class SpacyEntityExtractor(_SpacyUser):
 
     def process(self, batch: MessageBatch) -> None:
         dimensions = self.config["dimensions"]
-        for entities, doc in zip(batch.entities, self.docs(batch.texts), strict=True):
+        for entities, doc in zip(batch.entities, self.batch_docs(batch), strict=True):
             for span in doc.ents:
                 if dimensions and span.label_ not in dimensions:
                     continue
