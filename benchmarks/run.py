@@ -8,6 +8,7 @@ from benchmarks import (
     dialogue_bench,
     engine_bench,
     finetune_bench,
+    generalisation_bench,
     large_bench,
     lm_bench,
     nlu_bench,
@@ -22,6 +23,7 @@ def main() -> None:
     engine_bench.main(["--config", "minimal"] if quick else [])
     nlu_bench.main(["--quick"] if quick else [])
     lm_bench.main(["--quick"] if quick else [])
+    generalisation_bench.main(["--quick", "--cases", "nlu-data-restaurant"] if quick else [])
     scaling_bench.main(["--sizes", "500,1000", "--epochs", "2", "--skip-jobs"] if quick else [])
     dialogue_bench.main(["--assistants", "rasa-init", "--configs", "default", "--name", "dialogue-quick"] if quick else [])
     finetune_bench.main(["--nlu", "", "--name", "finetune-quick"] if quick else [])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import dialogue_bench, engine_bench, nlu_bench
+from benchmarks import dialogue_bench, engine_bench, generalisation_bench, nlu_bench
 from benchmarks.common import RESULTS
 
 
@@ -119,3 +119,28 @@ def test_large_benchmark_reports_time_and_peak_memory_per_node(shared_datasets, 
         assert node["seconds"] > 0 and node["peak_rss_mb"] >= node["rss_at_start_mb"] > 0
     assert result["response_selection"]["messages"] > 0
     assert 0 <= result["intent_accuracy"] <= 1 and 0 <= result["response_selection"]["accuracy"] <= 1
+
+
+def test_generalisation_benchmark_quick_run_compares_with_the_baseline(shared_datasets, monkeypatch):
+    monkeypatch.setenv("TRAINKIT_SHARED_DATASETS", str(shared_datasets))
+    generalisation_bench.main(["--quick", "--cases", "nlu-data-restaurant,nlu-data-car-purchase"])
+    report = json.loads((RESULTS / "generalisation-quick.json").read_text())
+    for case in ("nlu-data-restaurant", "nlu-data-car-purchase"):
+        row = report["results"][case]
+        assert row["splits"] == 1
+        for model in ("default", "baseline"):
+            assert 0.0 <= row[model]["intent_accuracy"] <= 1.0
+        assert row["difference"] == row["default"]["intent_accuracy"] - row["baseline"]["intent_accuracy"]
+    # the baseline is fitted to convergence, so even the quick run learns something
+    assert report["results"]["nlu-data-restaurant"]["baseline"]["intent_accuracy"] > 0.5
+
+
+def test_generalisation_folds_spread_every_intent():
+    from trainkit.data.training_data import Message
+
+    messages = [Message.build(f"text {i}", "a" if i < 12 else "b") for i in range(17)]
+    assignment = generalisation_bench.stratified_folds(messages, 5, seed=0)
+    for intent, size in (("a", 12), ("b", 5)):
+        folds = [f for m, f in zip(messages, assignment, strict=True) if m.intent == intent]
+        counts = [folds.count(k) for k in range(5)]
+        assert max(counts) - min(counts) <= 1 and sum(counts) == size
