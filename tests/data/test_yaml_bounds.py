@@ -128,3 +128,21 @@ def test_an_integer_too_long_for_python_is_a_data_error_with_its_line(tmp_path):
     path.write_text("version: '3.1'\nslots:\n  big:\n    initial_value: " + "9" * 5000 + "\n")
     error = _refused_quickly(load_domain, path)
     assert error.problem.line == 4 and "digits" in str(error)
+
+
+def test_escaped_surrogate_pairs_read_as_the_character_they_encode(tmp_path):
+    # JSON tools escape characters beyond the BMP as UTF-16 pairs; YAML leaves them as
+    # two surrogates, which no later step could encode
+    path = tmp_path / "nlu.yml"
+    path.write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: "- hi \\ud83d\\ude00 there\\n"\n')
+    data = read_nlu_file(path)
+    assert [m.text for m in data.nlu_examples] == ["hi \U0001F600 there"]
+
+
+def test_a_lone_escaped_surrogate_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "nlu.yml"
+    path.write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hello\n- intent: bye\n'
+                    '  examples: "- bye \\ud83d\\n"\n')
+    error = _refused_quickly(read_nlu_file, path)
+    assert error.problem.line == 7 and "surrogate" in str(error)
+    assert str(path) in str(error)

@@ -107,3 +107,12 @@ def test_cross_validation_tests_every_example_once_and_reuses_the_cache(tmp_path
     assert set(scores["entities"]) == {"RegexEntityExtractor"}
     assert (tmp_path / "results" / "intent_report.json").is_file()
     assert (tmp_path / "results" / "RegexEntityExtractor_report.json").is_file()
+
+
+def test_written_fold_files_keep_characters_beyond_the_basic_plane(tmp_path):
+    from trainkit.data.training_data import Message, TrainingData
+
+    data = TrainingData([Message.build("I like coffee \U0001F440 but how much is left?", "check_balance"),
+                         Message.build("hello \u00e9t\u00e9", "greet")])
+    again = read_nlu_file(write_nlu_file(data, tmp_path / "fold.yml"))
+    assert sorted(m.text for m in again.nlu_examples) == sorted(m.text for m in data.nlu_examples)

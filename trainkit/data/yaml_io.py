@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.scanner import RoundTripScanner
 
 from trainkit.data.paths import YAML_SUFFIXES  # noqa: F401  (readers import it from here)
@@ -113,6 +113,22 @@ class _LimitExceeded(Exception):
         self.line = line
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _joined_surrogates(value: str, line: int) -> str:
+    """A scalar with `\\uD83D\\uDE00`-style escapes, as JSON writers produce for
+    characters beyond the basic plane: YAML keeps each half as a lone surrogate, which
+    no later step could encode, so pairs become the character they encode and a half
+    without its partner is refused."""
+    try:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise _LimitExceeded(
+            "a string holds an escaped UTF-16 surrogate (\\ud800-\\udfff) without its pair; "
+            "write the character itself or its \\U0001XXXX escape", line) from None
+
+
 class _BoundedComposer(Composer):
     """ruamel's composer, counting nesting depth and the size aliases expand to.
 
@@ -142,6 +158,8 @@ class _BoundedComposer(Composer):
             node = super().compose_node(parent, index)
         finally:
             self._nesting -= 1
+        if isinstance(node, ScalarNode) and isinstance(node.value, str) and _SURROGATE.search(node.value):
+            node.value = _joined_surrogates(node.value, node.start_mark.line + 1)
         key = id(node)
         if key in self._expanded:  # an alias, or a node already counted
             return node
