@@ -646,10 +646,8 @@ class Network:
             z, c["ctx.mask"] = nn.dropout_forward(z, rate, rng)
             c["ctx.out"] = z
             for head in s.heads:
-                flat = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
-                grid = np.zeros((n, batch.steps, flat.shape[1]))
-                grid[batch.token_b, batch.token_t] = flat
-                c[f"{head.name}.em"] = grid
+                # tag scores per token row (message after message), the CRF's layout
+                c[f"{head.name}.em"] = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
             if s.token_pooling:
                 # outputs are >= 0, so the zero padding of the grid never wins the max
                 grid = np.zeros((n, batch.steps, z.shape[1]), dtype=z.dtype)
@@ -737,13 +735,12 @@ class Network:
             assert d_z is not None and batch.sequence is not None
             for head in s.heads:
                 params = self.crf_params(head.name)
-                tags = np.zeros((n, batch.steps), np.int64)
-                tags[batch.token_b, batch.token_t] = batch.tags[head.name]
-                res = crf.nll_and_gradients(
-                    np.asarray(c[f"{head.name}.em"], dtype=np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
+                res = crf.token_nll_and_gradients(
+                    np.asarray(c[f"{head.name}.em"], dtype=np.float64), batch.tags[head.name], batch.lengths,
+                    params, np.full(n, 1.0 / n)
                 )
                 total += res.loss
-                d_em = res.emissions[batch.token_b, batch.token_t].astype(d_z.dtype)
+                d_em = res.emissions.astype(d_z.dtype)
                 dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
                     c["ctx.out"], p[f"{head.name}.W"], d_em
                 )
@@ -845,10 +842,9 @@ class Network:
                 for head in self.spec.heads:
                     params = self.crf_params(head.name)
                     emissions = c[f"{head.name}.em"].astype(np.float64)
-                    path, _ = crf.viterbi(emissions, batch.lengths, params)
-                    conf = crf.tag_confidences(emissions, batch.lengths, params, path)
-                    heads[head.name][0][token_rows] = path[batch.token_b, batch.token_t]
-                    heads[head.name][1][token_rows] = conf[batch.token_b, batch.token_t]
+                    path, _ = crf.token_viterbi(emissions, batch.lengths, params)
+                    heads[head.name][0][token_rows] = path
+                    heads[head.name][1][token_rows] = crf.token_confidences(emissions, batch.lengths, params, path)
         return probs, heads
 
 
