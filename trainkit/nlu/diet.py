@@ -587,8 +587,8 @@ class Network:
         token_t = np.arange(token_b.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         tags = {name: ids[token_rows] for name, ids in data.tags.items()} if self.uses_entities else {}
         return _Batch(
-            nn.SparseBatch.from_csr(sentence, DTYPE),
-            None if sequence is None else nn.SparseBatch.from_csr(sequence, DTYPE),
+            nn.SparseBatch.from_csr(sentence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY),
+            None if sequence is None else nn.SparseBatch.from_csr(sequence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY),
             lengths,
             token_b,
             token_t,
