@@ -870,30 +870,46 @@ def _segment_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
+def _outside(batch: _Batch, offset: int) -> np.ndarray:
+    """Token rows whose neighbour `offset` positions away lies outside their message."""
+    target = batch.token_t + offset
+    return np.flatnonzero((target < 0) | (target >= batch.lengths[batch.token_b]))
+
+
 def _neighbours(g: np.ndarray, batch: _Batch, offset: int) -> np.ndarray:
     """Per token row, the hidden vector of the token `offset` positions away in the same
     message (zeros past either end). Works on the flat token rows, so no padding is
-    ever computed."""
+    ever computed: token rows are message after message, so the neighbours are the rows
+    shifted by `offset` (one contiguous copy), except near message ends."""
     if offset == 0:
         return g
-    target = batch.token_t + offset
-    valid = (target >= 0) & (target < batch.lengths[batch.token_b])
     out = np.zeros_like(g)
-    rows = np.flatnonzero(valid)
-    out[rows] = g[rows + offset]
+    n = g.shape[0]
+    if abs(offset) < n:
+        if offset > 0:
+            out[: n - offset] = g[offset:]
+        else:
+            out[-offset:] = g[: n + offset]
+    out[_outside(batch, offset)] = 0.0
     return out
 
 
 def _neighbours_backward(d_g: np.ndarray, d_part: np.ndarray, batch: _Batch, offset: int) -> None:
-    """Accumulate the gradient of `_neighbours` into `d_g` (each source row is used at
-    most once per offset, so plain indexed addition is exact)."""
+    """Accumulate the gradient of `_neighbours` into `d_g`: the opposite shift, with the
+    rows whose neighbour was outside their message left out (zeroed in a copy, so the
+    sums are exactly those of adding the valid rows alone)."""
     if offset == 0:
         d_g += d_part
         return
-    target = batch.token_t + offset
-    valid = (target >= 0) & (target < batch.lengths[batch.token_b])
-    rows = np.flatnonzero(valid)
-    d_g[rows + offset] += d_part[rows]
+    n = d_g.shape[0]
+    if abs(offset) >= n:
+        return
+    part = d_part.copy()
+    part[_outside(batch, offset)] = 0.0
+    if offset > 0:
+        d_g[offset:] += part[: n - offset]
+    else:
+        d_g[: n + offset] += part[-offset:]
 
 
 def _batch_size(sizes: tuple[int, int], epoch: int, epochs: int) -> int:
