@@ -138,7 +138,7 @@ class SparseBatch:
 
 def sparse_dense_forward(batch: SparseBatch, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """`X @ W + b` for a sparse batch, reading only the weight rows the batch uses."""
-    return batch.matmul(weight[batch.columns]) + bias
+    return batch.matmul(np.take(weight, batch.columns, axis=0)) + bias
 
 
 def sparse_dense_backward(
