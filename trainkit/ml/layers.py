@@ -546,4 +546,6 @@ class Adam:
                 v_full[idx] = v
                 if mask is not None:
                     scratch *= mask[idx]
-                param[idx] -= scratch
+                updated = np.take(param, idx, axis=0)
+                updated -= scratch
+                param[idx] = updated
