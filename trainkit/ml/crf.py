@@ -1,24 +1,25 @@
-"""Linear-chain conditional random field over padded batches, in numpy.
+"""Linear-chain conditional random field in numpy.
 
 Scores: a tag sequence y of length n under emissions E (n x K) has score
     start[y_0] + sum_t E[t, y_t] + sum_{t>0} trans[y_{t-1}, y_t] + end[y_{n-1}],
 and probability exp(score) / Z, where Z sums over all K^n sequences (Lafferty et al.
-2001). The forward algorithm computes log Z in log space; forward and backward messages
-together give the tag marginals, which are exactly the gradients of log Z, so the
-gradient of the negative log-likelihood is "expected counts minus observed counts".
+2001). Forward and backward messages give log Z and the tag marginals, which are exactly
+the gradients of log Z, so the gradient of the negative log-likelihood is "expected
+counts minus observed counts".
 
-Batches are padded to the longest sequence and carry their lengths; every operation is
-vectorised over the batch and loops only over time steps. Inside, batches are sorted by
-length so a time step only touches the sequences that are still running, and marginals
-are computed on the real positions only. Padding positions receive zero gradient.
+Two layouts: token rows (`token_*` functions: the tokens of sequence 0, then of sequence
+1, ..., with the lengths), which is how DIET holds them, and padded B x T grids (the
+others), which convert to token rows. Inside, the rows are packed time-major (`Packing`):
+sequences ranked by descending length, each time step one contiguous block of the
+sequences still running, so a step touches no padding and needs no gather.
 
 The likelihood and the marginals use scaled messages (Rabiner 1989): the forward and
 backward recursions run on probabilities, each step renormalised to sum one, so a step is
 one matrix product and no exponentials or logarithms of B x K values. Emission and
 transition scores are exponentiated once, shifted by their maxima. Should a normaliser
-come out too small to trust (scores thousands apart, beyond the range of `exp`), the same
-quantities are computed in log space instead (`log_space_nll_and_gradients`), so the
-result never depends on which path ran.
+come out too small to trust (scores hundreds apart, beyond the range of `exp`), the
+log-space recursions compute the same quantities instead
+(`log_space_nll_and_gradients`).
 """
 
 from __future__ import annotations
