@@ -13,7 +13,9 @@
   history) and financial-demo's 40 epochs, scored on its test stories.
 
 Each case runs in a child process (its peak RSS is its own) with the sequential runner.
-Per node, the child records the wall time and the process's peak RSS while the node ran:
+Per node, the child records the wall time, the CPU time (what the node itself used, which
+varies less than the wall time on a machine shared with other work) and the process's
+peak RSS while the node ran:
 before each node the kernel's high-water mark is reset (`/proc/self/clear_refs`), so the
 reading is the node's own peak (everything the process holds then included, which is
 what a machine must have). `--epochs`, `--size`, `--test-size` and `--ted-epochs` shrink the cases (a
@@ -172,10 +174,12 @@ class NodeMeter:
             _reset_peak()
             start_rss = _status_mb("VmRSS")
             started = time.perf_counter()
+            cpu_started = time.process_time()
             try:
                 return original(spec, node, *args, **kwargs)
             finally:
                 nodes[node.name] = {"seconds": round(time.perf_counter() - started, 2),
+                                    "cpu_seconds": round(time.process_time() - cpu_started, 2),
                                     "peak_rss_mb": round(_status_mb("VmHWM"), 1),
                                     "rss_at_start_mb": round(start_rss, 1)}
 
@@ -234,6 +238,7 @@ def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0)
         result = trainkit.train(str(bot / "domain.yml"), str(bot / "config.yml"), str(bot / "data"),
                                 output=str(work / "models"), project_dir=str(bot))
     seconds = time.perf_counter() - started
+    cpu_seconds = sum(n["cpu_seconds"] for n in meter.nodes.values())
     if result.model is None:
         raise SystemExit(f"training failed (code {result.code})")
     model = trainkit.load_model(result.model)
@@ -247,6 +252,7 @@ def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0)
         "examples": size,
         "diet_epochs": epochs,
         "train_seconds": round(seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "peak_rss_mb": max(n["peak_rss_mb"] for n in meter.nodes.values()),
         "nodes": meter.nodes,
         "test_examples": len(examples),
@@ -327,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = {k: v for k, v in results[case].items() if k != "nodes"}
         print(case, json.dumps(summary), flush=True)
         for node, numbers in sorted(results[case]["nodes"].items(), key=lambda kv: -kv[1]["seconds"])[:8]:
-            print(f"  {node}: {numbers['seconds']} s, peak {numbers['peak_rss_mb']} MB", flush=True)
+            print(f"  {node}: {numbers['seconds']} s ({numbers['cpu_seconds']} s CPU), "
+                  f"peak {numbers['peak_rss_mb']} MB", flush=True)
     print(write_result(args.name, {"results": results}))
 
 

@@ -117,7 +117,9 @@ def test_large_benchmark_reports_time_and_peak_memory_per_node(shared_datasets, 
     for name in [*selectors, next(n for n in result["nodes"] if n.startswith("train_DIETClassifier"))]:
         node = result["nodes"][name]
         assert node["seconds"] > 0 and node["peak_rss_mb"] >= node["rss_at_start_mb"] > 0
+        assert 0 < node["cpu_seconds"]
     assert result["response_selection"]["messages"] > 0
+    assert result["train_cpu_seconds"] > 0
     assert 0 <= result["intent_accuracy"] <= 1 and 0 <= result["response_selection"]["accuracy"] <= 1
 
 

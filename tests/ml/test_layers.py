@@ -161,12 +161,29 @@ def test_sparse_batch_paths_agree(rng, dense_limit):
     dense[3] = 0.0
     batch = L.SparseBatch.from_csr(CSR.from_dense(dense), np.float64, dense_limit)
     assert (batch.dense is None) == (dense_limit == 0)
+    assert (batch.padded is None) == (dense_limit > 0)
     w = rng.normal(size=(400, 5))
     g = rng.normal(size=(30, 5))
     np.testing.assert_allclose(L.sparse_dense_forward(batch, w, np.zeros(5)), dense @ w, atol=1e-12)
     full = np.zeros_like(w)
     full[batch.columns] = L.sparse_dense_backward(batch, g)[0]
     np.testing.assert_allclose(full, dense.T @ g, atol=1e-12)
+
+
+def test_sparse_batch_chooses_its_product_by_cells_per_entry(rng):
+    dense = rng.normal(size=(40, 300)) * (rng.random((40, 300)) < 0.02)  # ~50 cells per entry
+    matrix = CSR.from_dense(dense)
+    assert L.SparseBatch.from_csr(matrix, np.float32).dense is not None
+    sparse = L.SparseBatch.from_csr(matrix, np.float32, cells_per_entry=L.SPARSE_CELLS_PER_ENTRY)
+    assert sparse.dense is None and sparse.padded is not None
+    w = rng.normal(size=(300, 6)).astype(np.float32)
+    g = rng.normal(size=(40, 6)).astype(np.float32)
+    out = L.sparse_dense_forward(sparse, w, np.zeros(6, np.float32))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, dense @ w, rtol=1e-5, atol=1e-5)
+    full = np.zeros_like(w)
+    full[sparse.columns] = L.sparse_dense_backward(sparse, g)[0]
+    np.testing.assert_allclose(full, dense.T @ g, rtol=1e-5, atol=1e-5)
 
 
 def test_dense_unique_matches_numpy(rng):

@@ -599,8 +599,8 @@ class Network:
         token_t = np.arange(token_b.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         tags = {name: ids[token_rows] for name, ids in data.tags.items()} if self.uses_entities else {}
         return _Batch(
-            nn.SparseBatch.from_csr(sentence, DTYPE),
-            None if sequence is None else nn.SparseBatch.from_csr(sequence, DTYPE),
+            nn.SparseBatch.from_csr(sentence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY),
+            None if sequence is None else nn.SparseBatch.from_csr(sequence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY),
             lengths,
             token_b,
             token_t,
@@ -658,10 +658,8 @@ class Network:
             z, c["ctx.mask"] = nn.dropout_forward(z, rate, rng)
             c["ctx.out"] = z
             for head in s.heads:
-                flat = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
-                grid = np.zeros((n, batch.steps, flat.shape[1]))
-                grid[batch.token_b, batch.token_t] = flat
-                c[f"{head.name}.em"] = grid
+                # tag scores per token row (message after message), the CRF's layout
+                c[f"{head.name}.em"] = nn.dense_forward(z, p[f"{head.name}.W"], p[f"{head.name}.b"])
             if s.token_pooling:
                 # outputs are >= 0, so the zero padding of the grid never wins the max
                 grid = np.zeros((n, batch.steps, z.shape[1]), dtype=z.dtype)
@@ -752,13 +750,12 @@ class Network:
             d_z_intent = d_z.copy() if s.token_pooling else None
             for head in s.heads:
                 params = self.crf_params(head.name)
-                tags = np.zeros((n, batch.steps), np.int64)
-                tags[batch.token_b, batch.token_t] = batch.tags[head.name]
-                res = crf.nll_and_gradients(
-                    np.asarray(c[f"{head.name}.em"], dtype=np.float64), tags, batch.lengths, params, np.full(n, 1.0 / n)
+                res = crf.token_nll_and_gradients(
+                    np.asarray(c[f"{head.name}.em"], dtype=np.float64), batch.tags[head.name], batch.lengths,
+                    params, np.full(n, 1.0 / n)
                 )
                 total += res.loss
-                d_em = res.emissions[batch.token_b, batch.token_t].astype(d_z.dtype)
+                d_em = res.emissions.astype(d_z.dtype)
                 dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
                     c["ctx.out"], p[f"{head.name}.W"], d_em
                 )
@@ -865,10 +862,9 @@ class Network:
                 for head in self.spec.heads:
                     params = self.crf_params(head.name)
                     emissions = c[f"{head.name}.em"].astype(np.float64)
-                    path, _ = crf.viterbi(emissions, batch.lengths, params)
-                    conf = crf.tag_confidences(emissions, batch.lengths, params, path)
-                    heads[head.name][0][token_rows] = path[batch.token_b, batch.token_t]
-                    heads[head.name][1][token_rows] = conf[batch.token_b, batch.token_t]
+                    path, _ = crf.token_viterbi(emissions, batch.lengths, params)
+                    heads[head.name][0][token_rows] = path
+                    heads[head.name][1][token_rows] = crf.token_confidences(emissions, batch.lengths, params, path)
         return probs, heads
 
 
@@ -894,30 +890,46 @@ def _segment_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
+def _outside(batch: _Batch, offset: int) -> np.ndarray:
+    """Token rows whose neighbour `offset` positions away lies outside their message."""
+    target = batch.token_t + offset
+    return np.flatnonzero((target < 0) | (target >= batch.lengths[batch.token_b]))
+
+
 def _neighbours(g: np.ndarray, batch: _Batch, offset: int) -> np.ndarray:
     """Per token row, the hidden vector of the token `offset` positions away in the same
     message (zeros past either end). Works on the flat token rows, so no padding is
-    ever computed."""
+    ever computed: token rows are message after message, so the neighbours are the rows
+    shifted by `offset` (one contiguous copy), except near message ends."""
     if offset == 0:
         return g
-    target = batch.token_t + offset
-    valid = (target >= 0) & (target < batch.lengths[batch.token_b])
     out = np.zeros_like(g)
-    rows = np.flatnonzero(valid)
-    out[rows] = g[rows + offset]
+    n = g.shape[0]
+    if abs(offset) < n:
+        if offset > 0:
+            out[: n - offset] = g[offset:]
+        else:
+            out[-offset:] = g[: n + offset]
+    out[_outside(batch, offset)] = 0.0
     return out
 
 
 def _neighbours_backward(d_g: np.ndarray, d_part: np.ndarray, batch: _Batch, offset: int) -> None:
-    """Accumulate the gradient of `_neighbours` into `d_g` (each source row is used at
-    most once per offset, so plain indexed addition is exact)."""
+    """Accumulate the gradient of `_neighbours` into `d_g`: the opposite shift, with the
+    rows whose neighbour was outside their message left out (zeroed in a copy, so the
+    sums are exactly those of adding the valid rows alone)."""
     if offset == 0:
         d_g += d_part
         return
-    target = batch.token_t + offset
-    valid = (target >= 0) & (target < batch.lengths[batch.token_b])
-    rows = np.flatnonzero(valid)
-    d_g[rows + offset] += d_part[rows]
+    n = d_g.shape[0]
+    if abs(offset) >= n:
+        return
+    part = d_part.copy()
+    part[_outside(batch, offset)] = 0.0
+    if offset > 0:
+        d_g[offset:] += part[: n - offset]
+    else:
+        d_g[: n + offset] += part[-offset:]
 
 
 def _batch_size(sizes: tuple[int, int], epoch: int, epochs: int) -> int:
