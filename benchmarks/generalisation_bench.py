@@ -12,7 +12,8 @@ neural pipeline has to beat. Both are measured on held-out data only:
   examples, whose folds are otherwise too small to tell models apart.
 
 Intent accuracy is `rasa test nlu`'s (best non-fallback intent). The result lists both
-accuracies per file, the difference, and whether the default is at least the baseline.
+accuracies per file, the difference with the standard error of the paired per-fold
+differences, and whether the default is at least the baseline.
 """
 
 from __future__ import annotations
@@ -131,6 +132,17 @@ def splits(name: str, datasets: Path, tmp: Path, quick: bool) -> list[tuple[Path
     return pairs
 
 
+def standard_error(differences: list[float]) -> float | None:
+    """Standard error of the mean of paired per-split differences (None for one split):
+    how far apart the two models are, measured against how much the splits disagree."""
+    n = len(differences)
+    if n < 2:
+        return None
+    mean = sum(differences) / n
+    variance = sum((d - mean) ** 2 for d in differences) / (n - 1)
+    return (variance / n) ** 0.5
+
+
 def run(names: list[str], datasets: Path, quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     configs = {"default": default_config(), "baseline": baseline_config()}
@@ -143,18 +155,24 @@ def run(names: list[str], datasets: Path, quick: bool) -> dict[str, Any]:
         for name in names:
             pairs = splits(name, datasets, Path(tmp), quick)
             row: dict[str, Any] = {"splits": len(pairs)}
+            per_split: dict[str, list[float]] = {}
             for label, config in configs.items():
                 scores = [evaluate(config, train, test, Path(tmp) / f"{name}-{label}-{i}")
                           for i, (train, test) in enumerate(pairs)]
+                per_split[label] = [s["intent_accuracy"] for s in scores]
                 row[label] = {
                     "intent_accuracy": sum(s["intent_accuracy"] for s in scores) / len(scores),
                     "entity_f1": sum(s["entity_f1"] for s in scores) / len(scores),
                 }
             row["difference"] = row["default"]["intent_accuracy"] - row["baseline"]["intent_accuracy"]
+            row["difference_standard_error"] = standard_error(
+                [a - b for a, b in zip(per_split["default"], per_split["baseline"], strict=True)])
             row["default_at_least_baseline"] = row["difference"] >= 0
             results[name] = row
+            error = row["difference_standard_error"]
             print(f"{name}: default {row['default']['intent_accuracy']:.4f}, "
-                  f"baseline {row['baseline']['intent_accuracy']:.4f} ({row['difference']:+.4f})", flush=True)
+                  f"baseline {row['baseline']['intent_accuracy']:.4f} ({row['difference']:+.4f}"
+                  + (f" +- {error:.4f})" if error is not None else ")"), flush=True)
     return results
 
 

@@ -146,3 +146,10 @@ def test_generalisation_folds_spread_every_intent():
         folds = [f for m, f in zip(messages, assignment, strict=True) if m.intent == intent]
         counts = [folds.count(k) for k in range(5)]
         assert max(counts) - min(counts) <= 1 and sum(counts) == size
+
+
+def test_generalisation_standard_error_of_paired_differences():
+    assert generalisation_bench.standard_error([0.1]) is None
+    assert generalisation_bench.standard_error([0.0, 0.0, 0.0]) == 0.0
+    # differences 0 and 0.2: mean 0.1, sample deviation 0.1414, over sqrt(2)
+    assert abs(generalisation_bench.standard_error([0.0, 0.2]) - 0.1) < 1e-12
