@@ -58,3 +58,19 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def default_config_file(directory: Path, epochs: int | None = None, policies: bool = True) -> Path:
+    """trainkit's default config written into `directory`, with every `epochs` option set
+    to `epochs` when given, and without policies when `policies` is false."""
+    from trainkit.data.config import default_config
+
+    config = default_config()
+    if not policies:
+        config["policies"] = []
+    for item in config["pipeline"]:
+        if epochs is not None and "epochs" in item:
+            item["epochs"] = epochs
+    path = directory / "config.yml"
+    path.write_text(json.dumps(config))
+    return path

@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from benchmarks.common import peak_rss_mb, shared_datasets, write_result
+from benchmarks.common import default_config_file, peak_rss_mb, shared_datasets, write_result
 
 NLU_CASES = {
     "banking77": ("banking77/train.yml", "banking77/test.yml"),
@@ -63,18 +63,6 @@ def stratified_split(messages, fraction: float, seed: int = 0):
         rng.shuffle(items)
         kept.extend(items[: max(1, round(len(items) * fraction))])
     return kept
-
-
-def _config(directory: Path, epochs: int | None) -> Path:
-    from trainkit.data.config import default_config
-
-    config = default_config()
-    for item in config["pipeline"]:
-        if epochs is not None and "epochs" in item:
-            item["epochs"] = epochs
-    path = directory / "config.yml"
-    path.write_text(json.dumps(config))
-    return path
 
 
 class NodeTimes:
@@ -154,7 +142,7 @@ def nlu_case(name: str, epochs: int | None, fraction: float, datasets: Path) -> 
     everything = read_nlu_file(train_file).nlu_examples
     with tempfile.TemporaryDirectory(prefix="trainkit-finetune-bench-") as tmp:
         root = Path(tmp)
-        config = _config(root, epochs)
+        config = default_config_file(root, epochs)
         part = write_nlu(stratified_split(everything, 0.9), root / "train-90.yml")
         full = write_nlu(everything, root / "train-all.yml")
         (root / "base").mkdir()

@@ -8,7 +8,7 @@ neural pipeline has to beat. Both are measured on held-out data only:
 - files with a test split (banking77 20 per intent, snips2017 250 per intent): trained on
   the training file, evaluated on the test file;
 - NLU files without one (the crowd-sourced domain files, the assistants' NLU data):
-  stratified 5-fold cross-validation, repeated with three fold seeds for files under 300
+  stratified 5-fold cross-validation (`trainkit test nlu --cross-validation`'s folds), repeated with three fold seeds for files under 300
   examples, whose folds are otherwise too small to tell models apart.
 
 Intent accuracy is `rasa test nlu`'s (best non-fallback intent). The result lists both
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import shared_datasets, write_result
+from trainkit.evaluation.cross_validation import stratified_folds
 
 HELD_OUT = {
     "banking77-20per": ("banking77/train-20per.yml", "banking77/test.yml"),
@@ -75,21 +75,6 @@ def _write_nlu(messages: list[Any], path: Path) -> Path:
     return Path(write_nlu_file(TrainingData(list(messages)), path))
 
 
-def stratified_folds(messages: list[Any], folds: int, seed: int) -> list[int]:
-    """A fold number per message, each intent spread evenly over the folds."""
-    by_intent: dict[str, list[int]] = {}
-    for i, message in enumerate(messages):
-        by_intent.setdefault(message.intent, []).append(i)
-    rng = random.Random(seed)
-    assignment = [0] * len(messages)
-    for intent in sorted(by_intent):
-        members = by_intent[intent]
-        rng.shuffle(members)
-        for j, i in enumerate(members):
-            assignment[i] = j % folds
-    return assignment
-
-
 def evaluate(config: dict[str, Any], train_file: Path, test_file: Path, work: Path) -> dict[str, float]:
     """Train `config` on one file and evaluate on another, in a fresh cache."""
     import os
@@ -123,10 +108,11 @@ def splits(name: str, datasets: Path, tmp: Path, quick: bool) -> list[tuple[Path
     seeds = 1 if quick or len(messages) >= SMALL else 3
     pairs = []
     for seed in range(seeds):
-        assignment = stratified_folds(messages, FOLDS, seed)
-        for fold in range(1 if quick else FOLDS):
-            train = [m for m, f in zip(messages, assignment, strict=True) if f != fold]
-            test = [m for m, f in zip(messages, assignment, strict=True) if f == fold]
+        folds = stratified_folds([m.intent for m in messages], FOLDS, seed)
+        for fold, test_rows in enumerate(folds[: 1 if quick else FOLDS]):
+            held_out = set(test_rows)
+            train = [m for i, m in enumerate(messages) if i not in held_out]
+            test = [messages[i] for i in test_rows]
             stem = tmp / f"{name}-s{seed}-f{fold}"
             pairs.append((_write_nlu(train, stem.with_suffix(".train.yml")), _write_nlu(test, stem.with_suffix(".test.yml"))))
     return pairs

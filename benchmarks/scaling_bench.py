@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT, run_timed, shared_datasets, write_result
+from benchmarks.common import ROOT, default_config_file, run_timed, shared_datasets, write_result
 
 SIZES = (1000, 2500, 5000, 10000, 20000, 40000)
 LEAD_INS = ("hi", "hello", "please", "hey there", "excuse me", "quick question", "so", "ok", "um", "well")
@@ -78,24 +78,11 @@ def fitted_exponent(points: list[tuple[float, float]]) -> float | None:
     return round(sum((x - mean_x) * (y - mean_y) for x, y in usable) / spread, 3) if spread else None
 
 
-def _config(directory: Path, epochs: int | None) -> Path:
-    from trainkit.data.config import default_config
-
-    config = default_config()
-    config["policies"] = []
-    for item in config["pipeline"]:
-        if epochs is not None and "epochs" in item:
-            item["epochs"] = epochs
-    path = directory / "config.yml"
-    path.write_text(json.dumps(config))
-    return path
-
-
 def nlu_point(datasets: Path, size: int, epochs: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="trainkit-scaling-") as tmp:
         work = Path(tmp)
         nlu = build_nlu_file(datasets, size, work / "nlu.yml")
-        config = _config(work, epochs)
+        config = default_config_file(work, epochs, policies=False)
         run = run_timed([sys.executable, "-m", "trainkit.cli", "train", "nlu", "--config", str(config),
                          "--nlu", str(nlu), "--out", str(work / "models")], work,
                         env={"TRAINKIT_CACHE_DIR": str(work / "cache")})

@@ -137,15 +137,22 @@ def test_generalisation_benchmark_quick_run_compares_with_the_baseline(shared_da
     assert report["results"]["nlu-data-restaurant"]["baseline"]["intent_accuracy"] > 0.5
 
 
-def test_generalisation_folds_spread_every_intent():
-    from trainkit.data.training_data import Message
+def test_generalisation_splits_partition_a_file_into_stratified_folds(shared_datasets, tmp_path):
+    from trainkit.data.nlu_reader import read_nlu_file
 
-    messages = [Message.build(f"text {i}", "a" if i < 12 else "b") for i in range(17)]
-    assignment = generalisation_bench.stratified_folds(messages, 5, seed=0)
-    for intent, size in (("a", 12), ("b", 5)):
-        folds = [f for m, f in zip(messages, assignment, strict=True) if m.intent == intent]
-        counts = [folds.count(k) for k in range(5)]
-        assert max(counts) - min(counts) <= 1 and sum(counts) == size
+    pairs = generalisation_bench.splits("nlu-data-restaurant", shared_datasets, tmp_path, quick=False)
+    # 53 examples: three fold seeds of five folds
+    assert len(pairs) == 15
+    for seed in range(3):
+        tests = [read_nlu_file(test).nlu_examples for _, test in pairs[5 * seed : 5 * seed + 5]]
+        texts = sorted(m.text for fold in tests for m in fold)
+        assert len(texts) == 53 and len(set(texts)) == 53
+        for (train, _), fold in zip(pairs[5 * seed : 5 * seed + 5], tests, strict=True):
+            trained = {m.text for m in read_nlu_file(train).nlu_examples}
+            assert not trained & {m.text for m in fold}
+            assert len(trained) + len(fold) == 53
+            # every intent (4, 11 to 16 examples each) has two or three examples in each fold
+            assert all(2 <= sum(m.intent == i for m in fold) <= 4 for i in {m.intent for m in fold})
 
 
 def test_generalisation_standard_error_of_paired_differences():
