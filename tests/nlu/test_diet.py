@@ -16,6 +16,8 @@ from trainkit.engine.component import component_config, get_component
 from trainkit.ml import layers as nn
 from trainkit.ml.sparse import CSR
 from trainkit.nlu import diet as D
+from trainkit.nlu import diet_network as N
+from trainkit.nlu import entity_tags as T
 from trainkit.nlu.batch import MessageBatch, featurizable_examples
 
 FEATURIZERS = [
@@ -143,16 +145,16 @@ def test_bilou_tags_and_decoding():
     from trainkit.nlu.batch import Token
 
     tokens = [Token(w, message.text.index(w), message.text.index(w) + len(w)) for w in message.text.split()]
-    tags = D.entity_tags(tokens, message, bilou=True)
+    tags = T.entity_tags(tokens, message, bilou=True)
     assert tags == ["O", "O", "B-city", "L-city", "O", "U-city"]
-    assert D.decode_entity_tags(tags) == [(2, 3, "city"), (5, 5, "city")]
-    assert D.decode_entity_tags(["I-a", "I-a", "O", "B-b", "U-b"]) == [(0, 1, "a"), (3, 3, "b"), (4, 4, "b")]
-    assert D.entity_tags(tokens, message, bilou=False) == ["O", "O", "city", "city", "O", "city"]
+    assert T.decode_entity_tags(tags) == [(2, 3, "city"), (5, 5, "city")]
+    assert T.decode_entity_tags(["I-a", "I-a", "O", "B-b", "U-b"]) == [(0, 1, "a"), (3, 3, "b"), (4, 4, "b")]
+    assert T.entity_tags(tokens, message, bilou=False) == ["O", "O", "city", "city", "O", "city"]
 
 
 @pytest.mark.parametrize("pooling", [False, True])
 def test_network_gradients_match_finite_differences(monkeypatch, pooling):
-    monkeypatch.setattr(D, "DTYPE", np.float64)
+    monkeypatch.setattr(N, "DTYPE", np.float64)
     rng = np.random.default_rng(0)
     lengths = np.array([3, 1, 4, 2])
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -161,23 +163,23 @@ def test_network_gradients_match_finite_differences(monkeypatch, pooling):
     tags = {"entity": rng.integers(0, 3, 10), "role": rng.integers(0, 2, 10)}
     # repeated token rows exercise the merging of identical tokens
     seq = CSR.vstack([seq.take_rows(np.arange(8)), seq.take_rows([0, 1])])
-    data = D.EncodedData(sent, seq, offsets, np.array([0, 1, 2, 1]), tags, D.duplicate_row_ids(seq))
-    assert D.duplicate_row_ids(seq)[8:].tolist() == [0, 1]
-    spec = D.NetworkSpec(
-        7, 6, ["a", "b", "c"], [D.TagHead("entity", ["O", "x", "y"]), D.TagHead("role", ["O", "r"])],
+    data = N.EncodedData(sent, seq, offsets, np.array([0, 1, 2, 1]), tags, N.duplicate_row_ids(seq))
+    assert N.duplicate_row_ids(seq)[8:].tolist() == [0, 1]
+    spec = N.NetworkSpec(
+        7, 6, ["a", "b", "c"], [N.TagHead("entity", ["O", "x", "y"]), N.TagHead("role", ["O", "r"])],
         dense_dimension=5, hidden_sizes=[4], label_hidden_sizes=[3], embedding_dimension=3,
         entity_hidden_size=4, context_window=1, token_pooling=pooling,
     )
-    net = D.Network(spec)
+    net = N.Network(spec)
     net.initialise(rng, 1.0)
     for name in net.params:
         net.params[name] = net.params[name] + rng.normal(size=net.params[name].shape) * 0.1
-    options = D.TrainingOptions(1, (4, 4), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0)
+    options = N.TrainingOptions(1, (4, 4), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0)
     batch = net.make_batch(data, np.arange(4))
     _, grads, rows = net.loss_and_gradients(batch, None, options)
     # the entity heads read the sentence vector without training the sentence layer, so
     # that layer's gradient is the intent loss's alone
-    intent_only = D.Network(dataclasses.replace(spec, heads=[]), net.params)
+    intent_only = N.Network(dataclasses.replace(spec, heads=[]), net.params)
     assert {"sent.W", "sent.b"} <= set(grads)
     for name, grad in grads.items():
         judge = intent_only if name.startswith("sent.") else net
@@ -213,14 +215,14 @@ def test_batch_strategy_decides_how_often_a_rare_intent_is_seen(tmp_path, monkey
     examples = [example(f"play song number {i}", "play") for i in range(60)]
     examples += [example("stop it", "stop"), example("stop the music", "stop")]
     seen: list[np.ndarray] = []
-    original = D.Network.make_batch
+    original = N.Network.make_batch
 
     def recording(self, data, rows, rng=None, input_drop=0.0):
         if rng is not None:
             seen.append(data.labels[rows])
         return original(self, data, rows, rng, input_drop)
 
-    monkeypatch.setattr(D.Network, "make_batch", recording)
+    monkeypatch.setattr(N.Network, "make_batch", recording)
     item = {"name": "DIETClassifier", "epochs": 3, "random_seed": 1, "batch_size": 8, "batch_strategy": strategy,
             "entity_recognition": False}
     train_pipeline(tmp_path, TrainingData(examples), item)

@@ -39,7 +39,7 @@ from trainkit.ml.optim import lbfgs
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.base import NLUComponent
 from trainkit.nlu.batch import POS, MessageBatch, Token, featurizable_examples, training_batch
-from trainkit.nlu.diet import NO_ENTITY, build_entities, entity_tags, token_labels
+from trainkit.nlu.entity_tags import NO_ENTITY, build_entities, entity_tags, token_labels
 
 MODEL_FILE = "crf_model.json"
 WEIGHTS_FILE = "crf_weights.npz"

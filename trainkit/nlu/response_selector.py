@@ -33,9 +33,6 @@ from trainkit.nlu.diet import (
     COMMON_DEFAULTS,
     MODEL_FILE,
     TRANSFORMER_OPTIONS,
-    EncodedData,
-    Network,
-    NetworkSpec,
     _dimension,
     _layer_sizes,
     base_weights,
@@ -49,6 +46,7 @@ from trainkit.nlu.diet import (
     training_options,
     training_scaling,
 )
+from trainkit.nlu.diet_network import EncodedData, Network, NetworkSpec
 
 DEFAULT_SELECTOR_KEY = "default"
 UTTER_PREFIX = "utter_"
