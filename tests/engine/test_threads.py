@@ -36,3 +36,43 @@ def test_nodes_train_with_the_configured_blas_threads(monkeypatch):
     with threads.limited_blas():
         pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
         assert pools and all(pool["num_threads"] == 1 for pool in pools)
+
+
+def test_a_node_runs_its_parts_on_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.delenv(threads.BLAS_THREADS_ENV, raising=False)
+    assert threads.node_lanes() == 4
+    with threads.nodes_at_once(2):
+        assert threads.node_lanes() == 2
+        with threads.nodes_at_once(8):
+            assert threads.node_lanes() == 1
+        assert threads.node_lanes() == 2
+    monkeypatch.setenv(threads.BLAS_THREADS_ENV, "2")
+    assert threads.node_lanes() == 2
+
+
+def test_parallel_workers_are_told_how_many_nodes_share_the_cores(monkeypatch, tmp_path):
+    from trainkit.engine import runner
+
+    seen: list[int] = []
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+
+    def recording(spec, node, *args, sharing=1, **kwargs):
+        seen.append(sharing)
+        return node.name
+
+    monkeypatch.setattr(runner, "execute_node", recording)
+
+    class Node:
+        def __init__(self, name):
+            self.name, self.fn = name, "train"
+
+    class Status:
+        inputs, fingerprint, code = {}, "f", None
+
+    execute = runner.run_everything(None, {}, n_jobs=2, backend="threading")
+    assert execute([(Node("a"), Status()), (Node("b"), Status())]) == {"a": "a", "b": "b"}
+    assert seen == [2, 2]
+    seen.clear()
+    runner.run_everything(None, {}, n_jobs=1)([(Node("a"), Status())])
+    assert seen == [1]

@@ -233,3 +233,53 @@ def test_batch_strategy_decides_how_often_a_rare_intent_is_seen(tmp_path, monkey
     else:
         assert rare > 3 * 2
         assert np.sum(labels == 0) == 3 * 60
+
+
+def _random_encoded(rng: np.random.Generator, messages: int) -> tuple[N.EncodedData, N.NetworkSpec]:
+    lengths = rng.integers(1, 6, messages)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    tokens = int(offsets[-1])
+    sent = CSR.from_dense(rng.random((messages, 12)) * (rng.random((messages, 12)) < 0.4))
+    seq = CSR.from_dense(rng.random((tokens, 9)) * (rng.random((tokens, 9)) < 0.4))
+    tags = {"entity": rng.integers(0, 3, tokens)}
+    data = N.EncodedData(sent, seq, offsets, rng.integers(0, 3, messages), tags, N.duplicate_row_ids(seq))
+    spec = N.NetworkSpec(12, 9, ["a", "b", "c"], [N.TagHead("entity", ["O", "x", "y"])], dense_dimension=8,
+                         embedding_dimension=4, entity_hidden_size=6, context_window=1)
+    return data, spec
+
+
+def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
+    """The intent and token parts of a step run side by side when the node has two
+    lanes; each has its own random stream and parameters, so the weights are identical."""
+    import threading
+
+    data, spec = _random_encoded(np.random.default_rng(5), 40)
+    options = N.TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
+                                average_from=0.5, hidden_drop_rate=0.3)
+    threads_seen: set[str] = set()
+    original = N.Network._token_step
+
+    def recording(self, *args, **kwargs):
+        threads_seen.add(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(N.Network, "_token_step", recording)
+    one, two = N.Network(spec), N.Network(spec)
+    assert one.splits_into_parts()
+    history_one = one.fit(data, options, lanes=1)
+    assert not threads_seen  # one lane: the step stays whole on this thread
+    history_two = two.fit(data, options, lanes=2)
+    assert threads_seen and threading.current_thread().name not in threads_seen
+    assert history_one == history_two
+    for name, value in one.params.items():
+        np.testing.assert_array_equal(value, two.params[name], err_msg=name)
+    # the weights moved: the comparison is not between two untrained networks
+    fresh = N.Network(spec)
+    fresh.initialise(np.random.default_rng(7), 1.0)
+    assert not np.allclose(fresh.params["tok.W"], one.params["tok.W"])
+
+
+def test_token_context_keeps_the_step_whole():
+    data, spec = _random_encoded(np.random.default_rng(6), 10)
+    assert not N.Network(dataclasses.replace(spec, token_pooling=True)).splits_into_parts()
+    assert not N.Network(dataclasses.replace(spec, heads=[])).splits_into_parts()

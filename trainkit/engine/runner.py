@@ -54,7 +54,7 @@ from trainkit.engine.plan import (
     project_file_digests,
     settle_reread_data,
 )
-from trainkit.engine.threads import blas_threads, limited_blas, parallel_workers
+from trainkit.engine.threads import blas_threads, limited_blas, nodes_at_once, parallel_workers
 from trainkit.engine.written_models import WrittenModels
 from trainkit.errors import TrainkitError
 
@@ -196,8 +196,12 @@ def execute_node(
     node_fingerprint: str,
     file_digests: dict[str, str],
     code: str | None = None,
+    sharing: int = 1,
 ) -> str:
     """Run one node and store its artifact; returns the artifact's content digest.
+
+    `sharing` is how many nodes run at once on this machine (their threads share the
+    cores, see `engine/threads.py`).
 
     The component writes into a private temporary directory; the cache copies it in and
     renames it into place atomically, so an interrupted run leaves nothing a later run
@@ -208,13 +212,14 @@ def execute_node(
     scratch = Path(tempfile.mkdtemp(prefix=f"trainkit-{node.name}-"))
     try:
         out = ArtifactWriter(scratch / "artifact")
-        if node.fn == PROVIDE:
-            run_component(node, {}, out, _project(spec, file_digests), code)
-        elif node.fn in DATA_FUNCTIONS:
-            run_component(node, _load_inputs(node, inputs, cache), out, code=code)
-        else:
-            with progress.node(node.name):
+        with nodes_at_once(sharing):
+            if node.fn == PROVIDE:
+                run_component(node, {}, out, _project(spec, file_digests), code)
+            elif node.fn in DATA_FUNCTIONS:
                 run_component(node, _load_inputs(node, inputs, cache), out, code=code)
+            else:
+                with progress.node(node.name):
+                    run_component(node, _load_inputs(node, inputs, cache), out, code=code)
         digest = store_output(spec, node, inputs, node_fingerprint, file_digests, out.path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -248,7 +253,7 @@ def run_everything(spec: BuildSpec, file_digests: dict[str, str], n_jobs: int = 
             threads = {"inner_max_num_threads": blas_threads()} if backend == "loky" else {}
             with parallel_config(backend=backend, **threads), progress.announced(
                     [node.name for node, _ in ready if node.fn not in DATA_FUNCTIONS]):
-                results = Parallel(n_jobs=workers)(delayed(execute_node)(spec, *job) for job in jobs)
+                results = Parallel(n_jobs=workers)(delayed(execute_node)(spec, *job, sharing=workers) for job in jobs)
         else:
             results = [execute_node(spec, *job) for job in jobs]
         return {node.name: digest for (node, _), digest in zip(ready, results, strict=True)}

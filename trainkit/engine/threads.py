@@ -7,6 +7,10 @@ sequential or parallel, on a laptop or a cluster worker. That makes a parallel b
 byte-identical to a sequential one and a model reproducible across machines. Parallel
 builds then never oversubscribe: at most `cores // threads` nodes run at once, so
 processes x threads stays within the core count.
+
+Inside a node, work that splits into parts whose numbers do not depend on how they are
+scheduled (DIET's intent and entity halves of a training step) runs on `node_lanes()`
+threads: the node's share of the cores. That only changes the speed, never the model.
 """
 
 from __future__ import annotations
@@ -45,6 +49,26 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
         return os.cpu_count() or 1
+
+
+_nodes_at_once = 1
+
+
+def node_lanes() -> int:
+    """Threads a node may run its independent parts on: this process's cores, divided by
+    the BLAS thread count and by the nodes running at once (see `nodes_at_once`)."""
+    return max(1, available_cores() // (blas_threads() * _nodes_at_once))
+
+
+@contextmanager
+def nodes_at_once(count: int) -> Iterator[None]:
+    """Run the block as one of `count` nodes sharing this machine's cores."""
+    global _nodes_at_once
+    previous, _nodes_at_once = _nodes_at_once, max(1, int(count))
+    try:
+        yield
+    finally:
+        _nodes_at_once = previous
 
 
 def parallel_workers(n_jobs: int, pending: int, threads: int | None = None) -> int:

@@ -484,6 +484,8 @@ class Adam:
     only (`rows[name]`). Row updates are "lazy": the moment estimates of rows absent from
     the batch are left alone instead of decaying, which is what makes training on a
     vocabulary of tens of thousands of features cost per batch only what the batch uses.
+    Both moments of a row sit side by side (`moments[name][row] = (m, v)`), so a row
+    update gathers and scatters them once.
     """
 
     def __init__(
@@ -498,8 +500,7 @@ class Adam:
         self.beta2 = beta2
         self.eps = eps
         self.t = 0
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
+        self.moments: dict[str, np.ndarray] = {}
 
     def step(
         self,
@@ -507,25 +508,44 @@ class Adam:
         grads: dict[str, np.ndarray],
         rows: dict[str, np.ndarray] | None = None,
         masks: dict[str, np.ndarray] | None = None,
+        decay: dict[str, float] | None = None,
     ) -> None:
-        """Update `params` in place; `masks[name]` zeroes updates of pruned weights."""
+        """Update `params` in place; `masks[name]` zeroes updates of pruned weights and
+        `decay[name]` adds that L2 term (times the weights) to the gradient."""
+        self.advance()
+        self.update(params, grads, rows, masks, decay)
+
+    def advance(self) -> None:
+        """Start the next step; `update` then applies its gradients, in one call or in
+        several calls on disjoint sets of parameters (each may run on its own thread)."""
         self.t += 1
+
+    def update(
+        self,
+        params: dict[str, np.ndarray],
+        grads: dict[str, np.ndarray],
+        rows: dict[str, np.ndarray] | None = None,
+        masks: dict[str, np.ndarray] | None = None,
+        decay: dict[str, float] | None = None,
+    ) -> None:
+        """Apply the current step's gradients of some parameters (see `step`)."""
         lr = float(self.learning_rate * np.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t))
         rows = rows or {}
         masks = masks or {}
+        decay = decay or {}
         for name, grad in grads.items():
             param = params[name]
-            if name not in self.m:
-                self.m[name] = np.zeros_like(param)
-                self.v[name] = np.zeros_like(param)
-            m, v = self.m[name], self.v[name]
+            if name not in self.moments:
+                self.moments[name] = np.zeros(param.shape[:1] + (2,) + param.shape[1:], dtype=param.dtype)
             idx = rows.get(name)
             mask = masks.get(name)
-            if idx is not None:
-                # work on gathered copies of the touched rows, then write them back
-                # (np.take copies whole rows, about twice as fast as fancy indexing)
-                m_full, v_full = m, v
-                m, v = np.take(m, idx, axis=0), np.take(v, idx, axis=0)
+            # row updates work on gathered copies of the touched rows and write them back
+            # (np.take copies whole rows, about twice as fast as fancy indexing)
+            moments = self.moments[name] if idx is None else np.take(self.moments[name], idx, axis=0)
+            weights = param if idx is None else np.take(param, idx, axis=0)
+            m, v = moments[:, 0], moments[:, 1]
+            if name in decay:
+                grad = grad + decay[name] * weights
             # in-place updates with one scratch buffer: the row-sparse layers touch
             # thousands of rows per step, so temporaries cost more than the arithmetic
             scratch = np.multiply(grad, 1.0 - self.beta1, dtype=m.dtype)
@@ -539,15 +559,9 @@ class Adam:
             scratch += self.eps
             np.divide(m, scratch, out=scratch)
             scratch *= lr
-            if idx is None:
-                if mask is not None:
-                    scratch *= mask
-                param -= scratch
-            else:
-                m_full[idx] = m
-                v_full[idx] = v
-                if mask is not None:
-                    scratch *= mask[idx]
-                updated = np.take(param, idx, axis=0)
-                updated -= scratch
-                param[idx] = updated
+            if mask is not None:
+                scratch *= mask if idx is None else mask[idx]
+            weights -= scratch
+            if idx is not None:
+                self.moments[name][idx] = moments
+                param[idx] = weights
