@@ -261,3 +261,38 @@ def test_scaled_marginals_match_enumeration():
             expected = [sum(w for seq, w in weights.items() if seq[t] == k) / total for k in range(3)]
             np.testing.assert_allclose(marginals[row], expected, atol=1e-12)
             row += 1
+
+
+def _single_precision(emissions, lengths, gold, params, weights):
+    return crf.token_nll_and_gradients(on_tokens(emissions, lengths).astype(np.float32), on_tokens(gold, lengths),
+                                       lengths, params, weights, dtype=np.float32)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_single_precision_recursions_agree_with_double(seed):
+    emissions, params, lengths, gold, weights = larger_problem(seed, spread=6.0)
+    reference = crf.log_space_nll_and_gradients(emissions, gold, lengths, params, weights)
+    single = _single_precision(emissions, lengths, gold, params, weights)
+    assert single.emissions.dtype == np.float32
+    assert single.loss == pytest.approx(reference.loss, rel=1e-5)
+    scale = np.abs(reference.emissions).max()
+    np.testing.assert_allclose(single.emissions, on_tokens(reference.emissions, lengths), atol=1e-5 * scale)
+    np.testing.assert_allclose(single.transitions, reference.transitions, atol=1e-5 * np.abs(reference.transitions).max())
+    np.testing.assert_allclose(single.start, reference.start, atol=1e-5)
+    np.testing.assert_allclose(single.end, reference.end, atol=1e-5)
+
+
+def test_single_precision_falls_back_to_log_space_sooner():
+    # gaps of a few hundred fit double precision's exp() but not single's: the float32
+    # recursions hand over to the log-space computation, which stays exact
+    emissions, params, lengths, gold, weights = larger_problem(13, spread=40.0)
+    params.transitions[0] = -120.0
+    packing = crf.Packing.from_lengths(lengths)
+    packed = np.empty((packing.size, emissions.shape[2]), np.float32)
+    packed[packing.rows] = on_tokens(emissions, lengths)
+    assert scaled_path_applies(emissions, lengths, params)
+    assert crf._scaled_forward_backward(packed, packing, params) is None
+    reference = crf.log_space_nll_and_gradients(emissions, gold, lengths, params, weights)
+    single = _single_precision(emissions, lengths, gold, params, weights)
+    assert single.loss == pytest.approx(reference.loss, rel=1e-6)
+    np.testing.assert_allclose(single.emissions, on_tokens(reference.emissions, lengths), atol=1e-6)

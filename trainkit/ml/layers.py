@@ -484,8 +484,6 @@ class Adam:
     only (`rows[name]`). Row updates are "lazy": the moment estimates of rows absent from
     the batch are left alone instead of decaying, which is what makes training on a
     vocabulary of tens of thousands of features cost per batch only what the batch uses.
-    Both moments of a row sit side by side (`moments[name][row] = (m, v)`), so a row
-    update gathers and scatters them once.
     """
 
     def __init__(
@@ -500,7 +498,8 @@ class Adam:
         self.beta2 = beta2
         self.eps = eps
         self.t = 0
-        self.moments: dict[str, np.ndarray] = {}
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
 
     def step(
         self,
@@ -535,15 +534,18 @@ class Adam:
         decay = decay or {}
         for name, grad in grads.items():
             param = params[name]
-            if name not in self.moments:
-                self.moments[name] = np.zeros(param.shape[:1] + (2,) + param.shape[1:], dtype=param.dtype)
+            if name not in self.m:
+                self.m[name] = np.zeros_like(param)
+                self.v[name] = np.zeros_like(param)
             idx = rows.get(name)
             mask = masks.get(name)
-            # row updates work on gathered copies of the touched rows and write them back
-            # (np.take copies whole rows, about twice as fast as fancy indexing)
-            moments = self.moments[name] if idx is None else np.take(self.moments[name], idx, axis=0)
-            weights = param if idx is None else np.take(param, idx, axis=0)
-            m, v = moments[:, 0], moments[:, 1]
+            if idx is None:
+                m, v, weights = self.m[name], self.v[name], param
+            else:
+                # work on gathered copies of the touched rows, then write them back
+                # (np.take copies whole rows, about twice as fast as fancy indexing)
+                m, v = np.take(self.m[name], idx, axis=0), np.take(self.v[name], idx, axis=0)
+                weights = np.take(param, idx, axis=0)
             if name in decay:
                 grad = grad + decay[name] * weights
             # in-place updates with one scratch buffer: the row-sparse layers touch
@@ -563,5 +565,6 @@ class Adam:
                 scratch *= mask if idx is None else mask[idx]
             weights -= scratch
             if idx is not None:
-                self.moments[name][idx] = moments
+                self.m[name][idx] = m
+                self.v[name][idx] = v
                 param[idx] = weights

@@ -19,6 +19,13 @@ feature rows present in a batch), so an epoch costs in proportion to the non-zer
 data, not to the vocabulary size; identical token rows of a batch go through the token
 layer once. Given `random_seed`, training is deterministic.
 
+A training step has two parts that only meet at the sentence vector: the intent part
+(sentence layers, similarity loss) and the token part (token layers, context window, CRF
+heads). When the node has two cores to itself (`trainkit.engine.threads.node_lanes`),
+the token part runs on a second thread while the first runs the intent part. Each part
+draws its dropout from a random stream of its own and updates only its own weights, so
+the model is the same bit for bit on one thread or two; only the time differs.
+
 `batch_strategy: balanced`, Rasa's default, lays each epoch out in rounds that take from
 every label in proportion, so rare intents come back more often (`trainkit.ml.batching`).
 """
@@ -41,7 +48,7 @@ from trainkit.ml.sparse import CSR
 from trainkit.nlu.batch import DenseScaling
 
 # Single precision halves the memory traffic of the large sparse layers and doubles BLAS
-# throughput; the CRF itself runs in double precision.
+# throughput; the CRF recursions run in it too (their messages are renormalised each step).
 DTYPE = np.float32
 
 
@@ -482,9 +489,10 @@ class Network:
         # trains the sentence layer through the context's sentence input
         d_z_intent = d_z.copy() if d_pool is not None else None
         for head in s.heads:
+            # the recursions run in the network's precision (see `crf.token_nll_and_gradients`)
             res = crf.token_nll_and_gradients(
-                np.asarray(c[f"{head.name}.em"], dtype=np.float64), batch.tags[head.name], batch.lengths,
-                self.crf_params(head.name), np.full(n, 1.0 / n)
+                c[f"{head.name}.em"], batch.tags[head.name], batch.lengths, self.crf_params(head.name),
+                np.full(n, 1.0 / n), dtype=DTYPE,
             )
             total += res.loss
             d_em = res.emissions.astype(d_z.dtype)
