@@ -257,13 +257,13 @@ def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
     options = N.TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
                                 average_from=0.5, hidden_drop_rate=0.3)
     threads_seen: set[str] = set()
-    original = N.Network._token_step
+    original = N.Network._intent_step
 
     def recording(self, *args, **kwargs):
         threads_seen.add(threading.current_thread().name)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(N.Network, "_token_step", recording)
+    monkeypatch.setattr(N.Network, "_intent_step", recording)
     one, two = N.Network(spec), N.Network(spec)
     assert one.splits_into_parts()
     history_one = one.fit(data, options, lanes=1)

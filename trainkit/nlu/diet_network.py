@@ -32,6 +32,7 @@ every label in proportion, so rare intents come back more often (`trainkit.ml.ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -355,7 +356,8 @@ class Network:
         h, c["sent.mask"] = nn.dropout_forward(h, rate, rng)
         c["sent.out"] = h
 
-    def _token_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any]) -> None:
+    def _token_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any],
+                       pool: ThreadPoolExecutor | None = None) -> None:
         s, p = self.spec, self.params
         assert batch.sequence is not None
         g = nn.relu_forward(nn.sparse_dense_forward(batch.sequence, p["tok.W"], p["tok.b"]))
@@ -366,7 +368,10 @@ class Network:
         parts = [_neighbours(g, batch, k) for k in s.offsets]
         ctx_in = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         c["ctx.in"] = ctx_in
-        pre = nn.dense_forward(ctx_in, p["ctx.W"], p["ctx.b"])
+        # the window's product, the largest of a step, in two halves of rows (the second
+        # on the pool's other thread when there is one)
+        pre = _product_by_halves(ctx_in, p["ctx.W"], pool)
+        pre += p["ctx.b"]
         if s.intent_classification:
             # the sentence vector's share is projected once per message, not per token
             pre = pre + (c["sent.out"] @ p["ctx.S"])[batch.token_b]
@@ -468,7 +473,7 @@ class Network:
 
     def _token_backward(
         self, batch: _Batch, c: dict[str, Any], d_pool: np.ndarray | None,
-        grads: dict[str, np.ndarray], rows: dict[str, np.ndarray],
+        grads: dict[str, np.ndarray], rows: dict[str, np.ndarray], pool: ThreadPoolExecutor | None = None,
     ) -> tuple[float, np.ndarray | None]:
         """The CRF losses and the token layers' gradients; returns the loss with the
         intent loss's share of the gradient that reaches the sentence layer through the
@@ -504,7 +509,9 @@ class Network:
             grads[f"{head.name}.start"] = res.start
             grads[f"{head.name}.end"] = res.end
         d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
-        d_ctx_in, grads["ctx.W"], grads["ctx.b"] = nn.dense_backward(c["ctx.in"], p["ctx.W"], d_z)
+        # dense_backward's products, the input gradient offered to the pool's worker
+        (grads["ctx.W"], grads["ctx.b"]), d_ctx_in = _shared(
+            lambda: (c["ctx.in"].T @ d_z, d_z.sum(axis=0)), lambda: np.dot(d_z, p["ctx.W"].T), pool)
         width = s.entity_hidden_size
         d_g = np.zeros((d_z.shape[0], width), dtype=d_z.dtype)
         for j, k in enumerate(s.offsets):
@@ -557,10 +564,11 @@ class Network:
               options: TrainingOptions, optimizer: nn.Adam, pool: ThreadPoolExecutor | None) -> float:
         """One training step: forward, backward and update; returns the loss.
 
-        With a `pool` and a network that `splits_into_parts`, the token part runs on the
-        pool's thread while this one runs the intent part. Each part draws from its own
-        random stream and updates only its own parameters, so the result is the same
-        bit for bit with or without the pool.
+        With a `pool` (one worker) and a network that `splits_into_parts`, the intent part
+        runs on the pool's thread while this one runs the token part, which is the longer;
+        once the intent part is done, the worker takes halves of the token part's largest
+        products (`_shared`). Each part draws from its own random stream and updates only
+        its own parameters, so the result is the same bit for bit with or without the pool.
         """
         intent_rng, token_rng = streams
         optimizer.advance()
@@ -571,27 +579,27 @@ class Network:
         rate = options.hidden_drop_rate
         c: dict[str, Any] = {}
         self._sentence_forward(batch, rate, intent_rng, c)
-        token_part = pool.submit(self._token_step, batch, c["sent.out"], token_rng, options, optimizer)
+        intent_part = pool.submit(self._intent_step, batch, c, intent_rng, options, optimizer)
         try:
-            self._intent_forward(batch, rate, intent_rng, c)
+            t: dict[str, Any] = {"sent.out": c["sent.out"]}
+            self._token_forward(batch, rate, token_rng, t, pool)
             grads: dict[str, np.ndarray] = {}
             rows: dict[str, np.ndarray] = {}
-            loss, d_sent, _ = self._intent_backward(batch, intent_rng, options, c, grads)
-            if d_sent is not None:
-                self._sentence_backward(batch, c, d_sent, grads, rows)
+            token_loss, _ = self._token_backward(batch, t, None, grads, rows, pool)
             self._update(optimizer, grads, rows, options.regularization)
         finally:
-            token_loss = token_part.result()
+            loss = intent_part.result()
         return loss + token_loss
 
-    def _token_step(self, batch: _Batch, sent_out: np.ndarray, rng: np.random.Generator,
-                    options: TrainingOptions, optimizer: nn.Adam) -> float:
-        """The token part of a split step (see `_step`)."""
-        c: dict[str, Any] = {"sent.out": sent_out}
-        self._token_forward(batch, options.hidden_drop_rate, rng, c)
+    def _intent_step(self, batch: _Batch, c: dict[str, Any], rng: np.random.Generator,
+                     options: TrainingOptions, optimizer: nn.Adam) -> float:
+        """The intent part of a split step (see `_step`), after the sentence layer."""
+        self._intent_forward(batch, options.hidden_drop_rate, rng, c)
         grads: dict[str, np.ndarray] = {}
         rows: dict[str, np.ndarray] = {}
-        loss, _ = self._token_backward(batch, c, None, grads, rows)
+        loss, d_sent, _ = self._intent_backward(batch, rng, options, c, grads)
+        if d_sent is not None:
+            self._sentence_backward(batch, c, d_sent, grads, rows)
         self._update(optimizer, grads, rows, options.regularization)
         return loss
 
@@ -618,7 +626,7 @@ class Network:
         averaged: dict[str, np.ndarray] = {}
         n_averaged = 0
         lanes = node_lanes() if lanes is None else lanes
-        with ThreadPoolExecutor(1, thread_name_prefix="diet-tokens") if lanes > 1 and self.splits_into_parts() \
+        with ThreadPoolExecutor(1, thread_name_prefix="diet") if lanes > 1 and self.splits_into_parts() \
                 else nullcontext() as pool:
             for epoch in range(options.epochs):
                 size = _batch_size(options.batch_size, epoch, options.epochs)
@@ -669,6 +677,27 @@ class Network:
                     heads[head.name][0][token_rows] = path
                     heads[head.name][1][token_rows] = crf.token_confidences(emissions, batch.lengths, params, path)
         return probs, heads
+
+
+def _shared(first: Callable[[], Any], second: Callable[[], Any], pool: ThreadPoolExecutor | None) -> tuple[Any, Any]:
+    """Both results; `second` is offered to the pool's worker and taken back if the worker
+    has not started it by the time `first` is done (it may be busy with the intent part).
+    Who computes what never changes the numbers."""
+    later = pool.submit(second) if pool is not None else None
+    a = first()
+    if later is None or later.cancel():
+        return a, second()
+    return a, later.result()
+
+
+def _product_by_halves(x: np.ndarray, weight: np.ndarray, pool: ThreadPoolExecutor | None) -> np.ndarray:
+    """`x @ weight` as two fixed halves of rows, so the second can run on the pool's
+    worker: the split never depends on the pool, so neither do the numbers."""
+    out = np.empty((x.shape[0], weight.shape[1]), dtype=np.result_type(x, weight))
+    half = x.shape[0] // 2
+    _shared(lambda: np.matmul(x[:half], weight, out=out[:half]),
+            lambda: np.matmul(x[half:], weight, out=out[half:]), pool)
+    return out
 
 
 def _sum_by_index(values: np.ndarray, index: np.ndarray, n_out: int) -> np.ndarray:
