@@ -33,9 +33,10 @@ every label in proportion, so rare intents come back more often (`trainkit.ml.ba
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -357,7 +358,9 @@ class Network:
         c["sent.out"] = h
 
     def _token_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any],
-                       pool: ThreadPoolExecutor | None = None) -> None:
+                       pool: ThreadPoolExecutor | None = None, sentence: Future[np.ndarray] | None = None) -> None:
+        """The token layers; the sentence vector comes from `c` or, computed elsewhere,
+        from `sentence`, read only when the context window needs it."""
         s, p = self.spec, self.params
         assert batch.sequence is not None
         g = nn.relu_forward(nn.sparse_dense_forward(batch.sequence, p["tok.W"], p["tok.b"]))
@@ -374,6 +377,9 @@ class Network:
         pre += p["ctx.b"]
         if s.intent_classification:
             # the sentence vector's share is projected once per message, not per token
+            if "sent.out" not in c:
+                assert sentence is not None
+                c["sent.out"] = sentence.result()
             pre = pre + (c["sent.out"] @ p["ctx.S"])[batch.token_b]
         z = nn.relu_forward(pre)
         c["ctx.h"] = z
@@ -553,47 +559,60 @@ class Network:
         return self.spec.intent_classification and bool(self.spec.heads) and not self.spec.token_pooling
 
     def _update(self, optimizer: nn.Adam, grads: dict[str, np.ndarray], rows: dict[str, np.ndarray],
-                regularization: float) -> None:
-        """L2 on the weight matrices and the label table, then Adam on these parameters."""
+                regularization: float, pool: ThreadPoolExecutor | None = None) -> None:
+        """L2 on the weight matrices and the label table, then Adam on these parameters;
+        the row-sparse ones (the costly part) are offered to the pool's worker."""
         grads = {k: g.astype(DTYPE, copy=False) for k, g in grads.items()}
         decay = {name: regularization for name in grads if name.endswith(".W") or name == "lab.table"} \
             if regularization > 0 else None
-        optimizer.update(self.params, grads, rows, self.masks, decay)
+        sparse = {k: g for k, g in grads.items() if k in rows}
+        dense = {k: g for k, g in grads.items() if k not in rows}
+        _shared(lambda: optimizer.update(self.params, dense, rows, self.masks, decay),
+                lambda: optimizer.update(self.params, sparse, rows, self.masks, decay), pool)
 
     def _step(self, batch: _Batch, streams: tuple[np.random.Generator, np.random.Generator],
-              options: TrainingOptions, optimizer: nn.Adam, pool: ThreadPoolExecutor | None) -> float:
-        """One training step: forward, backward and update; returns the loss.
+              options: TrainingOptions, optimizer: nn.Adam, pool: ThreadPoolExecutor | None,
+              prepare: Callable[[], _Batch] | None = None) -> tuple[float, _Batch | None]:
+        """One training step (forward, backward, update) and the next batch (`prepare`);
+        returns the loss and that batch.
 
-        With a `pool` (one worker) and a network that `splits_into_parts`, the intent part
-        runs on the pool's thread while this one runs the token part, which is the longer;
-        once the intent part is done, the worker takes halves of the token part's largest
-        products (`_shared`). Each part draws from its own random stream and updates only
-        its own parameters, so the result is the same bit for bit with or without the pool.
+        With a `pool` (one worker) and a network that `splits_into_parts`, the worker runs
+        the sentence layer, the intent part and then `prepare`, while this thread runs the
+        token part, the longer one, which reads the sentence vector when its context
+        window needs it. The worker also takes halves of the token part's largest
+        products and the update of its sparse layer when it is free (`_shared`). Each
+        part draws from its own random stream and updates only its own parameters, so the
+        result is the same bit for bit with or without the pool.
         """
         intent_rng, token_rng = streams
         optimizer.advance()
         if pool is None or not self.splits_into_parts():
             loss, grads, rows = self.loss_and_gradients(batch, intent_rng, options, token_rng)
             self._update(optimizer, grads, rows, options.regularization)
-            return loss
-        rate = options.hidden_drop_rate
-        c: dict[str, Any] = {}
-        self._sentence_forward(batch, rate, intent_rng, c)
-        intent_part = pool.submit(self._intent_step, batch, c, intent_rng, options, optimizer)
+            return loss, None if prepare is None else prepare()
+        sentence: Future[np.ndarray] = Future()
+        intent_part = pool.submit(self._intent_step, batch, intent_rng, options, optimizer, sentence, prepare)
         try:
-            t: dict[str, Any] = {"sent.out": c["sent.out"]}
-            self._token_forward(batch, rate, token_rng, t, pool)
+            c: dict[str, Any] = {}
+            self._token_forward(batch, options.hidden_drop_rate, token_rng, c, pool, sentence)
             grads: dict[str, np.ndarray] = {}
             rows: dict[str, np.ndarray] = {}
-            token_loss, _ = self._token_backward(batch, t, None, grads, rows, pool)
-            self._update(optimizer, grads, rows, options.regularization)
+            token_loss, _ = self._token_backward(batch, c, None, grads, rows, pool)
+            self._update(optimizer, grads, rows, options.regularization, pool)
         finally:
-            loss = intent_part.result()
-        return loss + token_loss
+            loss, upcoming = intent_part.result()
+        return loss + token_loss, upcoming
 
-    def _intent_step(self, batch: _Batch, c: dict[str, Any], rng: np.random.Generator,
-                     options: TrainingOptions, optimizer: nn.Adam) -> float:
-        """The intent part of a split step (see `_step`), after the sentence layer."""
+    def _intent_step(self, batch: _Batch, rng: np.random.Generator, options: TrainingOptions, optimizer: nn.Adam,
+                     sentence: Future[np.ndarray], prepare: Callable[[], _Batch] | None) -> tuple[float, _Batch | None]:
+        """The worker's share of a split step (see `_step`)."""
+        c: dict[str, Any] = {}
+        try:
+            self._sentence_forward(batch, options.hidden_drop_rate, rng, c)
+        except BaseException as error:
+            sentence.set_exception(error)
+            raise
+        sentence.set_result(c["sent.out"])
         self._intent_forward(batch, options.hidden_drop_rate, rng, c)
         grads: dict[str, np.ndarray] = {}
         rows: dict[str, np.ndarray] = {}
@@ -601,7 +620,7 @@ class Network:
         if d_sent is not None:
             self._sentence_backward(batch, c, d_sent, grads, rows)
         self._update(optimizer, grads, rows, options.regularization)
-        return loss
+        return loss, None if prepare is None else prepare()
 
     def fit(self, data: EncodedData, options: TrainingOptions,
             start: dict[str, np.ndarray] | None = None, lanes: int | None = None) -> list[float]:
@@ -617,26 +636,32 @@ class Network:
         self.initialise(rng, options.connection_density)
         if start is not None:
             self.params = {name: np.array(start[name], dtype=DTYPE) for name in self.params}
-        # the batches (order, input dropout), the intent part and the token part each
-        # draw from a stream of their own
-        streams = tuple(rng.spawn(2))
+        # the batch order, the batches' input dropout, the intent part and the token part
+        # each draw from a stream of their own
+        intent_rng, token_rng, batch_rng = rng.spawn(3)
+        streams = (intent_rng, token_rng)
         optimizer = nn.Adam(options.learning_rate)
         n = len(data)
         history: list[float] = []
         averaged: dict[str, np.ndarray] = {}
         n_averaged = 0
+        input_drop = options.drop_rate if options.sparse_input_dropout else 0.0
         lanes = node_lanes() if lanes is None else lanes
         with ThreadPoolExecutor(1, thread_name_prefix="diet") if lanes > 1 and self.splits_into_parts() \
                 else nullcontext() as pool:
             for epoch in range(options.epochs):
                 size = _batch_size(options.batch_size, epoch, options.epochs)
                 order = epoch_order(n, data.labels, size, rng, options.batch_strategy)
+                chunks = [order[begin : begin + size] for begin in range(0, order.size, size)]
                 epoch_loss = 0.0
-                for begin in range(0, order.size, size):
-                    idx = order[begin : begin + size]
-                    input_drop = options.drop_rate if options.sparse_input_dropout else 0.0
-                    batch = self.make_batch(data, idx, rng, input_drop)
-                    loss = self._step(batch, streams, options, optimizer, pool)
+                batch = self.make_batch(data, chunks[0], batch_rng, input_drop) if chunks else None
+                for k, idx in enumerate(chunks):
+                    assert batch is not None
+                    # the next batch is made during this step (on the worker, when the step
+                    # is split), always after this one: the stream's draws stay in order
+                    upcoming = chunks[k + 1] if k + 1 < len(chunks) else None
+                    prepare = None if upcoming is None else partial(self.make_batch, data, upcoming, batch_rng, input_drop)
+                    loss, batch = self._step(batch, streams, options, optimizer, pool, prepare)
                     epoch_loss += loss * idx.size
                 history.append(epoch_loss / max(order.size, 1))
                 report_epoch(epoch + 1, options.epochs, history[-1])
