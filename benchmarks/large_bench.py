@@ -18,8 +18,10 @@ varies less than the wall time on a machine shared with other work) and the proc
 peak RSS while the node ran:
 before each node the kernel's high-water mark is reset (`/proc/self/clear_refs`), so the
 reading is the node's own peak (everything the process holds then included, which is
-what a machine must have). `--epochs`, `--size`, `--test-size` and `--ted-epochs` shrink the cases (a
-quick check, not a measurement).
+what a machine must have). `--seed` sets the random seed of the assistant case's DIET
+and ResponseSelectors, to see how far seeds alone move its accuracy. `--epochs`,
+`--size`, `--test-size` and `--ted-epochs` shrink the cases (a quick check, not a
+measurement).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def _dialogue_data() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _config(epochs: int) -> dict[str, Any]:
+def _config(epochs: int, seed: int | None = None) -> dict[str, Any]:
     from trainkit.data.config import default_config
 
     config = default_config()
@@ -123,6 +125,8 @@ def _config(epochs: int) -> dict[str, Any]:
     for item in config["pipeline"]:
         if item["name"] == "DIETClassifier":
             item = {**item, "epochs": epochs}
+        if seed is not None and item["name"] in ("DIETClassifier", "ResponseSelector"):
+            item = {**item, "random_seed": seed}
         if item["name"] == "ResponseSelector":
             pipeline.extend({**item, "retrieval_intent": group} for group in RETRIEVAL_GROUPS)
             continue
@@ -132,7 +136,7 @@ def _config(epochs: int) -> dict[str, Any]:
 
 
 def build_assistant(datasets: Path, target: Path, epochs: int, size: int = SIZE, seed: int = 817,
-                    test_size: int = 0) -> Path:
+                    test_size: int = 0, model_seed: int | None = None) -> Path:
     """Write the large assistant's project into `target`; returns its test NLU file."""
     pool: dict[tuple[str, str], None] = {}
     for name in ("banking77/train.yml", "snips2017/train.yml"):
@@ -146,7 +150,7 @@ def build_assistant(datasets: Path, target: Path, epochs: int, size: int = SIZE,
     (target / "data" / "dialogue.yml").write_text(_dialogue_data(), "utf-8")
     intents = sorted({_renamed(i).split("/")[0] for i, _ in chosen})
     (target / "domain.yml").write_text(_domain(intents), "utf-8")
-    (target / "config.yml").write_text(json.dumps(_config(epochs), indent=1), "utf-8")
+    (target / "config.yml").write_text(json.dumps(_config(epochs, model_seed), indent=1), "utf-8")
     test = [pair for name in ("banking77/test.yml", "snips2017/test.yml")
             for pair in _read_examples(datasets / name)]
     if test_size:
@@ -223,14 +227,15 @@ def _retrieval_accuracy(parses: list[dict[str, Any]], truth: list[tuple[str, str
     return {"messages": total, "accuracy": right / total if total else None}
 
 
-def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0) -> dict[str, Any]:
+def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0,
+                  model_seed: int | None = None) -> dict[str, Any]:
     import trainkit
     from trainkit.data.nlu_reader import read_nlu_file
     from trainkit.evaluation.nlu import entity_report, intent_report
 
     datasets = shared_datasets()
     assert datasets is not None
-    test_file = build_assistant(datasets, work / "bot", epochs, size, test_size=test_size)
+    test_file = build_assistant(datasets, work / "bot", epochs, size, test_size=test_size, model_seed=model_seed)
     bot = work / "bot"
     os.environ["TRAINKIT_CACHE_DIR"] = str(work / "cache")
     started = time.perf_counter()
@@ -250,6 +255,7 @@ def run_assistant(work: Path, epochs: int, size: int = SIZE, test_size: int = 0)
     retrieval = _retrieval_accuracy(parses, [(m.intent or "", m.intent_response_key) for m in examples])
     return {
         "examples": size,
+        "random_seed": model_seed,
         "diet_epochs": epochs,
         "train_seconds": round(seconds, 1),
         "train_cpu_seconds": round(cpu_seconds, 1),
@@ -299,7 +305,7 @@ def _child(case: str, args: argparse.Namespace) -> dict[str, Any]:
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory(prefix=f"trainkit-large-{case}-") as tmp:
         if case == "assistant":
-            return run_assistant(Path(tmp), args.epochs, args.size, args.test_size)
+            return run_assistant(Path(tmp), args.epochs, args.size, args.test_size, args.seed)
         return run_ted(Path(tmp), args.ted_epochs, args.ted_seed)
 
 
@@ -311,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-size", type=int, default=0, help="held-out messages scored (0: all)")
     parser.add_argument("--ted-epochs", type=int, default=TED_EPOCHS, help="TED epochs of the ted case")
     parser.add_argument("--ted-seed", type=int, default=None, help="TED's random_seed (default: its own)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random_seed of the assistant case's DIET and ResponseSelectors (default: their own)")
     parser.add_argument("--name", default="large", help="result file name (benchmarks/results/NAME.json)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -326,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
                    "--size", str(args.size), "--test-size", str(args.test_size), "--ted-epochs", str(args.ted_epochs)]
         if args.ted_seed is not None:
             command += ["--ted-seed", str(args.ted_seed)]
+        if args.seed is not None:
+            command += ["--seed", str(args.seed)]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode != 0:
             raise SystemExit(f"case {case} failed:\n{done.stderr[-3000:]}")
