@@ -154,17 +154,23 @@ def test_another_model_format_or_no_label_sets_is_refused(project, base):
         train(model_to_finetune=str(unlabelled))
 
 
-def test_a_base_output_that_differs_from_its_record_is_refused(project, base):
+def _tampered_copy(base, target):
+    """`base` with one byte added to the classifier's model file (its record no longer
+    matches it)."""
     import io
 
-    tampered = project / "tampered.tar.gz"
-    with tarfile.open(base) as tar_in, tarfile.open(tampered, "w:gz") as tar_out:
+    with tarfile.open(base) as tar_in, tarfile.open(target, "w:gz") as tar_out:
         for member in tar_in.getmembers():
             data = tar_in.extractfile(member).read() if member.isfile() else None
             if "TunableClassifier" in member.name and member.name.endswith("model.json"):
                 data = data.replace(b'"history"', b'"history" ')
                 member.size = len(data)
             tar_out.addfile(member, io.BytesIO(data) if data is not None else None)
+    return target
+
+
+def test_a_base_output_that_differs_from_its_record_is_refused(project, base):
+    tampered = _tampered_copy(base, project / "tampered.tar.gz")
     with pytest.raises(FinetuneError, match="is damaged"):
         train(model_to_finetune=str(tampered))
 
@@ -210,16 +216,7 @@ def test_a_changed_base_archive_is_verified_again(project, base, monkeypatch):
     train(dry_run=True, model_to_finetune=str(base), finetuning_epoch_fraction=0.5)
     assert len(calls) == 1
     # other bytes under the same name, size and mtime: extracted and checked again
-    tampered = project / "tampered.tar.gz"
-    import io
-
-    with tarfile.open(base) as tar_in, tarfile.open(tampered, "w:gz") as tar_out:
-        for member in tar_in.getmembers():
-            data = tar_in.extractfile(member).read() if member.isfile() else None
-            if "TunableClassifier" in member.name and member.name.endswith("model.json"):
-                data = data.replace(b'"history"', b'"history" ')
-                member.size = len(data)
-            tar_out.addfile(member, io.BytesIO(data) if data is not None else None)
+    tampered = _tampered_copy(base, project / "tampered.tar.gz")
     stat = base.stat()
     base.write_bytes(tampered.read_bytes())
     os.utime(base, ns=(stat.st_atime_ns, stat.st_mtime_ns))

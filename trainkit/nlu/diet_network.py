@@ -228,12 +228,7 @@ class Network:
         s = self.spec
         p: dict[str, np.ndarray] = {}
         if s.intent_classification:
-            p["sent.W"] = nn.glorot_uniform(rng, s.sentence_dim, s.dense_dimension)
-            p["sent.b"] = np.zeros(s.dense_dimension)
-            mask = nn.connection_mask(rng, s.sentence_dim, s.dense_dimension, connection_density)
-            if mask is not None:
-                self.masks["sent.W"] = mask
-                p["sent.W"] *= mask
+            self._sparse_layer(p, "sent", rng, s.sentence_dim, s.dense_dimension, connection_density)
             width = s.dense_dimension
             for i, size in enumerate(s.hidden_sizes):
                 p[f"hid{i}.W"] = nn.glorot_uniform(rng, width, size)
@@ -250,12 +245,7 @@ class Network:
                 p[f"labhid{i}.b"] = np.zeros(size)
                 label_width = size
         if self.uses_tokens:
-            p["tok.W"] = nn.glorot_uniform(rng, s.sequence_dim, s.entity_hidden_size)
-            p["tok.b"] = np.zeros(s.entity_hidden_size)
-            mask = nn.connection_mask(rng, s.sequence_dim, s.entity_hidden_size, connection_density)
-            if mask is not None:
-                self.masks["tok.W"] = mask
-                p["tok.W"] *= mask
+            self._sparse_layer(p, "tok", rng, s.sequence_dim, s.entity_hidden_size, connection_density)
             ctx_in = len(s.offsets) * s.entity_hidden_size
             p["ctx.W"] = nn.glorot_uniform(rng, ctx_in, s.entity_hidden_size)
             if s.intent_classification:
@@ -269,6 +259,16 @@ class Network:
                 p[f"{head.name}.start"] = np.zeros(k)
                 p[f"{head.name}.end"] = np.zeros(k)
         self.params = {name: value.astype(DTYPE) for name, value in p.items()}
+
+    def _sparse_layer(self, p: dict[str, np.ndarray], name: str, rng: np.random.Generator, rows: int, units: int,
+                      connection_density: float) -> None:
+        """A sparse input layer's weights and bias, pruned by Rasa's fixed connection mask."""
+        p[f"{name}.W"] = nn.glorot_uniform(rng, rows, units)
+        p[f"{name}.b"] = np.zeros(units)
+        mask = nn.connection_mask(rng, rows, units, connection_density)
+        if mask is not None:
+            self.masks[f"{name}.W"] = mask
+            p[f"{name}.W"] *= mask
 
     def crf_params(self, head: str) -> crf.CRFParams:
         """The CRF transition parameters of one head."""
