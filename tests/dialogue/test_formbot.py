@@ -55,8 +55,11 @@ def test_formbot_fills_its_restaurant_form_and_submits(formbot):
     assert say('/inform{"number": 4}') == ["Do you want to sit outside?"]
     assert say("/affirm") == ["Please provide additional preferences"]
     assert say("/deny") == ["Please give your feedback on your experience so far"]
-    done = say("the waiter was friendly")
+    # free text still goes through NLU, and a chitchat parse would take the chitchat rule;
+    # at 5 epochs this text is clearly `inform` (0.6 to 0.7), unlike e.g. "the waiter was
+    # friendly" (0.24 to 0.26, chitchat or inform by a hair)
+    done = say("the food was great")
     assert done[0] == "All done!"
     assert "- cuisine: greek" in done[1] and "- num_people: 4" in done[1] and "- outdoor_seating: True" in done[1]
     assert "- preferences: no additional preferences" in done[1]
-    assert "- feedback: the waiter was friendly" in done[1]
+    assert "- feedback: the food was great" in done[1]

@@ -283,3 +283,54 @@ def test_token_context_keeps_the_step_whole():
     data, spec = _random_encoded(np.random.default_rng(6), 10)
     assert not N.Network(dataclasses.replace(spec, token_pooling=True)).splits_into_parts()
     assert not N.Network(dataclasses.replace(spec, heads=[])).splits_into_parts()
+
+
+def test_cosine_schedule_falls_from_the_learning_rate_towards_zero():
+    options = N.TrainingOptions(10, (8, 8), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0,
+                                learning_rate_schedule="cosine")
+    rates = [N.learning_rate_at(options, epoch) for epoch in range(options.epochs)]
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[5] == pytest.approx(0.005)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert 0.0 < rates[-1] < 0.001
+    constant = dataclasses.replace(options, learning_rate_schedule="constant")
+    assert {N.learning_rate_at(constant, epoch) for epoch in range(10)} == {0.01}
+
+
+def test_fit_trains_each_epoch_at_its_scheduled_rate(monkeypatch):
+    """The optimiser sees the schedule's rate in every epoch: with one epoch cosine and
+    constant agree, with more they part."""
+    data, spec = _random_encoded(np.random.default_rng(8), 24)
+    seen: list[float] = []
+    original = nn.Adam.update
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.learning_rate)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Adam, "update", recording)
+    cosine = N.TrainingOptions(4, (8, 8), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 3,
+                               learning_rate_schedule="cosine")
+    N.Network(spec).fit(data, cosine, lanes=1)
+    assert sorted(set(seen), reverse=True) == pytest.approx([N.learning_rate_at(cosine, e) for e in range(4)])
+    weights = {}
+    for schedule in ("cosine", "constant"):
+        for epochs in (1, 3):
+            net = N.Network(spec)
+            net.fit(data, dataclasses.replace(cosine, epochs=epochs, learning_rate_schedule=schedule), lanes=1)
+            weights[schedule, epochs] = net.params["sent.W"]
+    np.testing.assert_array_equal(weights["cosine", 1], weights["constant", 1])
+    assert not np.allclose(weights["cosine", 3], weights["constant", 3])
+
+
+def test_diet_defaults_to_a_cosine_schedule_from_a_higher_rate():
+    from trainkit.nlu.diet import DIETClassifier, training_options
+    from trainkit.nlu.response_selector import ResponseSelector
+
+    options = training_options(component_config(DIETClassifier, {}))
+    assert (options.learning_rate, options.learning_rate_schedule) == (0.01, "cosine")
+    # `constant` is Rasa's behaviour
+    own = training_options(component_config(DIETClassifier, {"learning_rate": 0.002, "learning_rate_schedule": "constant"}))
+    assert (own.learning_rate, own.learning_rate_schedule) == (0.002, "constant")
+    selector = training_options(component_config(ResponseSelector, {}))
+    assert (selector.learning_rate, selector.learning_rate_schedule) == (0.001, "constant")

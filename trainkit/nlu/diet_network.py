@@ -134,6 +134,8 @@ class TrainingOptions:
     hidden_drop_rate: float = 0.2
     # how an epoch orders the examples (`trainkit.ml.batching`)
     batch_strategy: str = "sequence"
+    # how the learning rate changes over the epochs (`learning_rate_at`)
+    learning_rate_schedule: str = "constant"
 
 
 @dataclass
@@ -651,6 +653,7 @@ class Network:
                 else nullcontext() as pool:
             for epoch in range(options.epochs):
                 size = _batch_size(options.batch_size, epoch, options.epochs)
+                optimizer.learning_rate = learning_rate_at(options, epoch)
                 order = epoch_order(n, data.labels, size, rng, options.batch_strategy)
                 chunks = [order[begin : begin + size] for begin in range(0, order.size, size)]
                 epoch_loss = 0.0
@@ -787,6 +790,15 @@ def _neighbours_backward(d_g: np.ndarray, d_part: np.ndarray, batch: _Batch, off
         d_g[offset:] += part[: n - offset]
     else:
         d_g[: n + offset] += part[-offset:]
+
+
+def learning_rate_at(options: TrainingOptions, epoch: int) -> float:
+    """The learning rate of an epoch: constant, or (`cosine`) falling along a half cosine
+    from the configured rate at the first epoch towards zero after the last."""
+    if options.learning_rate_schedule == "cosine":
+        progress = epoch / max(options.epochs, 1)
+        return options.learning_rate * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+    return options.learning_rate
 
 
 def _batch_size(sizes: tuple[int, int], epoch: int, epochs: int) -> int:
