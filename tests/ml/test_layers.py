@@ -222,3 +222,29 @@ def test_adam_row_and_full_updates_agree():
         opt_full.step(full, {"w": grad})
         opt_rows.step(rows, {"w": grad}, {"w": np.arange(6)})
     np.testing.assert_array_equal(full["w"], rows["w"])
+
+
+def test_adam_rows_updated_in_two_parts_on_two_threads_equal_one_update():
+    """DIET's step updates the halves of a sparse layer's rows on two threads: after
+    `ensure_moments` the parts write disjoint rows of the same moments, bit for bit as
+    one update (with L2 and a connection mask)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    start = rng.normal(size=(50, 8)).astype(np.float32)
+    mask = (rng.random((50, 8)) < 0.8).astype(np.float32)
+    whole, parts = {"w": start.copy()}, {"w": start.copy()}
+    opt_whole, opt_parts = L.Adam(0.01), L.Adam(0.01)
+    with ThreadPoolExecutor(1) as pool:
+        for _ in range(4):
+            idx = np.sort(rng.choice(50, 30, replace=False))
+            grad = rng.normal(size=(30, 8)).astype(np.float32)
+            opt_whole.step(whole, {"w": grad}, {"w": idx}, {"w": mask}, {"w": 0.01})
+            opt_parts.advance()
+            opt_parts.ensure_moments(parts, ["w"])
+            later = pool.submit(opt_parts.update, parts, {"w": grad[15:]}, {"w": idx[15:]}, {"w": mask}, {"w": 0.01})
+            opt_parts.update(parts, {"w": grad[:15]}, {"w": idx[:15]}, {"w": mask}, {"w": 0.01})
+            later.result()
+    np.testing.assert_array_equal(whole["w"], parts["w"])
+    np.testing.assert_array_equal(opt_whole.m["w"], opt_parts.m["w"])
+    np.testing.assert_array_equal(opt_whole.v["w"], opt_parts.v["w"])

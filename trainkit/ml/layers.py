@@ -15,6 +15,7 @@ can update just those rows (the "lazy" variant of Adam used for embeddings).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,12 +128,19 @@ class SparseBatch:
             self.padded = PaddedRows.from_csr(self.local, self.dtype)
         return self.padded.matmul(weight_rows)
 
+    def prepare_gradient(self) -> SparseBatch:
+        """Build the transpose's blocks now rather than at the first `tmatmul`, e.g. on
+        a thread that makes the next batch while the current one trains."""
+        if self.dense is None and self._padded_t is None:
+            self._padded_t = PaddedRows.transposed(self.local, self.dtype)
+        return self
+
     def tmatmul(self, grad: np.ndarray) -> np.ndarray:
         """`local.T @ grad`: one gradient row per active column."""
         if self.dense is not None:
             return self.dense.T @ grad.astype(self.dtype, copy=False)
-        if self._padded_t is None:
-            self._padded_t = PaddedRows.transposed(self.local, self.dtype)
+        self.prepare_gradient()
+        assert self._padded_t is not None
         return self._padded_t.matmul(grad)
 
 
@@ -519,6 +527,14 @@ class Adam:
         several calls on disjoint sets of parameters (each may run on its own thread)."""
         self.t += 1
 
+    def ensure_moments(self, params: dict[str, np.ndarray], names: Iterable[str]) -> None:
+        """Create the (zero) moments of these parameters now, so that several threads can
+        then `update` disjoint rows of one parameter without racing to create them."""
+        for name in names:
+            if name not in self.m:
+                self.m[name] = np.zeros_like(params[name])
+                self.v[name] = np.zeros_like(params[name])
+
     def update(
         self,
         params: dict[str, np.ndarray],
@@ -532,11 +548,9 @@ class Adam:
         rows = rows or {}
         masks = masks or {}
         decay = decay or {}
+        self.ensure_moments(params, grads)
         for name, grad in grads.items():
             param = params[name]
-            if name not in self.m:
-                self.m[name] = np.zeros_like(param)
-                self.v[name] = np.zeros_like(param)
             idx = rows.get(name)
             mask = masks.get(name)
             if idx is None:

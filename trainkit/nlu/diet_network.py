@@ -288,10 +288,13 @@ class Network:
         rows: np.ndarray,
         rng: np.random.Generator | None = None,
         input_drop: float = 0.0,
+        for_training: bool = False,
     ) -> _Batch:
         """Gather a minibatch and lay its tokens out on a padded grid.
 
         With a generator, `input_drop` of the stored sparse inputs are dropped first.
+        `for_training` also lays out what the sparse layers' gradients need, which the
+        training loop does while the previous batch trains.
         """
         sentence, sequence, lengths, token_rows = _gather(data, rows, self.uses_tokens)
         inverse = None
@@ -306,9 +309,16 @@ class Network:
         token_b = np.repeat(np.arange(rows.size), lengths)
         token_t = np.arange(token_b.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         tags = {name: ids[token_rows] for name, ids in data.tags.items()} if self.uses_entities else {}
+        sentence_batch = nn.SparseBatch.from_csr(sentence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY)
+        sequence_batch = None if sequence is None else \
+            nn.SparseBatch.from_csr(sequence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY)
+        if for_training:
+            for sparse in (sentence_batch, sequence_batch):
+                if sparse is not None:
+                    sparse.prepare_gradient()
         return _Batch(
-            nn.SparseBatch.from_csr(sentence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY),
-            None if sequence is None else nn.SparseBatch.from_csr(sequence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY),
+            sentence_batch,
+            sequence_batch,
             lengths,
             token_b,
             token_t,
@@ -562,15 +572,28 @@ class Network:
 
     def _update(self, optimizer: nn.Adam, grads: dict[str, np.ndarray], rows: dict[str, np.ndarray],
                 regularization: float, pool: ThreadPoolExecutor | None = None) -> None:
-        """L2 on the weight matrices and the label table, then Adam on these parameters;
-        the row-sparse ones (the costly part) are offered to the pool's worker."""
+        """L2 on the weight matrices and the label table, then Adam on these parameters.
+
+        With a pool, the second half of the rows of each row-sparse parameter (the costly
+        part) is offered to the worker while this thread updates the rest: rows update
+        independently, so the split never changes the numbers.
+        """
         grads = {k: g.astype(DTYPE, copy=False) for k, g in grads.items()}
         decay = {name: regularization for name in grads if name.endswith(".W") or name == "lab.table"} \
             if regularization > 0 else None
-        sparse = {k: g for k, g in grads.items() if k in rows}
-        dense = {k: g for k, g in grads.items() if k not in rows}
-        _shared(lambda: optimizer.update(self.params, dense, rows, self.masks, decay),
-                lambda: optimizer.update(self.params, sparse, rows, self.masks, decay), pool)
+        if pool is None:
+            optimizer.update(self.params, grads, rows, self.masks, decay)
+            return
+        sparse = [k for k in grads if k in rows]
+        # both threads write into the same moment arrays, which must exist beforehand
+        optimizer.ensure_moments(self.params, sparse)
+        halves = {k: rows[k].size // 2 for k in sparse}
+        first = {k: g for k, g in grads.items() if k not in rows} | {k: grads[k][: halves[k]] for k in sparse}
+        first_rows = {k: rows[k][: halves[k]] for k in sparse}
+        second = {k: grads[k][halves[k]:] for k in sparse}
+        second_rows = {k: rows[k][halves[k]:] for k in sparse}
+        _shared(lambda: optimizer.update(self.params, first, first_rows, self.masks, decay),
+                lambda: optimizer.update(self.params, second, second_rows, self.masks, decay), pool)
 
     def _step(self, batch: _Batch, streams: tuple[np.random.Generator, np.random.Generator],
               options: TrainingOptions, optimizer: nn.Adam, pool: ThreadPoolExecutor | None,
@@ -657,13 +680,13 @@ class Network:
                 order = epoch_order(n, data.labels, size, rng, options.batch_strategy)
                 chunks = [order[begin : begin + size] for begin in range(0, order.size, size)]
                 epoch_loss = 0.0
-                batch = self.make_batch(data, chunks[0], batch_rng, input_drop) if chunks else None
+                batch = self.make_batch(data, chunks[0], batch_rng, input_drop, True) if chunks else None
                 for k, idx in enumerate(chunks):
                     assert batch is not None
                     # the next batch is made during this step (on the worker, when the step
                     # is split), always after this one: the stream's draws stay in order
                     upcoming = chunks[k + 1] if k + 1 < len(chunks) else None
-                    prepare = None if upcoming is None else partial(self.make_batch, data, upcoming, batch_rng, input_drop)
+                    prepare = None if upcoming is None else partial(self.make_batch, data, upcoming, batch_rng, input_drop, True)
                     loss, batch = self._step(batch, streams, options, optimizer, pool, prepare)
                     epoch_loss += loss * idx.size
                 history.append(epoch_loss / max(order.size, 1))
