@@ -217,10 +217,10 @@ def test_batch_strategy_decides_how_often_a_rare_intent_is_seen(tmp_path, monkey
     seen: list[np.ndarray] = []
     original = N.Network.make_batch
 
-    def recording(self, data, rows, rng=None, input_drop=0.0):
+    def recording(self, data, rows, rng=None, input_drop=0.0, **kwargs):
         if rng is not None:
             seen.append(data.labels[rows])
-        return original(self, data, rows, rng, input_drop)
+        return original(self, data, rows, rng, input_drop, **kwargs)
 
     monkeypatch.setattr(N.Network, "make_batch", recording)
     item = {"name": "DIETClassifier", "epochs": 3, "random_seed": 1, "batch_size": 8, "batch_strategy": strategy,

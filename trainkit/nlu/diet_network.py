@@ -680,13 +680,14 @@ class Network:
                 order = epoch_order(n, data.labels, size, rng, options.batch_strategy)
                 chunks = [order[begin : begin + size] for begin in range(0, order.size, size)]
                 epoch_loss = 0.0
-                batch = self.make_batch(data, chunks[0], batch_rng, input_drop, True) if chunks else None
+                batch = self.make_batch(data, chunks[0], batch_rng, input_drop, for_training=True) if chunks else None
                 for k, idx in enumerate(chunks):
                     assert batch is not None
                     # the next batch is made during this step (on the worker, when the step
                     # is split), always after this one: the stream's draws stay in order
                     upcoming = chunks[k + 1] if k + 1 < len(chunks) else None
-                    prepare = None if upcoming is None else partial(self.make_batch, data, upcoming, batch_rng, input_drop, True)
+                    prepare = None if upcoming is None else partial(self.make_batch, data, upcoming, batch_rng, input_drop,
+                                                              for_training=True)
                     loss, batch = self._step(batch, streams, options, optimizer, pool, prepare)
                     epoch_loss += loss * idx.size
                 history.append(epoch_loss / max(order.size, 1))
