@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trainkit.data.config import load_config
-from trainkit.data.domain import load_domain
+from trainkit.data.domain_reader import load_domain
 from trainkit.data.nlu_reader import read_nlu_file
 from trainkit.data.stories import read_story_file
 from trainkit.engine.component import check_options, component_config, registered_components

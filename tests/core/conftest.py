@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from trainkit.core.trackers import TrainingTracker, trackers_to_json
-from trainkit.data.domain import Domain, parse_domain
+from trainkit.data.domain import Domain
+from trainkit.data.domain_reader import parse_domain
 from trainkit.data.stories import StoryGraph, read_story_document
 from trainkit.data.yaml_io import parse_yaml
 from trainkit.engine.artifact import Artifact, ArtifactWriter

@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.data.domain import (
-    DEFAULT_ACTIONS,
-    DEFAULT_INTENTS,
-    Domain,
-    Slot,
-    check_forms,
-    check_responses,
-    check_slot_mappings,
-    load_domain,
-    parse_domain,
-)
+from trainkit.data.domain import DEFAULT_ACTIONS, DEFAULT_INTENTS, Domain, Slot
+from trainkit.data.domain_checks import check_forms, check_responses, check_slot_mappings
+from trainkit.data.domain_reader import load_domain, parse_domain
 from trainkit.data.yaml_io import parse_yaml
 from trainkit.errors import DataError, DataErrors
 

@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.data.domain import (
-    check_forms,
-    check_responses,
-    check_slot_mappings,
-    load_domain,
-)
+from trainkit.data.domain_checks import check_forms, check_responses, check_slot_mappings
+from trainkit.data.domain_reader import load_domain
 
 
 def _project_lines(shared: Path) -> list[dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from trainkit.data.config import load_config
-from trainkit.data.domain import load_domain
+from trainkit.data.domain_reader import load_domain
 from trainkit.data.nlu_reader import read_nlu_file
 from trainkit.data.yaml_io import YamlLimits, load_yaml, parse_yaml, to_plain
 from trainkit.errors import DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from trainkit.core.tracker import DialogueStateTracker
-from trainkit.data.domain import parse_domain
+from trainkit.data.domain_reader import parse_domain
 from trainkit.data.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
 from trainkit.data.yaml_io import parse_yaml
 from trainkit.dialogue.forms import run_form

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trainkit.data.config import TrainingConfig, load_config
-from trainkit.data.domain import IS_RETRIEVAL_INTENT, Domain, load_domain
+from trainkit.data.domain import IS_RETRIEVAL_INTENT, Domain
+from trainkit.data.domain_reader import load_domain
 from trainkit.data.events import UserUtteranceOr, UserUttered
 from trainkit.data.nlu_reader import read_nlu_document
 from trainkit.data.paths import ProjectPaths

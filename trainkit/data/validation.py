@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from trainkit.data.domain import DEFAULT_INTENTS, check_forms, check_responses, check_slot_mappings
+from trainkit.data.domain import DEFAULT_INTENTS
+from trainkit.data.domain_checks import check_forms, check_responses, check_slot_mappings
 from trainkit.data.events import (
     ActionExecuted,
     ActiveLoop,
