@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from trainkit.data.config import load_config
 from trainkit.data.domain_reader import load_domain
 from trainkit.data.nlu_reader import read_nlu_file
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 from trainkit.engine.component import check_options, component_config, registered_components
 from trainkit.engine.recipe import compile_recipe
 from trainkit.errors import TrainkitError

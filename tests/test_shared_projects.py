@@ -10,7 +10,7 @@ import pytest
 
 import trainkit
 from trainkit.core.replay import replay_stories
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 from trainkit.errors import ConfigError
 from trainkit.nlu import pretrained
 from trainkit.nlu.language_model import tokenizers_installed

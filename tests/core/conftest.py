@@ -11,7 +11,8 @@ import pytest
 from trainkit.core.trackers import TrainingTracker, trackers_to_json
 from trainkit.data.domain import Domain
 from trainkit.data.domain_reader import parse_domain
-from trainkit.data.stories import StoryGraph, read_story_document
+from trainkit.data.stories import StoryGraph
+from trainkit.data.story_reader import read_story_document
 from trainkit.data.yaml_io import parse_yaml
 from trainkit.engine.artifact import Artifact, ArtifactWriter
 from trainkit.engine.providers import prune_domain_for_core

@@ -16,7 +16,7 @@ from trainkit.core.replay import replay_stories
 from trainkit.core.ted import TEDPolicy
 from trainkit.core.trackers import generate_trackers
 from trainkit.data.events import ActionExecuted, UserUttered
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 from trainkit.engine.component import component_config, get_component
 
 DOMAIN = """

@@ -13,7 +13,7 @@ import pytest
 
 import trainkit
 from trainkit.core.replay import replay_stories
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 
 # project -> (test stories, actions) Rasa 3.6 gets right, which is all of them.
 EXPECTED = {

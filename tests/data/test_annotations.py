@@ -9,7 +9,7 @@ import pytest
 from trainkit.data.annotations import AnnotationError, parse_annotated_text
 from trainkit.data.events import StoryEntity
 from trainkit.data.nlu_reader import read_nlu_document
-from trainkit.data.stories import read_story_document
+from trainkit.data.story_reader import read_story_document
 from trainkit.data.training_data import Entity
 from trainkit.data.yaml_io import parse_yaml
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainkit.data.stories import StoryGraph, has_story_data, read_story_document
+from trainkit.data.stories import StoryGraph
+from trainkit.data.story_reader import has_story_data, read_story_document
 from trainkit.data.yaml_io import YAML_SUFFIXES, load_yaml
 
 

@@ -23,9 +23,8 @@ from trainkit.data.events import (
     UserUttered,
     event_from_dict,
 )
-from trainkit.data.stories import (
-    StoryGraph,
-    StoryStep,
+from trainkit.data.stories import StoryGraph, StoryStep
+from trainkit.data.story_reader import (
     is_test_stories_file,
     read_story_document,
     read_story_file,

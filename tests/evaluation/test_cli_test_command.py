@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import trainkit
 from trainkit.cli import main
 from trainkit.data.nlu_reader import read_nlu_file
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 from trainkit.evaluation import evaluate_nlu
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "coffeebot"

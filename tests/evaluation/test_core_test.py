@@ -10,7 +10,7 @@ import pytest
 from trainkit.core.ensemble import EnsemblePrediction
 from trainkit.core.replay import CIRCUIT_BREAKER_TRIPPED, replay_stories
 from trainkit.data.domain_reader import parse_domain
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 from trainkit.data.yaml_io import load_yaml
 from trainkit.evaluation.core_test import CoreTestResult
 from trainkit.evaluation.story_writer import (

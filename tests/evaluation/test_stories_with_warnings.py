@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import trainkit
-from trainkit.data.stories import read_story_file
+from trainkit.data.story_reader import read_story_file
 from trainkit.evaluation.project_test import run_core_tests
 
 HERE = Path(__file__).resolve().parent

@@ -43,7 +43,8 @@ from trainkit.data.events import (
     Event,
     UserUttered,
 )
-from trainkit.data.stories import StoryGraph, read_story_files
+from trainkit.data.stories import StoryGraph
+from trainkit.data.story_reader import read_story_files
 
 # Rasa's limit on actions predicted after one user message (MAX_NUMBER_OF_PREDICTIONS).
 MAX_PREDICTIONS_PER_TURN = 10

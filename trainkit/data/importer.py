@@ -18,7 +18,8 @@ from trainkit.data.domain_reader import load_domain
 from trainkit.data.events import UserUtteranceOr, UserUttered
 from trainkit.data.nlu_reader import read_nlu_document
 from trainkit.data.paths import ProjectPaths
-from trainkit.data.stories import StoryGraph, read_story_document
+from trainkit.data.stories import StoryGraph
+from trainkit.data.story_reader import read_story_document
 from trainkit.data.training_data import Entity, Message, TrainingData
 from trainkit.data.yaml_io import load_yaml
 from trainkit.errors import DataError, DataErrors, Problem, problems_of, raise_problems
