@@ -6,6 +6,7 @@ import random
 import warnings
 
 import numpy as np
+import pytest
 
 from trainkit.core.ted import TEDPolicy
 from trainkit.core.trackers import generate_trackers
@@ -162,3 +163,38 @@ def test_transformer_options_are_reported_unsupported():
         merged = component_config(TEDPolicy, {"name": "TEDPolicy", "number_of_transformer_layers": 2, "epochs": 3})
     assert merged["epochs"] == 3 and "number_of_transformer_layers" not in merged
     assert any("number_of_transformer_layers" in str(w.message) and "not supported" in str(w.message) for w in caught)
+
+
+
+
+def test_balanced_batches_are_rasas_default():
+    assert TEDPolicy.defaults["batch_strategy"] == "balanced"
+
+
+@pytest.mark.parametrize("strategy", ["balanced", "sequence"])
+def test_each_epoch_trains_on_the_order_its_batch_strategy_lays_out(monkeypatch, make_graph, make_domain, strategy):
+    """Each epoch trains on the order `trainkit.ml.batching` lays out for the examples'
+    actions: `balanced` brings rare labels back within an epoch (tests/ml/test_batching.py),
+    `sequence` is one shuffled pass."""
+    import trainkit.core.ted as ted_module
+
+    orders: list[tuple[np.ndarray, np.ndarray]] = []
+    trained: list[np.ndarray] = []
+    original_order, original_gradients = ted_module.epoch_order, TEDPolicy._gradients
+
+    def recording_order(n, labels, batch_size, rng, chosen):
+        assert chosen == strategy and labels.size == n
+        order = original_order(n, labels, batch_size, rng, chosen)
+        orders.append((labels, order))
+        return order
+
+    def recording_gradients(self, logits, cache, y):
+        trained.append(np.asarray(y))
+        return original_gradients(self, logits, cache, y)
+
+    monkeypatch.setattr(ted_module, "epoch_order", recording_order)
+    monkeypatch.setattr(TEDPolicy, "_gradients", recording_gradients)
+    setup(make_graph, make_domain, epochs=3, batch_strategy=strategy)
+    assert len(orders) == 3
+    expected = np.concatenate([labels[order] for labels, order in orders])
+    np.testing.assert_array_equal(np.concatenate(trained), expected)

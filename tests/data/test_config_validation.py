@@ -82,6 +82,7 @@ CASES = [
     ("FallbackClassifier", "threshold: -0.1", "threshold", "[0"),
     ("CRFEntityExtractor", "max_iterations: 0", "max_iterations", "between"),
     ("DIETClassifier", "batch_strategy: random", "batch_strategy", "one of"),
+    ("TEDPolicy", "batch_strategy: random", "batch_strategy", "one of"),
 ]
 
 

@@ -69,6 +69,7 @@ from trainkit.engine.options import (
     PROBABILITY,
     SEED,
     AnyOf,
+    Choice,
     Int,
     ListOf,
     Option,
@@ -79,6 +80,7 @@ from trainkit.engine.progress import report_epoch
 from trainkit.engine.recipe import TEXT_FEATURIZERS
 from trainkit.errors import TrainkitError
 from trainkit.ml import layers as nn
+from trainkit.ml.batching import BALANCED, STRATEGIES, epoch_order
 from trainkit.ml.sparse import CSR
 
 MODEL_FILE = "ted_policy.json"
@@ -98,7 +100,6 @@ _UNSUPPORTED = frozenset(
         "encoding_dimension",
         "dense_dimension",
         "concat_dimension",
-        "batch_strategy",
         "number_of_negative_examples",
         "similarity_type",
         "loss_type",
@@ -176,6 +177,9 @@ class TEDPolicy(Policy):
         "max_history": Option(None, HISTORY),
         "epochs": Option(1, EPOCHS),
         "batch_size": Option([64, 256], pair_or_int(1, MAX_BATCH_SIZE)),
+        # how an epoch orders the training examples, by the action they teach
+        # (`trainkit.ml.batching`); Rasa's default is balanced
+        "batch_strategy": Option(BALANCED, Choice(STRATEGIES)),
         "learning_rate": Option(0.001, LEARNING_RATE),
         "hidden_layers_sizes": Option(
             {"text": [], "action_text": [], "label_action_text": [], "dialogue": [128]},
@@ -434,16 +438,19 @@ class TEDPolicy(Policy):
         drop = float(self.config.get("drop_rate_dialogue", 0.0) or 0.0)
         epochs = int(self.config.get("epochs", 1))
         self.losses = []
+        strategy = str(self.config.get("batch_strategy", BALANCED))
         for batch_size in _batch_sizes(self.config.get("batch_size", 64), epochs):
-            order = rng.permutation(len(y))
+            size = max(batch_size, 1)
+            # a balanced epoch may visit a rare action's examples more than once
+            order = epoch_order(len(y), y, size, rng, strategy)
             total = 0.0
-            for start in range(0, len(y), max(batch_size, 1)):
-                batch = order[start : start + max(batch_size, 1)]
+            for start in range(0, order.size, size):
+                batch = order[start : start + size]
                 logits, cache = self._forward(x.take_rows(batch), rng, drop)
                 loss, grads = self._gradients(logits, cache, y[batch])
                 optimizer.step(self.params, grads)
                 total += loss * len(batch)
-            self.losses.append(total / len(y))
+            self.losses.append(total / max(order.size, 1))
             report_epoch(len(self.losses), epochs, self.losses[-1])
         return self
 
