@@ -80,6 +80,9 @@ from trainkit.nlu.batch import (
     training_batch,
 )
 from trainkit.nlu.diet_network import (
+    CONSTANT,
+    COSINE,
+    SCHEDULES,
     EncodedData,
     Network,
     NetworkSpec,
@@ -174,7 +177,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "entity_hidden_size": Option(128, Int(1, MAX_UNITS)),
     # `cosine` lowers the learning rate from `learning_rate` towards zero along a half
     # cosine over the epochs (not a Rasa option; Rasa keeps it constant)
-    "learning_rate_schedule": Option("constant", Choice(("constant", "cosine"))),
+    "learning_rate_schedule": Option(CONSTANT, Choice(SCHEDULES)),
 }
 
 
@@ -247,7 +250,7 @@ def training_options(config: dict[str, Any]) -> TrainingOptions:
         seed=int(config["random_seed"]) if config.get("random_seed") is not None else 0,
         average_from=None if config.get("weight_averaging") is None else float(config["weight_averaging"]),
         batch_strategy=str(config.get("batch_strategy", SEQUENCE)),
-        learning_rate_schedule=str(config.get("learning_rate_schedule", "constant")),
+        learning_rate_schedule=str(config.get("learning_rate_schedule", CONSTANT)),
     )
 
 
@@ -380,7 +383,7 @@ class DIETClassifier(NLUComponent):
         # generalises best within the default config's 100 epochs, and a constant rate
         # high enough to get there is unsteady late in long trainings (module docstring)
         "learning_rate": Option(0.01, LEARNING_RATE),
-        "learning_rate_schedule": Option("cosine", Choice(("constant", "cosine"))),
+        "learning_rate_schedule": Option(COSINE, Choice(SCHEDULES)),
         "intent_classification": True,
         "entity_recognition": True,
         "BILOU_flag": True,

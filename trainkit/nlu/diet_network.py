@@ -22,7 +22,8 @@ layer once. Given `random_seed`, training is deterministic.
 A training step has two parts that only meet at the sentence vector: the intent part
 (sentence layers, similarity loss) and the token part (token layers, context window, CRF
 heads). When the node has two cores to itself (`trainkit.engine.threads.node_lanes`),
-the token part runs on a second thread while the first runs the intent part. Each part
+the intent part runs on a second thread while the first runs the token part (see
+`Network._step`). Each part
 draws its dropout from a random stream of its own and updates only its own weights, so
 the model is the same bit for bit on one thread or two; only the time differs.
 
@@ -52,6 +53,10 @@ from trainkit.nlu.batch import DenseScaling
 # Single precision halves the memory traffic of the large sparse layers and doubles BLAS
 # throughput; the CRF recursions run in it too (their messages are renormalised each step).
 DTYPE = np.float32
+
+# learning-rate schedules (`learning_rate_at`)
+CONSTANT, COSINE = "constant", "cosine"
+SCHEDULES = (CONSTANT, COSINE)
 
 
 @dataclass
@@ -134,8 +139,8 @@ class TrainingOptions:
     hidden_drop_rate: float = 0.2
     # how an epoch orders the examples (`trainkit.ml.batching`)
     batch_strategy: str = "sequence"
-    # how the learning rate changes over the epochs (`learning_rate_at`)
-    learning_rate_schedule: str = "constant"
+    # how the learning rate changes over the epochs (one of SCHEDULES, `learning_rate_at`)
+    learning_rate_schedule: str = CONSTANT
 
 
 @dataclass
@@ -313,7 +318,8 @@ class Network:
         sequence_batch = None if sequence is None else \
             nn.SparseBatch.from_csr(sequence, DTYPE, cells_per_entry=nn.SPARSE_CELLS_PER_ENTRY)
         if for_training:
-            for sparse in (sentence_batch, sequence_batch):
+            # the sentence layer only trains with intent classification
+            for sparse in (sentence_batch if self.spec.intent_classification else None, sequence_batch):
                 if sparse is not None:
                     sparse.prepare_gradient()
         return _Batch(
@@ -605,7 +611,8 @@ class Network:
         the sentence layer, the intent part and then `prepare`, while this thread runs the
         token part, the longer one, which reads the sentence vector when its context
         window needs it. The worker also takes halves of the token part's largest
-        products and the update of its sparse layer when it is free (`_shared`). Each
+        products and half the rows of its sparse layer's update when it is free
+        (`_shared`). Each
         part draws from its own random stream and updates only its own parameters, so the
         result is the same bit for bit with or without the pool.
         """
@@ -819,7 +826,7 @@ def _neighbours_backward(d_g: np.ndarray, d_part: np.ndarray, batch: _Batch, off
 def learning_rate_at(options: TrainingOptions, epoch: int) -> float:
     """The learning rate of an epoch: constant, or (`cosine`) falling along a half cosine
     from the configured rate at the first epoch towards zero after the last."""
-    if options.learning_rate_schedule == "cosine":
+    if options.learning_rate_schedule == COSINE:
         progress = epoch / max(options.epochs, 1)
         return options.learning_rate * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
     return options.learning_rate
