@@ -257,17 +257,18 @@ def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
     options = N.TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
                                 average_from=0.5, hidden_drop_rate=0.3)
     threads_seen: set[str] = set()
-    original = N.Network._intent_step
+    original = N.Network._intent_backward
 
     def recording(self, *args, **kwargs):
         threads_seen.add(threading.current_thread().name)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(N.Network, "_intent_step", recording)
+    monkeypatch.setattr(N.Network, "_intent_backward", recording)
     one, two = N.Network(spec), N.Network(spec)
     assert one.splits_into_parts()
     history_one = one.fit(data, options, lanes=1)
-    assert not threads_seen  # one lane: the step stays whole on this thread
+    assert threads_seen == {threading.current_thread().name}  # one lane: the step stays whole here
+    threads_seen.clear()
     history_two = two.fit(data, options, lanes=2)
     assert threads_seen and threading.current_thread().name not in threads_seen
     assert history_one == history_two
@@ -277,6 +278,26 @@ def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
     fresh = N.Network(spec)
     fresh.initialise(np.random.default_rng(7), 1.0)
     assert not np.allclose(fresh.params["tok.W"], one.params["tok.W"])
+
+
+def test_a_failure_in_the_intent_part_on_the_lane_reaches_the_caller(monkeypatch):
+    """The intent part runs ahead on the lane; when it fails, fit raises its error
+    instead of waiting for a sentence vector that never comes."""
+    data, spec = _random_encoded(np.random.default_rng(5), 40)
+    options = N.TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
+    calls = []
+    original = N.Network._intent_backward
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise FloatingPointError("similarity overflow")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(N.Network, "_intent_backward", failing)
+    with pytest.raises(FloatingPointError, match="similarity overflow"):
+        N.Network(spec).fit(data, options, lanes=2)
+    assert len(calls) == 4
 
 
 def test_token_context_keeps_the_step_whole():

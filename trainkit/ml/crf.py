@@ -25,8 +25,11 @@ log-space recursions compute the same quantities instead
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+
+from trainkit.ml.lanes import Lane, share
 
 
 def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
@@ -425,6 +428,7 @@ def token_nll_and_gradients(
     params: CRFParams,
     weights: np.ndarray | None = None,
     dtype: type[np.floating] = np.float64,
+    lane: Lane | None = None,
 ) -> CRFGradients:
     """`nll_and_gradients` on token rows: `emissions` (N x K) and `tags` (N) hold the
     tokens of sequence 0, then of sequence 1, ..., with `lengths` (B) summing to N; the
@@ -434,6 +438,9 @@ def token_nll_and_gradients(
     the fallback to log space stay in double precision): a network trained in single
     precision gains twice the throughput of its products and exponentials, and the scaled
     messages (each renormalised to sum one) need no more range than float32 has.
+
+    With a `lane`, the gold scores are offered to it while the recursions run here, and
+    the pairwise marginals while the unary ones do (`trainkit.ml.lanes`).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     tags = np.asarray(tags, dtype=np.int64)
@@ -447,7 +454,8 @@ def token_nll_and_gradients(
         return CRFGradients(0.0, np.zeros_like(emissions), np.zeros((n_tags, n_tags)), zero, zero.copy())
     packed = np.empty_like(emissions)
     packed[packing.rows] = emissions
-    scaled = _scaled_forward_backward(packed, packing, params)
+    scaled, gold = share(partial(_scaled_forward_backward, packed, packing, params),
+                         partial(_token_scores, emissions, tags, lengths, params), lane)
     if scaled is None:
         seq, step = packing.token_steps()
         grid_tags = np.zeros((lengths.size, packing.steps), np.int64)
@@ -455,26 +463,41 @@ def token_nll_and_gradients(
         res = log_space_nll_and_gradients(_grid(emissions, packing), grid_tags, lengths, params, w)
         res.emissions = res.emissions[seq, step]
         return res
-    gold = _token_scores(emissions, tags, lengths, params)
     order = np.argsort(packing.rank)  # sequence of each rank
     log_z = np.zeros(lengths.size)
     log_z[order[: packing.last.size]] = scaled.log_z
     loss = float((w * (log_z - gold)).sum())
 
-    # unary marginals (expected tag counts) minus observed counts
     row_w = w[order][packing.packed_rank()]
     packed_tags = np.empty_like(tags)
     packed_tags[packing.rows] = tags
+    (d_packed, d_start, d_end), d_trans = share(partial(_unary_gradients, scaled, packing, packed_tags, row_w),
+                                                partial(_pair_gradients, scaled, packing, packed_tags, row_w, params),
+                                                lane)
+    return CRFGradients(loss, d_packed[packing.rows], d_trans, d_start, d_end)
+
+
+def _unary_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray,
+                     row_w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unary marginals (expected tag counts) minus observed counts, per packed row, and
+    their sums over the first and the last positions (the start and end gradients)."""
     d_packed = scaled.marginals * row_w[:, None].astype(scaled.marginals.dtype)
     d_packed[np.arange(packing.size), packed_tags] -= row_w
     first = int(packing.alive[0])
-    d_start = d_packed[:first].sum(axis=0)
-    d_end = d_packed[packing.last].sum(axis=0)
+    return d_packed, d_packed[:first].sum(axis=0), d_packed[packing.last].sum(axis=0)
 
-    # pairwise marginals of all consecutive positions in one product: the rows of steps
-    # 1.. are packed rows first.., their predecessors the same ranks one step earlier;
-    # alpha_{t-1}(i) exp(trans(i, j)) odds_t(j) beta_t(j) sums to the forward normaliser
-    # at t times sum_k alpha_t beta_t, which scales each block to sum one
+
+def _pair_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray, row_w: np.ndarray,
+                    params: CRFParams) -> np.ndarray:
+    """Pairwise marginals minus observed transition counts (the transitions' gradient).
+
+    All consecutive positions in one product: the rows of steps 1.. are packed rows
+    first.., their predecessors the same ranks one step earlier; alpha_{t-1}(i)
+    exp(trans(i, j)) odds_t(j) beta_t(j) sums to the forward normaliser at t times
+    sum_k alpha_t beta_t, which scales each block to sum one.
+    """
+    n_tags = params.transitions.shape[0]
+    first = int(packing.alive[0])
     d_trans = np.zeros((n_tags, n_tags))
     if packing.size > first:
         later = np.arange(first, packing.size)
@@ -488,7 +511,7 @@ def token_nll_and_gradients(
         d_trans -= np.bincount(
             packed_tags[prev] * n_tags + packed_tags[first:], weights=row_w[first:], minlength=n_tags * n_tags
         ).reshape(n_tags, n_tags)
-    return CRFGradients(loss, d_packed[packing.rows], d_trans, d_start, d_end)
+    return d_trans
 
 
 def token_marginals(emissions: np.ndarray, lengths: np.ndarray, params: CRFParams) -> np.ndarray:

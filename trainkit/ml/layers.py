@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trainkit.ml.lanes import Lane
 from trainkit.ml.padded import PaddedRows
 from trainkit.ml.sparse import CSR
 
@@ -119,14 +120,15 @@ class SparseBatch:
             return cls(local, columns, dense.reshape(matrix.shape[0], columns.size), dtype)
         return cls(local, columns, None, dtype, PaddedRows.from_csr(local, dtype))
 
-    def matmul(self, weight_rows: np.ndarray) -> np.ndarray:
-        """`local @ weight_rows` for the active rows of a weight matrix."""
+    def matmul(self, weight_rows: np.ndarray, lane: Lane | None = None) -> np.ndarray:
+        """`local @ weight_rows` for the active rows of a weight matrix (padded blocks
+        shared with `lane`, see `PaddedRows.matmul`)."""
         if self.dense is not None:
             # mixed precision would make numpy upcast the whole block for every product
             return self.dense @ weight_rows.astype(self.dtype, copy=False)
         if self.padded is None:
             self.padded = PaddedRows.from_csr(self.local, self.dtype)
-        return self.padded.matmul(weight_rows)
+        return self.padded.matmul(weight_rows, lane)
 
     def prepare_gradient(self) -> SparseBatch:
         """Build the transpose's blocks now rather than at the first `tmatmul`, e.g. on
@@ -135,25 +137,26 @@ class SparseBatch:
             self._padded_t = PaddedRows.transposed(self.local, self.dtype)
         return self
 
-    def tmatmul(self, grad: np.ndarray) -> np.ndarray:
+    def tmatmul(self, grad: np.ndarray, lane: Lane | None = None) -> np.ndarray:
         """`local.T @ grad`: one gradient row per active column."""
         if self.dense is not None:
             return self.dense.T @ grad.astype(self.dtype, copy=False)
         self.prepare_gradient()
         assert self._padded_t is not None
-        return self._padded_t.matmul(grad)
+        return self._padded_t.matmul(grad, lane)
 
 
-def sparse_dense_forward(batch: SparseBatch, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def sparse_dense_forward(batch: SparseBatch, weight: np.ndarray, bias: np.ndarray,
+                         lane: Lane | None = None) -> np.ndarray:
     """`X @ W + b` for a sparse batch, reading only the weight rows the batch uses."""
-    return batch.matmul(np.take(weight, batch.columns, axis=0)) + bias
+    return batch.matmul(np.take(weight, batch.columns, axis=0), lane) + bias
 
 
 def sparse_dense_backward(
-    batch: SparseBatch, grad_out: np.ndarray
+    batch: SparseBatch, grad_out: np.ndarray, lane: Lane | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradients (rows of dW for `batch.columns`, db); the input is data, so it gets none."""
-    return batch.tmatmul(grad_out), grad_out.sum(axis=0)
+    return batch.tmatmul(grad_out, lane), grad_out.sum(axis=0)
 
 
 def sparse_dropout(

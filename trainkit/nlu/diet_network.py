@@ -22,8 +22,9 @@ layer once. Given `random_seed`, training is deterministic.
 A training step has two parts that only meet at the sentence vector: the intent part
 (sentence layers, similarity loss) and the token part (token layers, context window, CRF
 heads). When the node has two cores to itself (`trainkit.engine.threads.node_lanes`),
-the intent part runs on a second thread while the first runs the token part (see
-`Network._step`). Each part
+the intent part runs on a second thread (a `trainkit.ml.lanes.Lane`), up to `LEAD`
+steps ahead, and makes the batches, while the first thread runs the token part and
+offers the lane halves of its products (see `Network._fit_on_two_lanes`). Each part
 draws its dropout from a random stream of its own and updates only its own weights, so
 the model is the same bit for bit on one thread or two; only the time differs.
 
@@ -33,9 +34,8 @@ every label in proportion, so rare intents come back more often (`trainkit.ml.ba
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+import queue
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -47,6 +47,7 @@ from trainkit.engine.threads import node_lanes
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
 from trainkit.ml.batching import epoch_order
+from trainkit.ml.lanes import Lane, share
 from trainkit.ml.sparse import CSR
 from trainkit.nlu.batch import DenseScaling
 
@@ -57,6 +58,11 @@ DTYPE = np.float32
 # learning-rate schedules (`learning_rate_at`)
 CONSTANT, COSINE = "constant", "cosine"
 SCHEDULES = (CONSTANT, COSINE)
+
+# how many steps the intent part may run ahead of the token part on two lanes: enough for
+# the lane to have its own work while the token part runs its sequential stretches, few
+# enough that it is often free to take halves of the token part's products
+LEAD = 1
 
 
 @dataclass
@@ -180,6 +186,8 @@ class _Batch:
     tags: dict[str, np.ndarray]
     # token row -> row of `sequence` when identical token rows were merged
     token_inverse: np.ndarray | None = None
+    # per context-window offset, the token rows whose neighbour lies outside their message
+    outside: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def duplicate_row_ids(matrix: CSR) -> np.ndarray:
@@ -376,28 +384,22 @@ class Network:
         c["sent.out"] = h
 
     def _token_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any],
-                       pool: ThreadPoolExecutor | None = None, sentence: Future[np.ndarray] | None = None) -> None:
-        """The token layers; the sentence vector comes from `c` or, computed elsewhere,
-        from `sentence`, read only when the context window needs it."""
+                       lane: Lane | None = None) -> None:
+        """The token layers; they read the sentence vector from `c` (`sent.out`)."""
         s, p = self.spec, self.params
         assert batch.sequence is not None
-        g = nn.relu_forward(nn.sparse_dense_forward(batch.sequence, p["tok.W"], p["tok.b"]))
+        g = nn.relu_forward(nn.sparse_dense_forward(batch.sequence, p["tok.W"], p["tok.b"], lane))
         c["tok.h"] = g
         if batch.token_inverse is not None:
             g = g[batch.token_inverse]
         g, c["tok.mask"] = nn.dropout_forward(g, rate, rng)
-        parts = [_neighbours(g, batch, k) for k in s.offsets]
-        ctx_in = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        c["ctx.in"] = ctx_in
+        ctx_in = c["ctx.in"] = _window(g, batch, s.offsets)
         # the window's product, the largest of a step, in two halves of rows (the second
-        # on the pool's other thread when there is one)
-        pre = _product_by_halves(ctx_in, p["ctx.W"], pool)
+        # offered to the lane when there is one)
+        pre = _product_by_halves(ctx_in, p["ctx.W"], lane)
         pre += p["ctx.b"]
         if s.intent_classification:
             # the sentence vector's share is projected once per message, not per token
-            if "sent.out" not in c:
-                assert sentence is not None
-                c["sent.out"] = sentence.result()
             pre = pre + (c["sent.out"] @ p["ctx.S"])[batch.token_b]
         z = nn.relu_forward(pre)
         c["ctx.h"] = z
@@ -497,7 +499,7 @@ class Network:
 
     def _token_backward(
         self, batch: _Batch, c: dict[str, Any], d_pool: np.ndarray | None,
-        grads: dict[str, np.ndarray], rows: dict[str, np.ndarray], pool: ThreadPoolExecutor | None = None,
+        grads: dict[str, np.ndarray], rows: dict[str, np.ndarray], lane: Lane | None = None,
     ) -> tuple[float, np.ndarray | None]:
         """The CRF losses and the token layers' gradients; returns the loss with the
         intent loss's share of the gradient that reaches the sentence layer through the
@@ -521,25 +523,19 @@ class Network:
             # the recursions run in the network's precision (see `crf.token_nll_and_gradients`)
             res = crf.token_nll_and_gradients(
                 c[f"{head.name}.em"], batch.tags[head.name], batch.lengths, self.crf_params(head.name),
-                np.full(n, 1.0 / n), dtype=DTYPE,
+                np.full(n, 1.0 / n), dtype=DTYPE, lane=lane,
             )
             total += res.loss
             d_em = res.emissions.astype(d_z.dtype)
-            dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
-                c["ctx.out"], p[f"{head.name}.W"], d_em
-            )
+            dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = _dense_backward(
+                c["ctx.out"], p[f"{head.name}.W"], d_em, lane)
             d_z += dz_h
             grads[f"{head.name}.trans"] = res.transitions
             grads[f"{head.name}.start"] = res.start
             grads[f"{head.name}.end"] = res.end
         d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
-        # dense_backward's products, the input gradient offered to the pool's worker
-        (grads["ctx.W"], grads["ctx.b"]), d_ctx_in = _shared(
-            lambda: (c["ctx.in"].T @ d_z, d_z.sum(axis=0)), lambda: np.dot(d_z, p["ctx.W"].T), pool)
-        width = s.entity_hidden_size
-        d_g = np.zeros((d_z.shape[0], width), dtype=d_z.dtype)
-        for j, k in enumerate(s.offsets):
-            _neighbours_backward(d_g, d_ctx_in[:, j * width : (j + 1) * width], batch, k)
+        d_ctx_in, grads["ctx.W"], grads["ctx.b"] = _dense_backward(c["ctx.in"], p["ctx.W"], d_z, lane)
+        d_g = _window_backward(d_ctx_in, batch, s.offsets, s.entity_hidden_size)
         from_tokens = None
         if s.intent_classification:
             d_seg = _segment_sum(d_z, batch.lengths)
@@ -555,7 +551,7 @@ class Network:
         if batch.token_inverse is not None:
             d_g = _sum_by_index(d_g, batch.token_inverse, c["tok.h"].shape[0])
         d_g = nn.relu_backward(c["tok.h"], d_g)
-        grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g)
+        grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g, lane)
         rows["tok.W"] = batch.sequence.columns
         return total, from_tokens
 
@@ -577,17 +573,17 @@ class Network:
         return self.spec.intent_classification and bool(self.spec.heads) and not self.spec.token_pooling
 
     def _update(self, optimizer: nn.Adam, grads: dict[str, np.ndarray], rows: dict[str, np.ndarray],
-                regularization: float, pool: ThreadPoolExecutor | None = None) -> None:
+                regularization: float, lane: Lane | None = None) -> None:
         """L2 on the weight matrices and the label table, then Adam on these parameters.
 
-        With a pool, the second half of the rows of each row-sparse parameter (the costly
-        part) is offered to the worker while this thread updates the rest: rows update
+        With a lane, the second half of the rows of each row-sparse parameter (the costly
+        part) is offered to it while this thread updates the rest: rows update
         independently, so the split never changes the numbers.
         """
         grads = {k: g.astype(DTYPE, copy=False) for k, g in grads.items()}
         decay = {name: regularization for name in grads if name.endswith(".W") or name == "lab.table"} \
             if regularization > 0 else None
-        if pool is None:
+        if lane is None:
             optimizer.update(self.params, grads, rows, self.masks, decay)
             return
         sparse = [k for k in grads if k in rows]
@@ -598,61 +594,8 @@ class Network:
         first_rows = {k: rows[k][: halves[k]] for k in sparse}
         second = {k: grads[k][halves[k]:] for k in sparse}
         second_rows = {k: rows[k][halves[k]:] for k in sparse}
-        _shared(lambda: optimizer.update(self.params, first, first_rows, self.masks, decay),
-                lambda: optimizer.update(self.params, second, second_rows, self.masks, decay), pool)
-
-    def _step(self, batch: _Batch, streams: tuple[np.random.Generator, np.random.Generator],
-              options: TrainingOptions, optimizer: nn.Adam, pool: ThreadPoolExecutor | None,
-              prepare: Callable[[], _Batch] | None = None) -> tuple[float, _Batch | None]:
-        """One training step (forward, backward, update) and the next batch (`prepare`);
-        returns the loss and that batch.
-
-        With a `pool` (one worker) and a network that `splits_into_parts`, the worker runs
-        the sentence layer, the intent part and then `prepare`, while this thread runs the
-        token part, the longer one, which reads the sentence vector when its context
-        window needs it. The worker also takes halves of the token part's largest
-        products and half the rows of its sparse layer's update when it is free
-        (`_shared`). Each
-        part draws from its own random stream and updates only its own parameters, so the
-        result is the same bit for bit with or without the pool.
-        """
-        intent_rng, token_rng = streams
-        optimizer.advance()
-        if pool is None or not self.splits_into_parts():
-            loss, grads, rows = self.loss_and_gradients(batch, intent_rng, options, token_rng)
-            self._update(optimizer, grads, rows, options.regularization)
-            return loss, None if prepare is None else prepare()
-        sentence: Future[np.ndarray] = Future()
-        intent_part = pool.submit(self._intent_step, batch, intent_rng, options, optimizer, sentence, prepare)
-        try:
-            c: dict[str, Any] = {}
-            self._token_forward(batch, options.hidden_drop_rate, token_rng, c, pool, sentence)
-            grads: dict[str, np.ndarray] = {}
-            rows: dict[str, np.ndarray] = {}
-            token_loss, _ = self._token_backward(batch, c, None, grads, rows, pool)
-            self._update(optimizer, grads, rows, options.regularization, pool)
-        finally:
-            loss, upcoming = intent_part.result()
-        return loss + token_loss, upcoming
-
-    def _intent_step(self, batch: _Batch, rng: np.random.Generator, options: TrainingOptions, optimizer: nn.Adam,
-                     sentence: Future[np.ndarray], prepare: Callable[[], _Batch] | None) -> tuple[float, _Batch | None]:
-        """The worker's share of a split step (see `_step`)."""
-        c: dict[str, Any] = {}
-        try:
-            self._sentence_forward(batch, options.hidden_drop_rate, rng, c)
-        except BaseException as error:
-            sentence.set_exception(error)
-            raise
-        sentence.set_result(c["sent.out"])
-        self._intent_forward(batch, options.hidden_drop_rate, rng, c)
-        grads: dict[str, np.ndarray] = {}
-        rows: dict[str, np.ndarray] = {}
-        loss, d_sent, _ = self._intent_backward(batch, rng, options, c, grads)
-        if d_sent is not None:
-            self._sentence_backward(batch, c, d_sent, grads, rows)
-        self._update(optimizer, grads, rows, options.regularization)
-        return loss, None if prepare is None else prepare()
+        share(lambda: optimizer.update(self.params, first, first_rows, self.masks, decay),
+              lambda: optimizer.update(self.params, second, second_rows, self.masks, decay), lane)
 
     def fit(self, data: EncodedData, options: TrainingOptions,
             start: dict[str, np.ndarray] | None = None, lanes: int | None = None) -> list[float]:
@@ -671,44 +614,135 @@ class Network:
         # the batch order, the batches' input dropout, the intent part and the token part
         # each draw from a stream of their own
         intent_rng, token_rng, batch_rng = rng.spawn(3)
-        streams = (intent_rng, token_rng)
-        optimizer = nn.Adam(options.learning_rate)
-        n = len(data)
-        history: list[float] = []
-        averaged: dict[str, np.ndarray] = {}
-        n_averaged = 0
         input_drop = options.drop_rate if options.sparse_input_dropout else 0.0
+        epochs = _epochs(data, options, rng)
+        make = partial(self.make_batch, data, rng=batch_rng, input_drop=input_drop, for_training=True)
         lanes = node_lanes() if lanes is None else lanes
-        with ThreadPoolExecutor(1, thread_name_prefix="diet") if lanes > 1 and self.splits_into_parts() \
-                else nullcontext() as pool:
-            for epoch in range(options.epochs):
-                size = _batch_size(options.batch_size, epoch, options.epochs)
-                optimizer.learning_rate = learning_rate_at(options, epoch)
-                order = epoch_order(n, data.labels, size, rng, options.batch_strategy)
-                chunks = [order[begin : begin + size] for begin in range(0, order.size, size)]
-                epoch_loss = 0.0
-                batch = self.make_batch(data, chunks[0], batch_rng, input_drop, for_training=True) if chunks else None
-                for k, idx in enumerate(chunks):
-                    assert batch is not None
-                    # the next batch is made during this step (on the worker, when the step
-                    # is split), always after this one: the stream's draws stay in order
-                    upcoming = chunks[k + 1] if k + 1 < len(chunks) else None
-                    prepare = None if upcoming is None else partial(self.make_batch, data, upcoming, batch_rng, input_drop,
-                                                              for_training=True)
-                    loss, batch = self._step(batch, streams, options, optimizer, pool, prepare)
-                    epoch_loss += loss * idx.size
-                history.append(epoch_loss / max(order.size, 1))
-                report_epoch(epoch + 1, options.epochs, history[-1])
-                if options.average_from is not None and epoch >= options.average_from * options.epochs:
-                    for name, value in self.params.items():
-                        if name in averaged:
-                            averaged[name] += value
-                        else:
-                            averaged[name] = value.astype(np.float64)
-                    n_averaged += 1
-        if n_averaged:
-            self.params = {name: (total / n_averaged).astype(DTYPE) for name, total in averaged.items()}
+        average = _Average()
+        if lanes > 1 and self.splits_into_parts():
+            history = self._fit_on_two_lanes(epochs, make, options, intent_rng, token_rng, average)
+        else:
+            history = self._fit_on_one_lane(epochs, make, options, intent_rng, token_rng, average)
+        self.params = average.result(self.params)
         return history
+
+    def _fit_on_one_lane(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], _Batch],
+                         options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
+                         average: _Average) -> list[float]:
+        """Whole steps, one after the other, on this thread."""
+        optimizer = nn.Adam(options.learning_rate)
+        history: list[float] = []
+        for epoch in epochs:
+            optimizer.learning_rate = learning_rate_at(options, epoch.index)
+            epoch_loss = 0.0
+            for idx in epoch.chunks:
+                batch = make(idx)
+                optimizer.advance()
+                loss, grads, rows = self.loss_and_gradients(batch, intent_rng, options, token_rng)
+                self._update(optimizer, grads, rows, options.regularization)
+                epoch_loss += loss * idx.size
+            history.append(epoch_loss / max(epoch.rows, 1))
+            report_epoch(epoch.index + 1, options.epochs, history[-1])
+            if _averages(options, epoch.index):
+                average.add(self.params, self.params)
+        return history
+
+    def _fit_on_two_lanes(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], _Batch],
+                          options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
+                          average: _Average) -> list[float]:
+        """The intent part on a `Lane`, up to `LEAD` steps ahead, and the token part here.
+
+        The lane makes the batches, runs each step's intent part and hands this thread
+        the batch with its sentence vector; between its pieces it takes halves of this
+        thread's products. Each part has its own optimiser (both count the same steps, so
+        their updates are those of one) and averages its own weights at its own epoch
+        ends, and the epoch's loss adds the parts' step losses in the order of one lane.
+        """
+        outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        optimizer = nn.Adam(options.learning_rate)
+        token_names = [name for name in self.params if name.split(".")[0] in self._token_part_prefixes()]
+        intent_average = _Average()
+        history: list[float] = []
+        with Lane("diet") as lane:
+            lane.start(self._intent_chain(epochs, make, options, intent_rng, outbox, intent_average))
+            done = 0
+            for index in range(options.epochs):
+                optimizer.learning_rate = learning_rate_at(options, index)
+                token_losses: list[float] = []
+                while not isinstance(item := outbox.get(), _EpochDone):
+                    if isinstance(item, BaseException):
+                        raise item
+                    batch, sentence = item
+                    optimizer.advance()
+                    token_losses.append(self._token_step(batch, sentence, options, optimizer, token_rng, lane))
+                    done += 1
+                    lane.release(done)
+                epoch_loss = 0.0
+                for intent_loss, token_loss, size in zip(item.losses, token_losses, item.sizes, strict=True):
+                    epoch_loss += (intent_loss + token_loss) * size
+                history.append(epoch_loss / max(item.rows, 1))
+                report_epoch(index + 1, options.epochs, history[-1])
+                if _averages(options, index):
+                    average.add(self.params, token_names)
+            lane.join()
+        average.merge(intent_average)
+        return history
+
+    def _token_part_prefixes(self) -> set[str]:
+        """Parameter name prefixes of the token part (the rest is the intent part)."""
+        return {"tok", "ctx"} | {head.name for head in self.spec.heads}
+
+    def _intent_chain(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], _Batch], options: TrainingOptions,
+                      rng: np.random.Generator, outbox: queue.SimpleQueue[Any], average: _Average) -> Iterator[int | None]:
+        """The lane's share of `_fit_on_two_lanes`, one piece per `next`: make a batch,
+        wait until the token part is at most `LEAD` steps behind, the sentence layer (its
+        vector goes to the token part with the batch), the intent loss and its gradients,
+        the update; at each epoch's end, the step losses and the weights to average."""
+        try:
+            optimizer = nn.Adam(options.learning_rate)
+            intent_names = [name for name in self.params if name.split(".")[0] not in self._token_part_prefixes()]
+            step = 0
+            rate = options.hidden_drop_rate
+            for epoch in epochs:
+                optimizer.learning_rate = learning_rate_at(options, epoch.index)
+                losses: list[float] = []
+                for idx in epoch.chunks:
+                    batch = make(idx)
+                    yield step - LEAD
+                    c: dict[str, Any] = {}
+                    self._sentence_forward(batch, rate, rng, c)
+                    outbox.put((batch, c["sent.out"]))
+                    yield None
+                    optimizer.advance()
+                    self._intent_forward(batch, rate, rng, c)
+                    grads: dict[str, np.ndarray] = {}
+                    rows: dict[str, np.ndarray] = {}
+                    loss, d_sent, _ = self._intent_backward(batch, rng, options, c, grads)
+                    if d_sent is not None:
+                        self._sentence_backward(batch, c, d_sent, grads, rows)
+                    yield None
+                    self._update(optimizer, grads, rows, options.regularization)
+                    losses.append(loss)
+                    step += 1
+                    yield None
+                if _averages(options, epoch.index):
+                    average.add(self.params, intent_names)
+                outbox.put(_EpochDone(losses, [idx.size for idx in epoch.chunks], epoch.rows))
+        except Exception as error:
+            outbox.put(error)  # the token part waits on the outbox: it raises this
+            raise
+
+    def _token_step(self, batch: _Batch, sentence: np.ndarray, options: TrainingOptions, optimizer: nn.Adam,
+                    rng: np.random.Generator, lane: Lane | None) -> float:
+        """The token part of a step (forward, CRF losses, backward, update) given the
+        batch's sentence vector; returns its loss."""
+        c: dict[str, Any] = {"sent.out": sentence}
+        self._token_forward(batch, options.hidden_drop_rate, rng, c, lane)
+        grads: dict[str, np.ndarray] = {}
+        rows: dict[str, np.ndarray] = {}
+        loss, _ = self._token_backward(batch, c, None, grads, rows, lane)
+        self._update(optimizer, grads, rows, options.regularization, lane)
+        return loss
 
     # ---------------------------------------------------------------- prediction
     def predict(
@@ -738,24 +772,21 @@ class Network:
         return probs, heads
 
 
-def _shared(first: Callable[[], Any], second: Callable[[], Any], pool: ThreadPoolExecutor | None) -> tuple[Any, Any]:
-    """Both results; `second` is offered to the pool's worker and taken back if the worker
-    has not started it by the time `first` is done (it may be busy with the intent part).
-    Who computes what never changes the numbers."""
-    later = pool.submit(second) if pool is not None else None
-    a = first()
-    if later is None or later.cancel():
-        return a, second()
-    return a, later.result()
+def _dense_backward(x: np.ndarray, weight: np.ndarray, grad_out: np.ndarray,
+                    lane: Lane | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`nn.dense_backward` of a 2-d input, its input gradient offered to the lane."""
+    (d_weight, d_bias), d_x = share(lambda: (x.T @ grad_out, grad_out.sum(axis=0)),
+                                    lambda: np.dot(grad_out, weight.T), lane)
+    return d_x, d_weight, d_bias
 
 
-def _product_by_halves(x: np.ndarray, weight: np.ndarray, pool: ThreadPoolExecutor | None) -> np.ndarray:
-    """`x @ weight` as two fixed halves of rows, so the second can run on the pool's
-    worker: the split never depends on the pool, so neither do the numbers."""
+def _product_by_halves(x: np.ndarray, weight: np.ndarray, lane: Lane | None) -> np.ndarray:
+    """`x @ weight` as two fixed halves of rows, so the second can run on the lane: the
+    split never depends on the lane, so neither do the numbers."""
     out = np.empty((x.shape[0], weight.shape[1]), dtype=np.result_type(x, weight))
     half = x.shape[0] // 2
-    _shared(lambda: np.matmul(x[:half], weight, out=out[:half]),
-            lambda: np.matmul(x[half:], weight, out=out[half:]), pool)
+    share(lambda: np.matmul(x[:half], weight, out=out[:half]),
+          lambda: np.matmul(x[half:], weight, out=out[half:]), lane)
     return out
 
 
@@ -782,45 +813,119 @@ def _segment_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _outside(batch: _Batch, offset: int) -> np.ndarray:
-    """Token rows whose neighbour `offset` positions away lies outside their message."""
-    target = batch.token_t + offset
-    return np.flatnonzero((target < 0) | (target >= batch.lengths[batch.token_b]))
+    """Token rows whose neighbour `offset` positions away lies outside their message
+    (kept on the batch: the forward and the backward pass both need them)."""
+    rows = batch.outside.get(offset)
+    if rows is None:
+        target = batch.token_t + offset
+        rows = batch.outside[offset] = np.flatnonzero((target < 0) | (target >= batch.lengths[batch.token_b]))
+    return rows
 
 
-def _neighbours(g: np.ndarray, batch: _Batch, offset: int) -> np.ndarray:
-    """Per token row, the hidden vector of the token `offset` positions away in the same
-    message (zeros past either end). Works on the flat token rows, so no padding is
-    ever computed: token rows are message after message, so the neighbours are the rows
-    shifted by `offset` (one contiguous copy), except near message ends."""
-    if offset == 0:
-        return g
-    out = np.zeros_like(g)
-    n = g.shape[0]
-    if abs(offset) < n:
+def _window(g: np.ndarray, batch: _Batch, offsets: list[int]) -> np.ndarray:
+    """The context window's input: per token row, side by side, the hidden vectors of
+    the tokens at each offset in the same message (zeros past either end). Token rows
+    are message after message, so each neighbour block is the rows shifted by the offset
+    (one contiguous copy), with the rows whose neighbour lies outside their message
+    zeroed; no padding is ever computed."""
+    n, width = g.shape
+    out = np.empty((n, width * len(offsets)), dtype=g.dtype)
+    for j, offset in enumerate(offsets):
+        block = out[:, j * width : (j + 1) * width]
+        if offset == 0:
+            block[:] = g
+            continue
+        if abs(offset) >= n:
+            block[:] = 0.0
+            continue
         if offset > 0:
-            out[: n - offset] = g[offset:]
+            block[: n - offset] = g[offset:]
+            block[n - offset :] = 0.0
         else:
-            out[-offset:] = g[: n + offset]
-    out[_outside(batch, offset)] = 0.0
+            block[-offset:] = g[: n + offset]
+            block[:-offset] = 0.0
+        block[_outside(batch, offset)] = 0.0
     return out
 
 
-def _neighbours_backward(d_g: np.ndarray, d_part: np.ndarray, batch: _Batch, offset: int) -> None:
-    """Accumulate the gradient of `_neighbours` into `d_g`: the opposite shift, with the
-    rows whose neighbour was outside their message left out (zeroed in a copy, so the
-    sums are exactly those of adding the valid rows alone)."""
-    if offset == 0:
-        d_g += d_part
-        return
-    n = d_g.shape[0]
-    if abs(offset) >= n:
-        return
-    part = d_part.copy()
-    part[_outside(batch, offset)] = 0.0
-    if offset > 0:
-        d_g[offset:] += part[: n - offset]
-    else:
-        d_g[: n + offset] += part[-offset:]
+def _window_backward(d_window: np.ndarray, batch: _Batch, offsets: list[int], width: int) -> np.ndarray:
+    """The gradient of `_window`: each block's opposite shift, summed in offset order,
+    with the rows whose neighbour was outside their message left out (zeroed in
+    `d_window`, which this consumes, so the sums are exactly those of the valid rows)."""
+    n = d_window.shape[0]
+    d_g = np.zeros((n, width), dtype=d_window.dtype)
+    for j, offset in enumerate(offsets):
+        part = d_window[:, j * width : (j + 1) * width]
+        if offset == 0:
+            d_g += part
+            continue
+        if abs(offset) >= n:
+            continue
+        part[_outside(batch, offset)] = 0.0
+        if offset > 0:
+            d_g[offset:] += part[: n - offset]
+        else:
+            d_g[: n + offset] += part[-offset:]
+    return d_g
+
+
+@dataclass
+class _Epoch:
+    """One epoch's minibatches (row indices, in order) and how many rows they hold."""
+
+    index: int
+    chunks: list[np.ndarray]
+    rows: int
+
+
+@dataclass
+class _EpochDone:
+    """The intent part's end of an epoch: its loss and size per step."""
+
+    losses: list[float]
+    sizes: list[int]
+    rows: int
+
+
+def _epochs(data: EncodedData, options: TrainingOptions, rng: np.random.Generator) -> Iterator[_Epoch]:
+    """The epochs' minibatches, each epoch's order drawn from `rng` when it starts."""
+    for index in range(options.epochs):
+        size = _batch_size(options.batch_size, index, options.epochs)
+        order = epoch_order(len(data), data.labels, size, rng, options.batch_strategy)
+        yield _Epoch(index, [order[begin : begin + size] for begin in range(0, order.size, size)], int(order.size))
+
+
+def _averages(options: TrainingOptions, epoch: int) -> bool:
+    """Whether the weights at the end of this epoch go into the average."""
+    return options.average_from is not None and epoch >= options.average_from * options.epochs
+
+
+@dataclass
+class _Average:
+    """Running sums of end-of-epoch weights, per parameter (weight averaging)."""
+
+    totals: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, params: dict[str, np.ndarray], names: Iterable[str]) -> None:
+        """Add the current values of these parameters."""
+        for name in names:
+            value = params[name]
+            if name in self.totals:
+                self.totals[name] += value
+            else:
+                self.totals[name] = value.astype(np.float64)
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def merge(self, other: _Average) -> None:
+        """Take over the sums of other parameters (the other lane's)."""
+        self.totals.update(other.totals)
+        self.counts.update(other.counts)
+
+    def result(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The averaged parameters (the current ones where nothing was added)."""
+        return {name: (self.totals[name] / self.counts[name]).astype(DTYPE) if name in self.totals else value
+                for name, value in params.items()}
 
 
 def learning_rate_at(options: TrainingOptions, epoch: int) -> float:
