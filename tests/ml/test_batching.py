@@ -56,3 +56,20 @@ def test_no_labels_gives_an_empty_order(strategy: str) -> None:
 def test_without_labels_balanced_falls_back_to_a_shuffle() -> None:
     order = epoch_order(7, None, 4, np.random.default_rng(0), BALANCED)
     assert sorted(order.tolist()) == list(range(7))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_balanced_ends_once_the_last_label_is_seen_in_full(seed: int) -> None:
+    """As in Rasa, the epoch stops in the middle of a round, right after the slice that
+    completes the last label's first pass: nothing of other labels follows it."""
+    rng = np.random.default_rng(100 + seed)
+    labels = np.repeat(np.arange(8), rng.integers(1, 40, 8))
+    order = balanced_order(labels, 16, np.random.default_rng(seed))
+    seen = np.zeros(labels.size, bool)
+    complete_at = None
+    for position, row in enumerate(order):
+        seen[row] = True
+        if seen.all():
+            complete_at = position
+            break
+    assert complete_at == order.size - 1

@@ -3,10 +3,11 @@
 Rasa's DIET, ResponseSelector and TED default to `batch_strategy: balanced`: an epoch is
 laid out in rounds, and each round takes from every label a slice proportional to its
 share of the data (at least one example). A label that has been seen completely starts
-over, but only every other round, and the epoch ends once every label has been seen
-once. So every minibatch holds examples of most labels, and rare labels come back more
-often than a plain shuffle would bring them, without swamping the batches. With
-`sequence` (or without labels) an epoch is a plain permutation.
+over, but only every other round, and the epoch ends as soon as every label has been
+seen once, in the middle of a round. So every minibatch holds examples of most labels,
+and rare labels come back more often than a plain shuffle would bring them, without
+swamping the batches. With `sequence` (or without labels) an epoch is a plain
+permutation.
 """
 
 from __future__ import annotations
@@ -48,4 +49,6 @@ def balanced_order(labels: np.ndarray, batch_size: int, rng: np.random.Generator
             if position[k] >= counts[k]:
                 cycles[k] += 1
                 position[k] = 0
+                if cycles.min() > 0:
+                    break  # the epoch ends mid-round, as Rasa's does
     return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
