@@ -296,3 +296,16 @@ def test_single_precision_falls_back_to_log_space_sooner():
     single = _single_precision(emissions, lengths, gold, params, weights)
     assert single.loss == pytest.approx(reference.loss, rel=1e-6)
     np.testing.assert_allclose(single.emissions, on_tokens(reference.emissions, lengths), atol=1e-6)
+
+
+def test_gradients_shared_with_a_lane_are_the_same_bit_for_bit():
+    from trainkit.ml.lanes import Lane
+
+    emissions, params, lengths, gold, weights = larger_problem(21)
+    tokens, tags = on_tokens(emissions, lengths), on_tokens(gold[:, :, None], lengths)[:, 0]
+    alone = crf.token_nll_and_gradients(tokens, tags, lengths, params, weights, dtype=np.float32)
+    with Lane() as lane:
+        shared = crf.token_nll_and_gradients(tokens, tags, lengths, params, weights, dtype=np.float32, lane=lane)
+    assert shared.loss == alone.loss
+    for name in ("emissions", "transitions", "start", "end"):
+        np.testing.assert_array_equal(getattr(shared, name), getattr(alone, name), err_msg=name)

@@ -58,3 +58,18 @@ def test_empty_matrices_and_shape_errors():
     assert out.shape == (4, 3) and not out.any()
     with pytest.raises(ValueError, match="shape mismatch"):
         PaddedRows.from_csr(empty).matmul(np.ones((5, 3)))
+
+
+@pytest.mark.parametrize("block_cells", [7, 64])
+def test_a_product_shared_with_a_lane_is_the_same_bit_for_bit(block_cells):
+    from trainkit.ml.lanes import Lane
+
+    matrix, _, rng = random_csr(block_cells + 1, rows=90)
+    weights = rng.normal(size=(matrix.shape[1], 5)).astype(np.float32)
+    padded = PaddedRows.from_csr(matrix, np.float32, block_cells=block_cells)
+    assert len(padded.index) > 2  # the halves really split the blocks
+    alone = padded.matmul(weights)
+    with Lane() as lane:
+        shared = [padded.matmul(weights, lane) for _ in range(5)]
+    for product in shared:
+        np.testing.assert_array_equal(product, alone)
