@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainkit.ml.lanes import Lane
+from trainkit.ml.lanes import Lane, share
 from trainkit.ml.padded import PaddedRows
 from trainkit.ml.sparse import CSR
 
@@ -187,14 +187,17 @@ def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.nda
 
 
 def dense_backward(
-    x: np.ndarray, weight: np.ndarray, grad_out: np.ndarray
+    x: np.ndarray, weight: np.ndarray, grad_out: np.ndarray, lane: Lane | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients (dx, dW, db) of `x @ W + b`; leading axes of `x` are treated as a batch."""
+    """Gradients (dx, dW, db) of `x @ W + b`; leading axes of `x` are treated as a batch.
+    With a lane, the input gradient is offered to it (`trainkit.ml.lanes.share`)."""
     flat_x = x.reshape(-1, x.shape[-1])
     flat_g = grad_out.reshape(-1, grad_out.shape[-1])
     # np.dot hands the transposed view to BLAS as is; `@` on it was 3x slower for the
     # token-context layer's float32 shapes (numpy 2.4)
-    return np.dot(grad_out, weight.T), flat_x.T @ flat_g, flat_g.sum(axis=0)
+    (d_weight, d_bias), d_x = share(lambda: (flat_x.T @ flat_g, flat_g.sum(axis=0)),
+                                    lambda: np.dot(grad_out, weight.T), lane)
+    return d_x, d_weight, d_bias
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:

@@ -527,14 +527,14 @@ class Network:
             )
             total += res.loss
             d_em = res.emissions.astype(d_z.dtype)
-            dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = _dense_backward(
+            dz_h, grads[f"{head.name}.W"], grads[f"{head.name}.b"] = nn.dense_backward(
                 c["ctx.out"], p[f"{head.name}.W"], d_em, lane)
             d_z += dz_h
             grads[f"{head.name}.trans"] = res.transitions
             grads[f"{head.name}.start"] = res.start
             grads[f"{head.name}.end"] = res.end
         d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
-        d_ctx_in, grads["ctx.W"], grads["ctx.b"] = _dense_backward(c["ctx.in"], p["ctx.W"], d_z, lane)
+        d_ctx_in, grads["ctx.W"], grads["ctx.b"] = nn.dense_backward(c["ctx.in"], p["ctx.W"], d_z, lane)
         d_g = _window_backward(d_ctx_in, batch, s.offsets, s.entity_hidden_size)
         from_tokens = None
         if s.intent_classification:
@@ -770,14 +770,6 @@ class Network:
                     heads[head.name][0][token_rows] = path
                     heads[head.name][1][token_rows] = crf.token_confidences(emissions, batch.lengths, params, path)
         return probs, heads
-
-
-def _dense_backward(x: np.ndarray, weight: np.ndarray, grad_out: np.ndarray,
-                    lane: Lane | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`nn.dense_backward` of a 2-d input, its input gradient offered to the lane."""
-    (d_weight, d_bias), d_x = share(lambda: (x.T @ grad_out, grad_out.sum(axis=0)),
-                                    lambda: np.dot(grad_out, weight.T), lane)
-    return d_x, d_weight, d_bias
 
 
 def _product_by_halves(x: np.ndarray, weight: np.ndarray, lane: Lane | None) -> np.ndarray:
