@@ -280,6 +280,31 @@ def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
     assert not np.allclose(fresh.params["tok.W"], one.params["tok.W"])
 
 
+def test_a_token_part_prepared_ahead_computes_what_the_step_would_draw_itself():
+    """The lane draws the token part's dropout masks and lays out its merges and packing
+    ahead of the step; the step's loss and gradients are those of the same batch drawing
+    its masks in the forward pass from the same random state."""
+    data, spec = _random_encoded(np.random.default_rng(3), 30)
+    options = N.TrainingOptions(1, (30, 30), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
+                                hidden_drop_rate=0.3)
+    net = N.Network(spec)
+    net.initialise(np.random.default_rng(0), 1.0)
+    rows = np.arange(30)
+    plain = net.make_batch(data, rows, for_training=True)
+    prepared = net.make_batch(data, rows, for_training=True)
+    net.prepare_token_part(prepared, options.hidden_drop_rate, np.random.default_rng(11))
+    assert prepared.token_masks is not None and prepared.token_masks[0] is not None
+    assert prepared.merge is not None and prepared.packing is not None
+    loss_a, grads_a, _ = net.loss_and_gradients(plain, np.random.default_rng(4), options, np.random.default_rng(11))
+    loss_b, grads_b, _ = net.loss_and_gradients(prepared, np.random.default_rng(4), options,
+                                                np.random.default_rng(99))  # the masks are not drawn again
+    assert loss_a == loss_b
+    for name, grad in grads_a.items():
+        np.testing.assert_array_equal(grad, grads_b[name], err_msg=name)
+    # the masks took effect: without dropout the loss differs
+    assert net.loss_and_gradients(plain, np.random.default_rng(4), options, None)[0] != loss_a
+
+
 def test_a_failure_in_the_intent_part_on_the_lane_reaches_the_caller(monkeypatch):
     """The intent part runs ahead on the lane; when it fails, fit raises its error
     instead of waiting for a sentence vector that never comes."""

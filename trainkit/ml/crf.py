@@ -322,6 +322,7 @@ class _Scaled:
     overlap: np.ndarray  # P: sum over tags of alpha * beta
     marginals: np.ndarray  # P x K, tag marginals
     log_z: np.ndarray  # R: per non-empty sequence, by rank
+    exp_trans: np.ndarray  # K x K: exp(transitions - their maximum), in double precision
 
 
 def _scaled_forward_backward(packed: np.ndarray, packing: Packing, params: CRFParams) -> _Scaled | None:
@@ -346,8 +347,8 @@ def _scaled_recursions(packed: np.ndarray, packing: Packing, params: CRFParams) 
     shift = packed.max(axis=1)
     odds = packed - shift[:, None]
     np.exp(odds, out=odds)
-    exp_trans, peak = _exp_transitions(params)
-    exp_trans = exp_trans.astype(dtype, copy=False)
+    exp_trans_double, peak = _exp_transitions(params)
+    exp_trans = exp_trans_double.astype(dtype, copy=False)
 
     alpha = np.empty((n_rows, n_tags), dtype)
     norm = np.empty(n_rows, dtype)
@@ -395,7 +396,7 @@ def _scaled_recursions(packed: np.ndarray, packing: Packing, params: CRFParams) 
     log_scale[:first] += start_peak - peak
     log_z = np.bincount(packing.packed_rank(), weights=log_scale, minlength=packing.last.size)
     log_z += np.log(closing) + end_peak
-    return _Scaled(alpha, beta, odds, norm, overlap, unary, log_z)
+    return _Scaled(alpha, beta, odds, norm, overlap, unary, log_z, exp_trans_double)
 
 
 def _grid(values: np.ndarray, packing: Packing) -> np.ndarray:
@@ -429,6 +430,7 @@ def token_nll_and_gradients(
     weights: np.ndarray | None = None,
     dtype: type[np.floating] = np.float64,
     lane: Lane | None = None,
+    packing: Packing | None = None,
 ) -> CRFGradients:
     """`nll_and_gradients` on token rows: `emissions` (N x K) and `tags` (N) hold the
     tokens of sequence 0, then of sequence 1, ..., with `lengths` (B) summing to N; the
@@ -440,7 +442,8 @@ def token_nll_and_gradients(
     messages (each renormalised to sum one) need no more range than float32 has.
 
     With a `lane`, the gold scores are offered to it while the recursions run here, and
-    the pairwise marginals while the unary ones do (`trainkit.ml.lanes`).
+    the pairwise marginals while the unary ones do (`trainkit.ml.lanes`). `packing`, the
+    layout of these `lengths` (`Packing.from_lengths`), may be made beforehand.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     tags = np.asarray(tags, dtype=np.int64)
@@ -448,7 +451,8 @@ def token_nll_and_gradients(
     n_tags = emissions.shape[1]
     w = np.ones(lengths.size) if weights is None else np.asarray(weights, dtype=np.float64)
     w = np.where(lengths > 0, w, 0.0)
-    packing = Packing.from_lengths(lengths)
+    if packing is None:
+        packing = Packing.from_lengths(lengths)
     if packing.size == 0:
         zero = np.zeros(n_tags)
         return CRFGradients(0.0, np.zeros_like(emissions), np.zeros((n_tags, n_tags)), zero, zero.copy())
@@ -506,8 +510,7 @@ def _pair_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray, 
         left = scaled.alpha[prev]
         left *= (row_w[first:] / (scaled.norm[first:] * scaled.overlap[first:]))[:, None]
         right = scaled.odds[first:] * scaled.beta[first:]
-        exp_trans, _ = _exp_transitions(params)
-        d_trans += (left.T @ right) * exp_trans
+        d_trans += (left.T @ right) * scaled.exp_trans
         d_trans -= np.bincount(
             packed_tags[prev] * n_tags + packed_tags[first:], weights=row_w[first:], minlength=n_tags * n_tags
         ).reshape(n_tags, n_tags)

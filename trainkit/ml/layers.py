@@ -210,21 +210,35 @@ def relu_backward(out: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
     return grad_out * (out > 0.0)
 
 
+def dropout_mask(
+    shape: tuple[int, ...], rate: float, rng: np.random.Generator | None, dtype: type = np.float64
+) -> np.ndarray | None:
+    """The scaled keep-mask of inverted dropout (None without a generator or at a zero
+    rate). Drawing it apart from `dropout_forward` lets a training loop draw a step's
+    masks ahead, in the order the forward pass uses them, on another thread."""
+    if rng is None or rate <= 0.0:
+        return None
+    # the mask takes the input's precision: a double mask would silently promote a
+    # single-precision network to double from the first dropout layer on
+    draw_dtype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
+    mask = (rng.random(shape, dtype=draw_dtype) >= rate).astype(dtype)
+    mask *= np.dtype(dtype).type(1.0 / (1.0 - rate))
+    return mask
+
+
 def dropout_forward(
-    x: np.ndarray, rate: float, rng: np.random.Generator | None
+    x: np.ndarray, rate: float, rng: np.random.Generator | None, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverted dropout; returns the output and the scaled mask the backward pass needs.
 
     With no generator (prediction) or a zero rate this is the identity, so the same code
-    path serves training and inference.
+    path serves training and inference. A `mask` drawn beforehand (`dropout_mask`) is
+    used as it is.
     """
-    if rng is None or rate <= 0.0:
+    if mask is None:
+        mask = dropout_mask(x.shape, rate, rng, x.dtype)
+    if mask is None:
         return x, None
-    # the mask takes the input's precision: a double mask would silently promote a
-    # single-precision network to double from the first dropout layer on
-    draw_dtype = np.float32 if x.dtype == np.float32 else np.float64
-    mask = (rng.random(x.shape, dtype=draw_dtype) >= rate).astype(x.dtype)
-    mask *= x.dtype.type(1.0 / (1.0 - rate))
     return x * mask, mask
 
 

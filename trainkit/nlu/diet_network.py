@@ -188,6 +188,29 @@ class _Batch:
     token_inverse: np.ndarray | None = None
     # per context-window offset, the token rows whose neighbour lies outside their message
     outside: dict[int, np.ndarray] = field(default_factory=dict)
+    # made ahead of a training step by `Network.prepare_token_part`: the token part's two
+    # dropout masks (token layer, context layer), the merge of the gradients of identical
+    # token rows, and the CRF's packing of the messages
+    token_masks: tuple[np.ndarray | None, np.ndarray | None] | None = None
+    merge: _Merge | None = None
+    packing: crf.Packing | None = None
+
+
+@dataclass
+class _Merge:
+    """How `_sum_by_index` adds the rows of each index: the rows sorted by index, the
+    indices present and where each one's run starts in that order."""
+
+    order: np.ndarray
+    present: np.ndarray
+    starts: np.ndarray
+    n_out: int
+
+    @classmethod
+    def of(cls, index: np.ndarray, n_out: int) -> _Merge:
+        counts = np.bincount(index, minlength=n_out)
+        present = np.flatnonzero(counts)
+        return cls(np.argsort(index, kind="stable"), present, (np.cumsum(counts) - counts)[present], n_out)
 
 
 def duplicate_row_ids(matrix: CSR) -> np.ndarray:
@@ -342,6 +365,26 @@ class Network:
             inverse,
         )
 
+    def prepare_token_part(self, batch: _Batch, rate: float, rng: np.random.Generator) -> None:
+        """Make what a training step's token part needs that depends only on its batch:
+        the dropout masks of the token and the context layer, drawn from the token
+        part's stream in the order its forward pass would draw them (so the numbers are
+        the same whether they are drawn here or there), the rows the context window
+        leaves out, the merge of identical token rows' gradients and the CRF's packing.
+        On two lanes the lane does this while the step before runs its token part."""
+        if not self.uses_tokens or batch.sequence is None:
+            return
+        shape = (batch.token_b.size, self.spec.entity_hidden_size)
+        tok_mask = nn.dropout_mask(shape, rate, rng, DTYPE)
+        batch.token_masks = (tok_mask, nn.dropout_mask(shape, rate, rng, DTYPE))
+        for offset in self.spec.offsets:
+            if offset:
+                _outside(batch, offset)
+        if batch.token_inverse is not None:
+            batch.merge = _Merge.of(batch.token_inverse, batch.sequence.local.shape[0])
+        if self.uses_entities:
+            batch.packing = crf.Packing.from_lengths(batch.lengths)
+
     # ------------------------------------------------------------ forward pass
     def label_embeddings(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Embeddings of all labels (one-hot label features through the label layers)."""
@@ -392,7 +435,8 @@ class Network:
         c["tok.h"] = g
         if batch.token_inverse is not None:
             g = g[batch.token_inverse]
-        g, c["tok.mask"] = nn.dropout_forward(g, rate, rng)
+        tok_mask, ctx_mask = batch.token_masks if batch.token_masks is not None and rng is not None else (None, None)
+        g, c["tok.mask"] = nn.dropout_forward(g, rate, rng, tok_mask)
         ctx_in = c["ctx.in"] = _window(g, batch, s.offsets)
         # the window's product, the largest of a step, in two halves of rows (the second
         # offered to the lane when there is one)
@@ -403,7 +447,7 @@ class Network:
             pre = pre + (c["sent.out"] @ p["ctx.S"])[batch.token_b]
         z = nn.relu_forward(pre)
         c["ctx.h"] = z
-        z, c["ctx.mask"] = nn.dropout_forward(z, rate, rng)
+        z, c["ctx.mask"] = nn.dropout_forward(z, rate, rng, ctx_mask)
         c["ctx.out"] = z
         for head in s.heads:
             # tag scores per token row (message after message), the CRF's layout
@@ -523,7 +567,7 @@ class Network:
             # the recursions run in the network's precision (see `crf.token_nll_and_gradients`)
             res = crf.token_nll_and_gradients(
                 c[f"{head.name}.em"], batch.tags[head.name], batch.lengths, self.crf_params(head.name),
-                np.full(n, 1.0 / n), dtype=DTYPE, lane=lane,
+                np.full(n, 1.0 / n), dtype=DTYPE, lane=lane, packing=batch.packing,
             )
             total += res.loss
             d_em = res.emissions.astype(d_z.dtype)
@@ -549,7 +593,8 @@ class Network:
                 from_tokens = _segment_sum(d_pre, batch.lengths) @ p["ctx.S"].T
         d_g = nn.dropout_backward(c["tok.mask"], d_g)
         if batch.token_inverse is not None:
-            d_g = _sum_by_index(d_g, batch.token_inverse, c["tok.h"].shape[0])
+            merge = batch.merge if batch.merge is not None else _Merge.of(batch.token_inverse, c["tok.h"].shape[0])
+            d_g = _sum_by_index(d_g, merge)
         d_g = nn.relu_backward(c["tok.h"], d_g)
         grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g, lane)
         rows["tok.W"] = batch.sequence.columns
@@ -616,7 +661,13 @@ class Network:
         intent_rng, token_rng, batch_rng = rng.spawn(3)
         input_drop = options.drop_rate if options.sparse_input_dropout else 0.0
         epochs = _epochs(data, options, rng)
-        make = partial(self.make_batch, data, rng=batch_rng, input_drop=input_drop, for_training=True)
+        make_batch = partial(self.make_batch, data, rng=batch_rng, input_drop=input_drop, for_training=True)
+
+        def make(rows: np.ndarray) -> _Batch:
+            batch = make_batch(rows)
+            self.prepare_token_part(batch, options.hidden_drop_rate, token_rng)
+            return batch
+
         lanes = node_lanes() if lanes is None else lanes
         average = _Average()
         if lanes > 1 and self.splits_into_parts():
@@ -782,15 +833,11 @@ def _product_by_halves(x: np.ndarray, weight: np.ndarray, lane: Lane | None) -> 
     return out
 
 
-def _sum_by_index(values: np.ndarray, index: np.ndarray, n_out: int) -> np.ndarray:
-    """`out[index[i]] += values[i]` for all i, as one sort and one segment sum."""
-    order = np.argsort(index, kind="stable")
-    counts = np.bincount(index, minlength=n_out)
-    out = np.zeros((n_out, values.shape[1]), dtype=values.dtype)
-    present = np.flatnonzero(counts)
-    starts = (np.cumsum(counts) - counts)[present]
-    if present.size:
-        out[present] = np.add.reduceat(values[order], starts, axis=0)
+def _sum_by_index(values: np.ndarray, merge: _Merge) -> np.ndarray:
+    """`out[index[i]] += values[i]` for all i, as one gather and one segment sum."""
+    out = np.zeros((merge.n_out, values.shape[1]), dtype=values.dtype)
+    if merge.present.size:
+        out[merge.present] = np.add.reduceat(values[merge.order], merge.starts, axis=0)
     return out
 
 
