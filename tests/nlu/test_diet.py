@@ -19,6 +19,7 @@ from trainkit.nlu import diet as D
 from trainkit.nlu import diet_network as N
 from trainkit.nlu import entity_tags as T
 from trainkit.nlu.batch import MessageBatch, featurizable_examples
+from trainkit.nlu.diet_batch import EncodedData, duplicate_row_ids
 
 FEATURIZERS = [
     {"name": "WhitespaceTokenizer"},
@@ -163,8 +164,8 @@ def test_network_gradients_match_finite_differences(monkeypatch, pooling):
     tags = {"entity": rng.integers(0, 3, 10), "role": rng.integers(0, 2, 10)}
     # repeated token rows exercise the merging of identical tokens
     seq = CSR.vstack([seq.take_rows(np.arange(8)), seq.take_rows([0, 1])])
-    data = N.EncodedData(sent, seq, offsets, np.array([0, 1, 2, 1]), tags, N.duplicate_row_ids(seq))
-    assert N.duplicate_row_ids(seq)[8:].tolist() == [0, 1]
+    data = EncodedData(sent, seq, offsets, np.array([0, 1, 2, 1]), tags, duplicate_row_ids(seq))
+    assert duplicate_row_ids(seq)[8:].tolist() == [0, 1]
     spec = N.NetworkSpec(
         7, 6, ["a", "b", "c"], [N.TagHead("entity", ["O", "x", "y"]), N.TagHead("role", ["O", "r"])],
         dense_dimension=5, hidden_sizes=[4], label_hidden_sizes=[3], embedding_dimension=3,
@@ -235,14 +236,14 @@ def test_batch_strategy_decides_how_often_a_rare_intent_is_seen(tmp_path, monkey
         assert np.sum(labels == 0) == 3 * 60
 
 
-def _random_encoded(rng: np.random.Generator, messages: int) -> tuple[N.EncodedData, N.NetworkSpec]:
+def _random_encoded(rng: np.random.Generator, messages: int) -> tuple[EncodedData, N.NetworkSpec]:
     lengths = rng.integers(1, 6, messages)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     tokens = int(offsets[-1])
     sent = CSR.from_dense(rng.random((messages, 12)) * (rng.random((messages, 12)) < 0.4))
     seq = CSR.from_dense(rng.random((tokens, 9)) * (rng.random((tokens, 9)) < 0.4))
     tags = {"entity": rng.integers(0, 3, tokens)}
-    data = N.EncodedData(sent, seq, offsets, rng.integers(0, 3, messages), tags, N.duplicate_row_ids(seq))
+    data = EncodedData(sent, seq, offsets, rng.integers(0, 3, messages), tags, duplicate_row_ids(seq))
     spec = N.NetworkSpec(12, 9, ["a", "b", "c"], [N.TagHead("entity", ["O", "x", "y"])], dense_dimension=8,
                          embedding_dimension=4, entity_hidden_size=6, context_window=1)
     return data, spec

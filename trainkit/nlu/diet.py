@@ -79,16 +79,15 @@ from trainkit.nlu.batch import (
     sequence_matrix,
     training_batch,
 )
+from trainkit.nlu.diet_batch import EncodedData, duplicate_row_ids
 from trainkit.nlu.diet_network import (
     CONSTANT,
     COSINE,
     SCHEDULES,
-    EncodedData,
     Network,
     NetworkSpec,
     TagHead,
     TrainingOptions,
-    duplicate_row_ids,
 )
 from trainkit.nlu.entity_tags import (
     ENTITY_HEADS,

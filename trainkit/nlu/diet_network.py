@@ -48,8 +48,18 @@ from trainkit.ml import crf
 from trainkit.ml import layers as nn
 from trainkit.ml.batching import epoch_order
 from trainkit.ml.lanes import Lane, share
-from trainkit.ml.sparse import CSR
 from trainkit.nlu.batch import DenseScaling
+from trainkit.nlu.diet_batch import (
+    Batch,
+    EncodedData,
+    Merge,
+    context_window,
+    context_window_backward,
+    gather,
+    outside_rows,
+    segment_sum,
+    sum_by_index,
+)
 
 # Single precision halves the memory traffic of the large sparse layers and doubles BLAS
 # throughput; the CRF recursions run in it too (their messages are renormalised each step).
@@ -149,99 +159,6 @@ class TrainingOptions:
     learning_rate_schedule: str = CONSTANT
 
 
-@dataclass
-class EncodedData:
-    """Training (or prediction) inputs as arrays: rows of `sentence` are messages.
-
-    Tokens of message i are rows `token_offsets[i]:token_offsets[i+1]` of `sequence`;
-    `tags[head]` holds one tag id per token row; `labels` one label id per message.
-    """
-
-    sentence: CSR
-    sequence: CSR
-    token_offsets: np.ndarray
-    labels: np.ndarray | None = None
-    tags: dict[str, np.ndarray] = field(default_factory=dict)
-    # `duplicate_row_ids(sequence)`, when known, lets batches merge identical tokens
-    token_uid: np.ndarray | None = None
-    # columns input dropout leaves alone (dense features, unless use_dense_input_dropout)
-    protected_sentence: np.ndarray | None = None
-    protected_sequence: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return self.sentence.shape[0]
-
-
-@dataclass
-class _Batch:
-    """One minibatch with its token layout (padded B x T)."""
-
-    sentence: nn.SparseBatch
-    sequence: nn.SparseBatch | None
-    lengths: np.ndarray
-    token_b: np.ndarray
-    token_t: np.ndarray
-    steps: int
-    labels: np.ndarray | None
-    tags: dict[str, np.ndarray]
-    # token row -> row of `sequence` when identical token rows were merged
-    token_inverse: np.ndarray | None = None
-    # per context-window offset, the token rows whose neighbour lies outside their message
-    outside: dict[int, np.ndarray] = field(default_factory=dict)
-    # made ahead of a training step by `Network.prepare_token_part`: the token part's two
-    # dropout masks (token layer, context layer), the merge of the gradients of identical
-    # token rows, and the CRF's packing of the messages
-    token_masks: tuple[np.ndarray | None, np.ndarray | None] | None = None
-    merge: _Merge | None = None
-    packing: crf.Packing | None = None
-
-
-@dataclass
-class _Merge:
-    """How `_sum_by_index` adds the rows of each index: the rows sorted by index, the
-    indices present and where each one's run starts in that order."""
-
-    order: np.ndarray
-    present: np.ndarray
-    starts: np.ndarray
-    n_out: int
-
-    @classmethod
-    def of(cls, index: np.ndarray, n_out: int) -> _Merge:
-        counts = np.bincount(index, minlength=n_out)
-        present = np.flatnonzero(counts)
-        return cls(np.argsort(index, kind="stable"), present, (np.cumsum(counts) - counts)[present], n_out)
-
-
-def duplicate_row_ids(matrix: CSR) -> np.ndarray:
-    """For each row, the index of the first row with exactly the same entries.
-
-    Tokens repeat a lot ("the", "to", "play"), and the first token layer only depends on
-    a token's own feature row, so a minibatch computes it once per distinct row.
-    """
-    first: dict[bytes, int] = {}
-    ids = np.empty(matrix.shape[0], np.int64)
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    for row in range(matrix.shape[0]):
-        lo, hi = indptr[row], indptr[row + 1]
-        key = indices[lo:hi].tobytes() + b"|" + data[lo:hi].tobytes()
-        ids[row] = first.setdefault(key, row)
-    return ids
-
-
-def _gather(data: EncodedData, rows: np.ndarray, with_tokens: bool) -> tuple[CSR, CSR | None, np.ndarray, np.ndarray]:
-    """Rows of the sentence matrix and the token rows of those messages."""
-    sentence = data.sentence.take_rows(rows)
-    lengths = (data.token_offsets[rows + 1] - data.token_offsets[rows]).astype(np.int64)
-    if not with_tokens:
-        return sentence, None, lengths, np.zeros(0, np.int64)
-    total = int(lengths.sum())
-    starts = np.repeat(data.token_offsets[rows], lengths)
-    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    token_rows = starts + within
-    return sentence, data.sequence.take_rows(token_rows), lengths, token_rows
-
-
 class Network:
     """The DIET network: parameters, forward/backward pass, training loop and prediction."""
 
@@ -325,14 +242,14 @@ class Network:
         rng: np.random.Generator | None = None,
         input_drop: float = 0.0,
         for_training: bool = False,
-    ) -> _Batch:
+    ) -> Batch:
         """Gather a minibatch and lay its tokens out on a padded grid.
 
         With a generator, `input_drop` of the stored sparse inputs are dropped first.
         `for_training` also lays out what the sparse layers' gradients need, which the
         training loop does while the previous batch trains.
         """
-        sentence, sequence, lengths, token_rows = _gather(data, rows, self.uses_tokens)
+        sentence, sequence, lengths, token_rows = gather(data, rows, self.uses_tokens)
         inverse = None
         if sequence is not None and data.token_uid is not None:
             distinct, inverse = nn.dense_unique(data.token_uid[token_rows], data.sequence.shape[0])
@@ -353,7 +270,7 @@ class Network:
             for sparse in (sentence_batch if self.spec.intent_classification else None, sequence_batch):
                 if sparse is not None:
                     sparse.prepare_gradient()
-        return _Batch(
+        return Batch(
             sentence_batch,
             sequence_batch,
             lengths,
@@ -365,7 +282,7 @@ class Network:
             inverse,
         )
 
-    def prepare_token_part(self, batch: _Batch, rate: float, rng: np.random.Generator) -> None:
+    def prepare_token_part(self, batch: Batch, rate: float, rng: np.random.Generator) -> None:
         """Make what a training step's token part needs that depends only on its batch:
         the dropout masks of the token and the context layer, drawn from the token
         part's stream in the order its forward pass would draw them (so the numbers are
@@ -379,9 +296,9 @@ class Network:
         batch.token_masks = (tok_mask, nn.dropout_mask(shape, rate, rng, DTYPE))
         for offset in self.spec.offsets:
             if offset:
-                _outside(batch, offset)
+                outside_rows(batch, offset)
         if batch.token_inverse is not None:
-            batch.merge = _Merge.of(batch.token_inverse, batch.sequence.local.shape[0])
+            batch.merge = Merge.of(batch.token_inverse, batch.sequence.local.shape[0])
         if self.uses_entities:
             batch.packing = crf.Packing.from_lengths(batch.lengths)
 
@@ -399,7 +316,7 @@ class Network:
         return out, caches
 
     def forward(
-        self, batch: _Batch, rng: np.random.Generator | None, options: TrainingOptions | None,
+        self, batch: Batch, rng: np.random.Generator | None, options: TrainingOptions | None,
         token_rng: np.random.Generator | None = None,
     ) -> dict[str, Any]:
         """All intermediate values of one pass; dropout only when `rng` is given.
@@ -419,14 +336,14 @@ class Network:
             self._intent_forward(batch, rate, rng, c)
         return c
 
-    def _sentence_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any]) -> None:
+    def _sentence_forward(self, batch: Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any]) -> None:
         p = self.params
         h = nn.relu_forward(nn.sparse_dense_forward(batch.sentence, p["sent.W"], p["sent.b"]))
         c["sent.h"] = h
         h, c["sent.mask"] = nn.dropout_forward(h, rate, rng)
         c["sent.out"] = h
 
-    def _token_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any],
+    def _token_forward(self, batch: Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any],
                        lane: Lane | None = None) -> None:
         """The token layers; they read the sentence vector from `c` (`sent.out`)."""
         s, p = self.spec, self.params
@@ -437,7 +354,7 @@ class Network:
             g = g[batch.token_inverse]
         tok_mask, ctx_mask = batch.token_masks if batch.token_masks is not None and rng is not None else (None, None)
         g, c["tok.mask"] = nn.dropout_forward(g, rate, rng, tok_mask)
-        ctx_in = c["ctx.in"] = _window(g, batch, s.offsets)
+        ctx_in = c["ctx.in"] = context_window(g, batch, s.offsets)
         # the window's product, the largest of a step, in two halves of rows (the second
         # offered to the lane when there is one)
         pre = _product_by_halves(ctx_in, p["ctx.W"], lane)
@@ -459,7 +376,7 @@ class Network:
             c["pool.arg"] = grid.argmax(axis=1)
             c["pool.out"] = grid.max(axis=1)
 
-    def _intent_forward(self, batch: _Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any]) -> None:
+    def _intent_forward(self, batch: Batch, rate: float, rng: np.random.Generator | None, c: dict[str, Any]) -> None:
         s, p = self.spec, self.params
         h = c["sent.out"]
         for i in range(len(s.hidden_sizes)):
@@ -484,7 +401,7 @@ class Network:
 
     # --------------------------------------------------------- loss + backward
     def loss_and_gradients(
-        self, batch: _Batch, rng: np.random.Generator | None, options: TrainingOptions,
+        self, batch: Batch, rng: np.random.Generator | None, options: TrainingOptions,
         token_rng: np.random.Generator | None = None,
     ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Total loss, gradients, and the row indices of row-sparse gradients."""
@@ -502,7 +419,7 @@ class Network:
         return total, grads, rows
 
     def _intent_backward(
-        self, batch: _Batch, rng: np.random.Generator | None, options: TrainingOptions, c: dict[str, Any],
+        self, batch: Batch, rng: np.random.Generator | None, options: TrainingOptions, c: dict[str, Any],
         grads: dict[str, np.ndarray],
     ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
         """The similarity loss; returns it with the gradients reaching the sentence layer's
@@ -542,7 +459,7 @@ class Network:
         return res_sim.loss, d_h, d_pool
 
     def _token_backward(
-        self, batch: _Batch, c: dict[str, Any], d_pool: np.ndarray | None,
+        self, batch: Batch, c: dict[str, Any], d_pool: np.ndarray | None,
         grads: dict[str, np.ndarray], rows: dict[str, np.ndarray], lane: Lane | None = None,
     ) -> tuple[float, np.ndarray | None]:
         """The CRF losses and the token layers' gradients; returns the loss with the
@@ -579,10 +496,10 @@ class Network:
             grads[f"{head.name}.end"] = res.end
         d_z = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z))
         d_ctx_in, grads["ctx.W"], grads["ctx.b"] = nn.dense_backward(c["ctx.in"], p["ctx.W"], d_z, lane)
-        d_g = _window_backward(d_ctx_in, batch, s.offsets, s.entity_hidden_size)
+        d_g = context_window_backward(d_ctx_in, batch, s.offsets, s.entity_hidden_size)
         from_tokens = None
         if s.intent_classification:
-            d_seg = _segment_sum(d_z, batch.lengths)
+            d_seg = segment_sum(d_z, batch.lengths)
             grads["ctx.S"] = c["sent.out"].T @ d_seg
             # the entity heads read the sentence vector but do not train the sentence
             # layer, which belongs to the intent loss (on snips2017 with one seed: intents
@@ -590,18 +507,18 @@ class Network:
             # alone move that score by up to 0.007)
             if d_z_intent is not None:
                 d_pre = nn.relu_backward(c["ctx.h"], nn.dropout_backward(c["ctx.mask"], d_z_intent))
-                from_tokens = _segment_sum(d_pre, batch.lengths) @ p["ctx.S"].T
+                from_tokens = segment_sum(d_pre, batch.lengths) @ p["ctx.S"].T
         d_g = nn.dropout_backward(c["tok.mask"], d_g)
         if batch.token_inverse is not None:
-            merge = batch.merge if batch.merge is not None else _Merge.of(batch.token_inverse, c["tok.h"].shape[0])
-            d_g = _sum_by_index(d_g, merge)
+            merge = batch.merge if batch.merge is not None else Merge.of(batch.token_inverse, c["tok.h"].shape[0])
+            d_g = sum_by_index(d_g, merge)
         d_g = nn.relu_backward(c["tok.h"], d_g)
         grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g, lane)
         rows["tok.W"] = batch.sequence.columns
         return total, from_tokens
 
     def _sentence_backward(
-        self, batch: _Batch, c: dict[str, Any], d_sent: np.ndarray,
+        self, batch: Batch, c: dict[str, Any], d_sent: np.ndarray,
         grads: dict[str, np.ndarray], rows: dict[str, np.ndarray],
     ) -> None:
         d_sent = nn.relu_backward(c["sent.h"], nn.dropout_backward(c["sent.mask"], d_sent))
@@ -663,7 +580,7 @@ class Network:
         epochs = _epochs(data, options, rng)
         make_batch = partial(self.make_batch, data, rng=batch_rng, input_drop=input_drop, for_training=True)
 
-        def make(rows: np.ndarray) -> _Batch:
+        def make(rows: np.ndarray) -> Batch:
             batch = make_batch(rows)
             self.prepare_token_part(batch, options.hidden_drop_rate, token_rng)
             return batch
@@ -677,7 +594,7 @@ class Network:
         self.params = average.result(self.params)
         return history
 
-    def _fit_on_one_lane(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], _Batch],
+    def _fit_on_one_lane(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], Batch],
                          options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
                          average: _Average) -> list[float]:
         """Whole steps, one after the other, on this thread."""
@@ -698,7 +615,7 @@ class Network:
                 average.add(self.params, self.params)
         return history
 
-    def _fit_on_two_lanes(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], _Batch],
+    def _fit_on_two_lanes(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], Batch],
                           options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
                           average: _Average) -> list[float]:
         """The intent part on a `Lane`, up to `LEAD` steps ahead, and the token part here.
@@ -743,7 +660,7 @@ class Network:
         """Parameter name prefixes of the token part (the rest is the intent part)."""
         return {"tok", "ctx"} | {head.name for head in self.spec.heads}
 
-    def _intent_chain(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], _Batch], options: TrainingOptions,
+    def _intent_chain(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], Batch], options: TrainingOptions,
                       rng: np.random.Generator, outbox: queue.SimpleQueue[Any], average: _Average) -> Iterator[int | None]:
         """The lane's share of `_fit_on_two_lanes`, one piece per `next`: make a batch,
         wait until the token part is at most `LEAD` steps behind, the sentence layer (its
@@ -783,7 +700,7 @@ class Network:
             outbox.put(error)  # the token part waits on the outbox: it raises this
             raise
 
-    def _token_step(self, batch: _Batch, sentence: np.ndarray, options: TrainingOptions, optimizer: nn.Adam,
+    def _token_step(self, batch: Batch, sentence: np.ndarray, options: TrainingOptions, optimizer: nn.Adam,
                     rng: np.random.Generator, lane: Lane | None) -> float:
         """The token part of a step (forward, CRF losses, backward, update) given the
         batch's sentence vector; returns its loss."""
@@ -831,81 +748,6 @@ def _product_by_halves(x: np.ndarray, weight: np.ndarray, lane: Lane | None) -> 
     share(lambda: np.matmul(x[:half], weight, out=out[:half]),
           lambda: np.matmul(x[half:], weight, out=out[half:]), lane)
     return out
-
-
-def _sum_by_index(values: np.ndarray, merge: _Merge) -> np.ndarray:
-    """`out[index[i]] += values[i]` for all i, as one gather and one segment sum."""
-    out = np.zeros((merge.n_out, values.shape[1]), dtype=values.dtype)
-    if merge.present.size:
-        out[merge.present] = np.add.reduceat(values[merge.order], merge.starts, axis=0)
-    return out
-
-
-def _segment_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Sum consecutive row groups of the given lengths (zero rows for empty groups)."""
-    out = np.zeros((lengths.size, values.shape[1]), dtype=values.dtype)
-    nonempty = np.flatnonzero(lengths > 0)
-    if nonempty.size:
-        starts = (np.cumsum(lengths) - lengths)[nonempty]
-        out[nonempty] = np.add.reduceat(values, starts, axis=0)
-    return out
-
-
-def _outside(batch: _Batch, offset: int) -> np.ndarray:
-    """Token rows whose neighbour `offset` positions away lies outside their message
-    (kept on the batch: the forward and the backward pass both need them)."""
-    rows = batch.outside.get(offset)
-    if rows is None:
-        target = batch.token_t + offset
-        rows = batch.outside[offset] = np.flatnonzero((target < 0) | (target >= batch.lengths[batch.token_b]))
-    return rows
-
-
-def _window(g: np.ndarray, batch: _Batch, offsets: list[int]) -> np.ndarray:
-    """The context window's input: per token row, side by side, the hidden vectors of
-    the tokens at each offset in the same message (zeros past either end). Token rows
-    are message after message, so each neighbour block is the rows shifted by the offset
-    (one contiguous copy), with the rows whose neighbour lies outside their message
-    zeroed; no padding is ever computed."""
-    n, width = g.shape
-    out = np.empty((n, width * len(offsets)), dtype=g.dtype)
-    for j, offset in enumerate(offsets):
-        block = out[:, j * width : (j + 1) * width]
-        if offset == 0:
-            block[:] = g
-            continue
-        if abs(offset) >= n:
-            block[:] = 0.0
-            continue
-        if offset > 0:
-            block[: n - offset] = g[offset:]
-            block[n - offset :] = 0.0
-        else:
-            block[-offset:] = g[: n + offset]
-            block[:-offset] = 0.0
-        block[_outside(batch, offset)] = 0.0
-    return out
-
-
-def _window_backward(d_window: np.ndarray, batch: _Batch, offsets: list[int], width: int) -> np.ndarray:
-    """The gradient of `_window`: each block's opposite shift, summed in offset order,
-    with the rows whose neighbour was outside their message left out (zeroed in
-    `d_window`, which this consumes, so the sums are exactly those of the valid rows)."""
-    n = d_window.shape[0]
-    d_g = np.zeros((n, width), dtype=d_window.dtype)
-    for j, offset in enumerate(offsets):
-        part = d_window[:, j * width : (j + 1) * width]
-        if offset == 0:
-            d_g += part
-            continue
-        if abs(offset) >= n:
-            continue
-        part[_outside(batch, offset)] = 0.0
-        if offset > 0:
-            d_g[offset:] += part[: n - offset]
-        else:
-            d_g[: n + offset] += part[-offset:]
-    return d_g
 
 
 @dataclass

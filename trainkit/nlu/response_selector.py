@@ -46,7 +46,8 @@ from trainkit.nlu.diet import (
     training_options,
     training_scaling,
 )
-from trainkit.nlu.diet_network import EncodedData, Network, NetworkSpec
+from trainkit.nlu.diet_batch import EncodedData
+from trainkit.nlu.diet_network import Network, NetworkSpec
 
 DEFAULT_SELECTOR_KEY = "default"
 UTTER_PREFIX = "utter_"
