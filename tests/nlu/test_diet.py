@@ -20,6 +20,7 @@ from trainkit.nlu import diet_network as N
 from trainkit.nlu import entity_tags as T
 from trainkit.nlu.batch import MessageBatch, featurizable_examples
 from trainkit.nlu.diet_batch import EncodedData, duplicate_row_ids
+from trainkit.nlu.diet_training import TrainingOptions, learning_rate_at
 
 FEATURIZERS = [
     {"name": "WhitespaceTokenizer"},
@@ -175,7 +176,7 @@ def test_network_gradients_match_finite_differences(monkeypatch, pooling):
     net.initialise(rng, 1.0)
     for name in net.params:
         net.params[name] = net.params[name] + rng.normal(size=net.params[name].shape) * 0.1
-    options = N.TrainingOptions(1, (4, 4), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0)
+    options = TrainingOptions(1, (4, 4), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0)
     batch = net.make_batch(data, np.arange(4))
     _, grads, rows = net.loss_and_gradients(batch, None, options)
     # the entity heads read the sentence vector without training the sentence layer, so
@@ -255,7 +256,7 @@ def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
     import threading
 
     data, spec = _random_encoded(np.random.default_rng(5), 40)
-    options = N.TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
+    options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
                                 average_from=0.5, hidden_drop_rate=0.3)
     threads_seen: set[str] = set()
     original = N.Network._intent_backward
@@ -286,7 +287,7 @@ def test_a_token_part_prepared_ahead_computes_what_the_step_would_draw_itself():
     ahead of the step; the step's loss and gradients are those of the same batch drawing
     its masks in the forward pass from the same random state."""
     data, spec = _random_encoded(np.random.default_rng(3), 30)
-    options = N.TrainingOptions(1, (30, 30), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
+    options = TrainingOptions(1, (30, 30), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
                                 hidden_drop_rate=0.3)
     net = N.Network(spec)
     net.initialise(np.random.default_rng(0), 1.0)
@@ -310,7 +311,7 @@ def test_a_failure_in_the_intent_part_on_the_lane_reaches_the_caller(monkeypatch
     """The intent part runs ahead on the lane; when it fails, fit raises its error
     instead of waiting for a sentence vector that never comes."""
     data, spec = _random_encoded(np.random.default_rng(5), 40)
-    options = N.TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
+    options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
     calls = []
     original = N.Network._intent_backward
 
@@ -333,15 +334,15 @@ def test_token_context_keeps_the_step_whole():
 
 
 def test_cosine_schedule_falls_from_the_learning_rate_towards_zero():
-    options = N.TrainingOptions(10, (8, 8), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0,
+    options = TrainingOptions(10, (8, 8), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 0,
                                 learning_rate_schedule="cosine")
-    rates = [N.learning_rate_at(options, epoch) for epoch in range(options.epochs)]
+    rates = [learning_rate_at(options, epoch) for epoch in range(options.epochs)]
     assert rates[0] == pytest.approx(0.01)
     assert rates[5] == pytest.approx(0.005)
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     assert 0.0 < rates[-1] < 0.001
     constant = dataclasses.replace(options, learning_rate_schedule="constant")
-    assert {N.learning_rate_at(constant, epoch) for epoch in range(10)} == {0.01}
+    assert {learning_rate_at(constant, epoch) for epoch in range(10)} == {0.01}
 
 
 def test_fit_trains_each_epoch_at_its_scheduled_rate(monkeypatch):
@@ -356,10 +357,10 @@ def test_fit_trains_each_epoch_at_its_scheduled_rate(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(nn.Adam, "update", recording)
-    cosine = N.TrainingOptions(4, (8, 8), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 3,
+    cosine = TrainingOptions(4, (8, 8), 0.01, 0.0, False, 1.0, 0.0, nn.SimilarityLossConfig(), 5, 3,
                                learning_rate_schedule="cosine")
     N.Network(spec).fit(data, cosine, lanes=1)
-    assert sorted(set(seen), reverse=True) == pytest.approx([N.learning_rate_at(cosine, e) for e in range(4)])
+    assert sorted(set(seen), reverse=True) == pytest.approx([learning_rate_at(cosine, e) for e in range(4)])
     weights = {}
     for schedule in ("cosine", "constant"):
         for epochs in (1, 3):

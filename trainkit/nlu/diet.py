@@ -80,15 +80,8 @@ from trainkit.nlu.batch import (
     training_batch,
 )
 from trainkit.nlu.diet_batch import EncodedData, duplicate_row_ids
-from trainkit.nlu.diet_network import (
-    CONSTANT,
-    COSINE,
-    SCHEDULES,
-    Network,
-    NetworkSpec,
-    TagHead,
-    TrainingOptions,
-)
+from trainkit.nlu.diet_network import Network, NetworkSpec, TagHead
+from trainkit.nlu.diet_training import CONSTANT, COSINE, SCHEDULES, TrainingOptions
 from trainkit.nlu.entity_tags import (
     ENTITY_HEADS,
     NO_ENTITY,

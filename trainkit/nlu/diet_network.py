@@ -30,12 +30,16 @@ the model is the same bit for bit on one thread or two; only the time differs.
 
 `batch_strategy: balanced`, Rasa's default, lays each epoch out in rounds that take from
 every label in proportion, so rare intents come back more often (`trainkit.ml.batching`).
+
+The minibatches and the operations on their token rows are in `trainkit.nlu.diet_batch`,
+the training schedule (options, epochs, learning rate, weight average) in
+`trainkit.nlu.diet_training`.
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -46,7 +50,6 @@ from trainkit.engine.progress import report_epoch
 from trainkit.engine.threads import node_lanes
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
-from trainkit.ml.batching import epoch_order
 from trainkit.ml.lanes import Lane, share
 from trainkit.nlu.batch import DenseScaling
 from trainkit.nlu.diet_batch import (
@@ -60,14 +63,18 @@ from trainkit.nlu.diet_batch import (
     segment_sum,
     sum_by_index,
 )
+from trainkit.nlu.diet_training import (
+    Average,
+    Epoch,
+    TrainingOptions,
+    averages_after,
+    learning_rate_at,
+    plan_epochs,
+)
 
 # Single precision halves the memory traffic of the large sparse layers and doubles BLAS
 # throughput; the CRF recursions run in it too (their messages are renormalised each step).
 DTYPE = np.float32
-
-# learning-rate schedules (`learning_rate_at`)
-CONSTANT, COSINE = "constant", "cosine"
-SCHEDULES = (CONSTANT, COSINE)
 
 # how many steps the intent part may run ahead of the token part on two lanes: enough for
 # the lane to have its own work while the token part runs its sequential stretches, few
@@ -133,30 +140,6 @@ class NetworkSpec:
     def offsets(self) -> list[int]:
         """Token offsets of the context window, e.g. [-2, -1, 0, 1, 2]."""
         return list(range(-self.context_window, self.context_window + 1))
-
-
-@dataclass
-class TrainingOptions:
-    """The optimisation options the network's training loop reads."""
-
-    epochs: int
-    batch_size: tuple[int, int]
-    learning_rate: float
-    drop_rate: float
-    sparse_input_dropout: bool
-    connection_density: float
-    regularization: float
-    loss: nn.SimilarityLossConfig
-    number_of_negative_examples: int
-    seed: int
-    # fraction of training after which end-of-epoch weights are averaged (None: off)
-    average_from: float | None = None
-    # dropout of the dense hidden layers (the sparse inputs use `drop_rate`)
-    hidden_drop_rate: float = 0.2
-    # how an epoch orders the examples (`trainkit.ml.batching`)
-    batch_strategy: str = "sequence"
-    # how the learning rate changes over the epochs (one of SCHEDULES, `learning_rate_at`)
-    learning_rate_schedule: str = CONSTANT
 
 
 class Network:
@@ -577,7 +560,7 @@ class Network:
         # each draw from a stream of their own
         intent_rng, token_rng, batch_rng = rng.spawn(3)
         input_drop = options.drop_rate if options.sparse_input_dropout else 0.0
-        epochs = _epochs(data, options, rng)
+        epochs = plan_epochs(data, options, rng)
         make_batch = partial(self.make_batch, data, rng=batch_rng, input_drop=input_drop, for_training=True)
 
         def make(rows: np.ndarray) -> Batch:
@@ -586,7 +569,7 @@ class Network:
             return batch
 
         lanes = node_lanes() if lanes is None else lanes
-        average = _Average()
+        average = Average()
         if lanes > 1 and self.splits_into_parts():
             history = self._fit_on_two_lanes(epochs, make, options, intent_rng, token_rng, average)
         else:
@@ -594,9 +577,9 @@ class Network:
         self.params = average.result(self.params)
         return history
 
-    def _fit_on_one_lane(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], Batch],
+    def _fit_on_one_lane(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch],
                          options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
-                         average: _Average) -> list[float]:
+                         average: Average) -> list[float]:
         """Whole steps, one after the other, on this thread."""
         optimizer = nn.Adam(options.learning_rate)
         history: list[float] = []
@@ -611,13 +594,13 @@ class Network:
                 epoch_loss += loss * idx.size
             history.append(epoch_loss / max(epoch.rows, 1))
             report_epoch(epoch.index + 1, options.epochs, history[-1])
-            if _averages(options, epoch.index):
+            if averages_after(options, epoch.index):
                 average.add(self.params, self.params)
         return history
 
-    def _fit_on_two_lanes(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], Batch],
+    def _fit_on_two_lanes(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch],
                           options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
-                          average: _Average) -> list[float]:
+                          average: Average) -> list[float]:
         """The intent part on a `Lane`, up to `LEAD` steps ahead, and the token part here.
 
         The lane makes the batches, runs each step's intent part and hands this thread
@@ -629,7 +612,7 @@ class Network:
         outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         optimizer = nn.Adam(options.learning_rate)
         token_names = [name for name in self.params if name.split(".")[0] in self._token_part_prefixes()]
-        intent_average = _Average()
+        intent_average = Average()
         history: list[float] = []
         with Lane("diet") as lane:
             lane.start(self._intent_chain(epochs, make, options, intent_rng, outbox, intent_average))
@@ -650,7 +633,7 @@ class Network:
                     epoch_loss += (intent_loss + token_loss) * size
                 history.append(epoch_loss / max(item.rows, 1))
                 report_epoch(index + 1, options.epochs, history[-1])
-                if _averages(options, index):
+                if averages_after(options, index):
                     average.add(self.params, token_names)
             lane.join()
         average.merge(intent_average)
@@ -660,8 +643,8 @@ class Network:
         """Parameter name prefixes of the token part (the rest is the intent part)."""
         return {"tok", "ctx"} | {head.name for head in self.spec.heads}
 
-    def _intent_chain(self, epochs: Iterator[_Epoch], make: Callable[[np.ndarray], Batch], options: TrainingOptions,
-                      rng: np.random.Generator, outbox: queue.SimpleQueue[Any], average: _Average) -> Iterator[int | None]:
+    def _intent_chain(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch], options: TrainingOptions,
+                      rng: np.random.Generator, outbox: queue.SimpleQueue[Any], average: Average) -> Iterator[int | None]:
         """The lane's share of `_fit_on_two_lanes`, one piece per `next`: make a batch,
         wait until the token part is at most `LEAD` steps behind, the sentence layer (its
         vector goes to the token part with the batch), the intent loss and its gradients,
@@ -693,7 +676,7 @@ class Network:
                     losses.append(loss)
                     step += 1
                     yield None
-                if _averages(options, epoch.index):
+                if averages_after(options, epoch.index):
                     average.add(self.params, intent_names)
                 outbox.put(_EpochDone(losses, [idx.size for idx in epoch.chunks], epoch.rows))
         except Exception as error:
@@ -751,15 +734,6 @@ def _product_by_halves(x: np.ndarray, weight: np.ndarray, lane: Lane | None) -> 
 
 
 @dataclass
-class _Epoch:
-    """One epoch's minibatches (row indices, in order) and how many rows they hold."""
-
-    index: int
-    chunks: list[np.ndarray]
-    rows: int
-
-
-@dataclass
 class _EpochDone:
     """The intent part's end of an epoch: its loss and size per step."""
 
@@ -768,59 +742,3 @@ class _EpochDone:
     rows: int
 
 
-def _epochs(data: EncodedData, options: TrainingOptions, rng: np.random.Generator) -> Iterator[_Epoch]:
-    """The epochs' minibatches, each epoch's order drawn from `rng` when it starts."""
-    for index in range(options.epochs):
-        size = _batch_size(options.batch_size, index, options.epochs)
-        order = epoch_order(len(data), data.labels, size, rng, options.batch_strategy)
-        yield _Epoch(index, [order[begin : begin + size] for begin in range(0, order.size, size)], int(order.size))
-
-
-def _averages(options: TrainingOptions, epoch: int) -> bool:
-    """Whether the weights at the end of this epoch go into the average."""
-    return options.average_from is not None and epoch >= options.average_from * options.epochs
-
-
-@dataclass
-class _Average:
-    """Running sums of end-of-epoch weights, per parameter (weight averaging)."""
-
-    totals: dict[str, np.ndarray] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, params: dict[str, np.ndarray], names: Iterable[str]) -> None:
-        """Add the current values of these parameters."""
-        for name in names:
-            value = params[name]
-            if name in self.totals:
-                self.totals[name] += value
-            else:
-                self.totals[name] = value.astype(np.float64)
-            self.counts[name] = self.counts.get(name, 0) + 1
-
-    def merge(self, other: _Average) -> None:
-        """Take over the sums of other parameters (the other lane's)."""
-        self.totals.update(other.totals)
-        self.counts.update(other.counts)
-
-    def result(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The averaged parameters (the current ones where nothing was added)."""
-        return {name: (self.totals[name] / self.counts[name]).astype(DTYPE) if name in self.totals else value
-                for name, value in params.items()}
-
-
-def learning_rate_at(options: TrainingOptions, epoch: int) -> float:
-    """The learning rate of an epoch: constant, or (`cosine`) falling along a half cosine
-    from the configured rate at the first epoch towards zero after the last."""
-    if options.learning_rate_schedule == COSINE:
-        progress = epoch / max(options.epochs, 1)
-        return options.learning_rate * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
-    return options.learning_rate
-
-
-def _batch_size(sizes: tuple[int, int], epoch: int, epochs: int) -> int:
-    """Rasa's linearly increasing batch size from sizes[0] at the first epoch to sizes[1]."""
-    low, high = sizes
-    if epochs <= 1:
-        return max(int(low), 1)
-    return max(int(low + epoch * (high - low) / (epochs - 1)), 1)
