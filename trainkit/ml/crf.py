@@ -476,7 +476,7 @@ def token_nll_and_gradients(
     packed_tags = np.empty_like(tags)
     packed_tags[packing.rows] = tags
     (d_packed, d_start, d_end), d_trans = share(partial(_unary_gradients, scaled, packing, packed_tags, row_w),
-                                                partial(_pair_gradients, scaled, packing, packed_tags, row_w, params),
+                                                partial(_pair_gradients, scaled, packing, packed_tags, row_w),
                                                 lane)
     return CRFGradients(loss, d_packed[packing.rows], d_trans, d_start, d_end)
 
@@ -491,8 +491,7 @@ def _unary_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray,
     return d_packed, d_packed[:first].sum(axis=0), d_packed[packing.last].sum(axis=0)
 
 
-def _pair_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray, row_w: np.ndarray,
-                    params: CRFParams) -> np.ndarray:
+def _pair_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray, row_w: np.ndarray) -> np.ndarray:
     """Pairwise marginals minus observed transition counts (the transitions' gradient).
 
     All consecutive positions in one product: the rows of steps 1.. are packed rows
@@ -500,7 +499,7 @@ def _pair_gradients(scaled: _Scaled, packing: Packing, packed_tags: np.ndarray, 
     exp(trans(i, j)) odds_t(j) beta_t(j) sums to the forward normaliser at t times
     sum_k alpha_t beta_t, which scales each block to sum one.
     """
-    n_tags = params.transitions.shape[0]
+    n_tags = scaled.exp_trans.shape[0]
     first = int(packing.alive[0])
     d_trans = np.zeros((n_tags, n_tags))
     if packing.size > first:

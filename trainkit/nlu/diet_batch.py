@@ -56,12 +56,25 @@ class Batch:
     token_inverse: np.ndarray | None = None
     # per context-window offset, the token rows whose neighbour lies outside their message
     outside: dict[int, np.ndarray] = field(default_factory=dict)
-    # made ahead of a training step by `Network.prepare_token_part`: the token part's two
-    # dropout masks (token layer, context layer), the merge of the gradients of identical
-    # token rows, and the CRF's packing of the messages
+    # drawn ahead of a training step by `Network.prepare_token_part`: the token part's
+    # two dropout masks (token layer, context layer)
     token_masks: tuple[np.ndarray | None, np.ndarray | None] | None = None
+    # made on first use (`merge_plan`, `crf_packing`), or ahead by `prepare_token_part`
     merge: Merge | None = None
     packing: crf.Packing | None = None
+
+    def merge_plan(self) -> Merge:
+        """How the gradients of identical token rows add up into `sequence`'s rows."""
+        if self.merge is None:
+            assert self.token_inverse is not None and self.sequence is not None
+            self.merge = Merge.of(self.token_inverse, self.sequence.local.shape[0])
+        return self.merge
+
+    def crf_packing(self) -> crf.Packing:
+        """The CRF's layout of the batch's messages (`crf.Packing`)."""
+        if self.packing is None:
+            self.packing = crf.Packing.from_lengths(self.lengths)
+        return self.packing
 
 
 @dataclass

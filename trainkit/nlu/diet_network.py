@@ -55,7 +55,6 @@ from trainkit.nlu.batch import DenseScaling
 from trainkit.nlu.diet_batch import (
     Batch,
     EncodedData,
-    Merge,
     context_window,
     context_window_backward,
     gather,
@@ -226,7 +225,7 @@ class Network:
         input_drop: float = 0.0,
         for_training: bool = False,
     ) -> Batch:
-        """Gather a minibatch and lay its tokens out on a padded grid.
+        """Gather a minibatch and lay out its tokens, message after message.
 
         With a generator, `input_drop` of the stored sparse inputs are dropped first.
         `for_training` also lays out what the sparse layers' gradients need, which the
@@ -281,9 +280,9 @@ class Network:
             if offset:
                 outside_rows(batch, offset)
         if batch.token_inverse is not None:
-            batch.merge = Merge.of(batch.token_inverse, batch.sequence.local.shape[0])
+            batch.merge_plan()
         if self.uses_entities:
-            batch.packing = crf.Packing.from_lengths(batch.lengths)
+            batch.crf_packing()
 
     # ------------------------------------------------------------ forward pass
     def label_embeddings(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
@@ -335,7 +334,8 @@ class Network:
         c["tok.h"] = g
         if batch.token_inverse is not None:
             g = g[batch.token_inverse]
-        tok_mask, ctx_mask = batch.token_masks if batch.token_masks is not None and rng is not None else (None, None)
+        # a prepared batch (`prepare_token_part`) brings its masks: none are drawn here
+        tok_mask, ctx_mask = batch.token_masks or (None, None)
         g, c["tok.mask"] = nn.dropout_forward(g, rate, rng, tok_mask)
         ctx_in = c["ctx.in"] = context_window(g, batch, s.offsets)
         # the window's product, the largest of a step, in two halves of rows (the second
@@ -467,7 +467,7 @@ class Network:
             # the recursions run in the network's precision (see `crf.token_nll_and_gradients`)
             res = crf.token_nll_and_gradients(
                 c[f"{head.name}.em"], batch.tags[head.name], batch.lengths, self.crf_params(head.name),
-                np.full(n, 1.0 / n), dtype=DTYPE, lane=lane, packing=batch.packing,
+                np.full(n, 1.0 / n), dtype=DTYPE, lane=lane, packing=batch.crf_packing(),
             )
             total += res.loss
             d_em = res.emissions.astype(d_z.dtype)
@@ -493,8 +493,7 @@ class Network:
                 from_tokens = segment_sum(d_pre, batch.lengths) @ p["ctx.S"].T
         d_g = nn.dropout_backward(c["tok.mask"], d_g)
         if batch.token_inverse is not None:
-            merge = batch.merge if batch.merge is not None else Merge.of(batch.token_inverse, c["tok.h"].shape[0])
-            d_g = sum_by_index(d_g, merge)
+            d_g = sum_by_index(d_g, batch.merge_plan())
         d_g = nn.relu_backward(c["tok.h"], d_g)
         grads["tok.W"], grads["tok.b"] = nn.sparse_dense_backward(batch.sequence, d_g, lane)
         rows["tok.W"] = batch.sequence.columns
@@ -571,15 +570,14 @@ class Network:
         lanes = node_lanes() if lanes is None else lanes
         average = Average()
         if lanes > 1 and self.splits_into_parts():
-            history = self._fit_on_two_lanes(epochs, make, options, intent_rng, token_rng, average)
+            history = self._fit_on_two_lanes(epochs, make, options, intent_rng, average)
         else:
-            history = self._fit_on_one_lane(epochs, make, options, intent_rng, token_rng, average)
+            history = self._fit_on_one_lane(epochs, make, options, intent_rng, average)
         self.params = average.result(self.params)
         return history
 
     def _fit_on_one_lane(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch],
-                         options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
-                         average: Average) -> list[float]:
+                         options: TrainingOptions, intent_rng: np.random.Generator, average: Average) -> list[float]:
         """Whole steps, one after the other, on this thread."""
         optimizer = nn.Adam(options.learning_rate)
         history: list[float] = []
@@ -589,7 +587,7 @@ class Network:
             for idx in epoch.chunks:
                 batch = make(idx)
                 optimizer.advance()
-                loss, grads, rows = self.loss_and_gradients(batch, intent_rng, options, token_rng)
+                loss, grads, rows = self.loss_and_gradients(batch, intent_rng, options)
                 self._update(optimizer, grads, rows, options.regularization)
                 epoch_loss += loss * idx.size
             history.append(epoch_loss / max(epoch.rows, 1))
@@ -599,8 +597,7 @@ class Network:
         return history
 
     def _fit_on_two_lanes(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch],
-                          options: TrainingOptions, intent_rng: np.random.Generator, token_rng: np.random.Generator,
-                          average: Average) -> list[float]:
+                          options: TrainingOptions, intent_rng: np.random.Generator, average: Average) -> list[float]:
         """The intent part on a `Lane`, up to `LEAD` steps ahead, and the token part here.
 
         The lane makes the batches, runs each step's intent part and hands this thread
@@ -625,7 +622,7 @@ class Network:
                         raise item
                     batch, sentence = item
                     optimizer.advance()
-                    token_losses.append(self._token_step(batch, sentence, options, optimizer, token_rng, lane))
+                    token_losses.append(self._token_step(batch, sentence, options, optimizer, lane))
                     done += 1
                     lane.release(done)
                 epoch_loss = 0.0
@@ -684,11 +681,12 @@ class Network:
             raise
 
     def _token_step(self, batch: Batch, sentence: np.ndarray, options: TrainingOptions, optimizer: nn.Adam,
-                    rng: np.random.Generator, lane: Lane | None) -> float:
+                    lane: Lane | None) -> float:
         """The token part of a step (forward, CRF losses, backward, update) given the
-        batch's sentence vector; returns its loss."""
+        batch's sentence vector; returns its loss. The batch brings its dropout masks
+        (drawn on the lane), so this thread never touches a random stream."""
         c: dict[str, Any] = {"sent.out": sentence}
-        self._token_forward(batch, options.hidden_drop_rate, rng, c, lane)
+        self._token_forward(batch, options.hidden_drop_rate, None, c, lane)
         grads: dict[str, np.ndarray] = {}
         rows: dict[str, np.ndarray] = {}
         loss, _ = self._token_backward(batch, c, None, grads, rows, lane)
