@@ -73,3 +73,23 @@ def test_a_product_shared_with_a_lane_is_the_same_bit_for_bit(block_cells):
         shared = [padded.matmul(weights, lane) for _ in range(5)]
     for product in shared:
         np.testing.assert_array_equal(product, alone)
+
+
+def test_rows_of_one_entry_are_exact_single_products():
+    """A block of one-entry rows (the commonest in a gradient's transpose) takes a
+    multiply instead of a batched matmul; the numbers are the one product per cell."""
+    rng = np.random.default_rng(9)
+    cols = rng.integers(0, 40, size=300)
+    values = rng.normal(size=300).astype(np.float32)
+    rows = np.arange(300)
+    rows[::7] = 0  # some rows hold several entries, others none
+    matrix = CSR.from_coo(rows, cols, values, (300, 40))
+    weights = rng.normal(size=(40, 8)).astype(np.float32)
+    padded = PaddedRows.from_csr(matrix, np.float32, block_cells=64)
+    assert any(index.shape[1] == 1 for index in padded.index)
+    out = padded.matmul(weights)
+    single = np.diff(matrix.indptr) == 1
+    first = matrix.indptr[:-1][single]
+    expected = matrix.data[first, None].astype(np.float32) * weights[matrix.indices[first]]
+    np.testing.assert_array_equal(out[single], expected)
+    np.testing.assert_allclose(out, matrix.to_dense().astype(np.float32) @ weights, rtol=1e-5, atol=1e-5)

@@ -442,8 +442,9 @@ def token_nll_and_gradients(
     messages (each renormalised to sum one) need no more range than float32 has.
 
     With a `lane`, the gold scores are offered to it while the recursions run here, and
-    the pairwise marginals while the unary ones do (`trainkit.ml.lanes`). `packing`, the
-    layout of these `lengths` (`Packing.from_lengths`), may be made beforehand.
+    the unary marginals while the pairwise ones (the longer part) are computed here
+    (`trainkit.ml.lanes`). `packing`, the layout of these `lengths`
+    (`Packing.from_lengths`), may be made beforehand.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     tags = np.asarray(tags, dtype=np.int64)
@@ -475,8 +476,9 @@ def token_nll_and_gradients(
     row_w = w[order][packing.packed_rank()]
     packed_tags = np.empty_like(tags)
     packed_tags[packing.rows] = tags
-    (d_packed, d_start, d_end), d_trans = share(partial(_unary_gradients, scaled, packing, packed_tags, row_w),
-                                                partial(_pair_gradients, scaled, packing, packed_tags, row_w),
+    # the pairwise part is the longer: it runs here, the unary part is offered
+    d_trans, (d_packed, d_start, d_end) = share(partial(_pair_gradients, scaled, packing, packed_tags, row_w),
+                                                partial(_unary_gradients, scaled, packing, packed_tags, row_w),
                                                 lane)
     return CRFGradients(loss, d_packed[packing.rows], d_trans, d_start, d_end)
 
