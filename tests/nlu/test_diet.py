@@ -250,29 +250,44 @@ def _random_encoded(rng: np.random.Generator, messages: int) -> tuple[EncodedDat
     return data, spec
 
 
-def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "thread"])
+def test_a_step_on_two_lanes_trains_the_same_weights(monkeypatch, tmp_path, forked):
     """The intent and token parts of a step run side by side when the node has two
-    lanes; each has its own random stream and parameters, so the weights are identical."""
+    lanes, the intent part in a forked child process (or, where the process cannot fork,
+    on a second thread); each has its own random stream and parameters, so the weights
+    are identical to one lane's."""
+    import os
     import threading
 
     data, spec = _random_encoded(np.random.default_rng(5), 40)
     options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7,
                                 average_from=0.5, hidden_drop_rate=0.3)
-    threads_seen: set[str] = set()
+    seen = tmp_path / "intent-part-ran-in"  # appended to from the child process as well
     original = N.Network._intent_backward
 
     def recording(self, *args, **kwargs):
-        threads_seen.add(threading.current_thread().name)
+        with seen.open("a") as out:
+            out.write(f"{os.getpid()} {threading.current_thread().name}\n")
         return original(self, *args, **kwargs)
 
+    def where() -> set[tuple[int, str]]:
+        found = {(int(pid), name) for pid, name in (line.split(" ", 1) for line in seen.read_text().splitlines())}
+        seen.unlink()
+        return found
+
     monkeypatch.setattr(N.Network, "_intent_backward", recording)
+    monkeypatch.setattr(N, "FORK_INTENT_PART", forked)
     one, two = N.Network(spec), N.Network(spec)
     assert one.splits_into_parts()
     history_one = one.fit(data, options, lanes=1)
-    assert threads_seen == {threading.current_thread().name}  # one lane: the step stays whole here
-    threads_seen.clear()
+    here = (os.getpid(), threading.current_thread().name)
+    assert where() == {here}  # one lane: the step stays whole here
     history_two = two.fit(data, options, lanes=2)
-    assert threads_seen and threading.current_thread().name not in threads_seen
+    places = where()
+    if forked:
+        assert len(places) == 1 and next(iter(places))[0] != os.getpid()
+    else:
+        assert {pid for pid, _ in places} == {os.getpid()} and here not in places
     assert history_one == history_two
     for name, value in one.params.items():
         np.testing.assert_array_equal(value, two.params[name], err_msg=name)
@@ -280,6 +295,7 @@ def test_a_step_on_two_threads_trains_the_same_weights(monkeypatch):
     fresh = N.Network(spec)
     fresh.initialise(np.random.default_rng(7), 1.0)
     assert not np.allclose(fresh.params["tok.W"], one.params["tok.W"])
+    assert not np.allclose(fresh.params["sent.W"], two.params["sent.W"])  # the child's weights came back
 
 
 def test_a_token_part_prepared_ahead_computes_what_the_step_would_draw_itself():
@@ -307,9 +323,10 @@ def test_a_token_part_prepared_ahead_computes_what_the_step_would_draw_itself():
     assert net.loss_and_gradients(plain, np.random.default_rng(4), options, None)[0] != loss_a
 
 
-def test_a_failure_in_the_intent_part_on_the_lane_reaches_the_caller(monkeypatch):
-    """The intent part runs ahead on the lane; when it fails, fit raises its error
-    instead of waiting for a sentence vector that never comes."""
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "thread"])
+def test_a_failure_in_the_intent_part_reaches_the_caller(monkeypatch, forked):
+    """The intent part runs ahead (in a child process or on the lane); when it fails, fit
+    raises its error instead of waiting for a sentence vector that never comes."""
     data, spec = _random_encoded(np.random.default_rng(5), 40)
     options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
     calls = []
@@ -322,9 +339,50 @@ def test_a_failure_in_the_intent_part_on_the_lane_reaches_the_caller(monkeypatch
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(N.Network, "_intent_backward", failing)
+    monkeypatch.setattr(N, "FORK_INTENT_PART", forked)
     with pytest.raises(FloatingPointError, match="similarity overflow"):
         N.Network(spec).fit(data, options, lanes=2)
-    assert len(calls) == 4
+    assert len(calls) == (0 if forked else 4)  # a child's calls are its own
+
+
+def test_a_forked_intent_part_that_dies_is_a_clear_error_and_leaves_no_process(monkeypatch):
+    import multiprocessing
+    import os
+
+    from trainkit.errors import TrainkitError
+
+    data, spec = _random_encoded(np.random.default_rng(5), 40)
+    options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
+    calls = []
+    original = N.Network._intent_backward
+
+    def dying(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os._exit(9)  # as if killed for want of memory
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(N.Network, "_intent_backward", dying)
+    with pytest.raises(TrainkitError, match="ended early"):
+        N.Network(spec).fit(data, options, lanes=2)
+    assert not multiprocessing.active_children()
+
+
+def test_an_interrupted_fit_stops_its_forked_intent_part(monkeypatch):
+    import multiprocessing
+
+    data, spec = _random_encoded(np.random.default_rng(5), 40)
+    options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
+    steps = []
+
+    def interrupted(self, *args, **kwargs):
+        steps.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(N.Network, "_token_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        N.Network(spec).fit(data, options, lanes=2)
+    assert steps and not multiprocessing.active_children()
 
 
 def test_token_context_keeps_the_step_whole():

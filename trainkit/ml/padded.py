@@ -25,6 +25,8 @@ from trainkit.ml.sparse import CSR
 # Cells (rows x width) of one block: with 128 outputs its gathered temporary is 2 MB in
 # single precision, which keeps it in cache.
 BLOCK_CELLS = 4096
+# what one row of a block costs in a product, in cells (`PaddedRows.matmul`'s split)
+ROW_CELLS = 6
 
 
 @dataclass
@@ -105,7 +107,7 @@ class PaddedRows:
     def matmul(self, dense: np.ndarray, lane: Lane | None = None) -> np.ndarray:
         """`matrix @ dense` for a dense (columns x k) operand, in the operand's precision.
 
-        With a lane, the blocks of the second half of the cells are offered to it: each
+        With a lane, the blocks of the second half of the work are offered to it: each
         block writes its own rows, so who computes which never changes the numbers.
         """
         if dense.shape[0] != self.shape[1]:
@@ -115,8 +117,11 @@ class PaddedRows:
         if lane is None or n_blocks < 2:
             self._blocks_into(dense, out, 0, n_blocks)
             return out
-        cells = np.cumsum([v.size for v in self.values])
-        half = int(np.clip(np.searchsorted(cells, cells[-1] / 2), 1, n_blocks - 1))
+        # a block costs its cells and, per row, the gather and the write of a whole
+        # output row (measured: a row weighs about six cells at 128 outputs), so the
+        # blocks of short rows at the end count for more than their cells
+        cost = np.cumsum([v.size + ROW_CELLS * v.shape[0] for v in self.values])
+        half = int(np.clip(np.searchsorted(cost, cost[-1] / 2), 1, n_blocks - 1))
         share(lambda: self._blocks_into(dense, out, 0, half),
               lambda: self._blocks_into(dense, out, half, n_blocks), lane)
         return out

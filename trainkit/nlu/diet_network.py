@@ -22,11 +22,13 @@ layer once. Given `random_seed`, training is deterministic.
 A training step has two parts that only meet at the sentence vector: the intent part
 (sentence layers, similarity loss) and the token part (token layers, context window, CRF
 heads). When the node has two cores to itself (`trainkit.engine.threads.node_lanes`),
-the intent part runs on a second thread (a `trainkit.ml.lanes.Lane`), up to `LEAD`
-steps ahead, and makes the batches, while the first thread runs the token part and
-offers the lane halves of its products (see `Network._fit_on_two_lanes`). Each part
-draws its dropout from a random stream of its own and updates only its own weights, so
-the model is the same bit for bit on one thread or two; only the time differs.
+the intent part runs ahead and makes the batches, in a forked child process
+(`trainkit.ml.forked`, so that the two parts do not share one interpreter lock) or,
+where the process cannot fork, on a second thread (a `trainkit.ml.lanes.Lane`), while
+the calling thread runs the token part and offers a lane thread halves of its products
+(see `Network._fit_on_two_lanes`). Each part draws its dropout from a random stream of
+its own and updates only its own weights, so the model is the same bit for bit on one
+thread, two threads or two processes; only the time differs.
 
 `batch_strategy: balanced`, Rasa's default, lays each epoch out in rounds that take from
 every label in proportion, so rare intents come back more often (`trainkit.ml.batching`).
@@ -50,6 +52,7 @@ from trainkit.engine.progress import report_epoch
 from trainkit.engine.threads import node_lanes
 from trainkit.ml import crf
 from trainkit.ml import layers as nn
+from trainkit.ml.forked import Channel, ForkedChain
 from trainkit.ml.lanes import Lane, share
 from trainkit.nlu.batch import DenseScaling
 from trainkit.nlu.diet_batch import (
@@ -79,6 +82,12 @@ DTYPE = np.float32
 # the lane to have its own work while the token part runs its sequential stretches, few
 # enough that it is often free to take halves of the token part's products
 LEAD = 1
+# run the intent part in a forked child where the process can fork (`_fit_on_two_lanes`)
+FORK_INTENT_PART = True
+# the forked intent part's priority below this process's threads: when the token part
+# offers the lane half of a product, the lane runs it at once instead of waiting for the
+# child's time slice to end (and the child runs in the gaps)
+INTENT_PART_NICE = 10
 
 
 @dataclass
@@ -598,42 +607,70 @@ class Network:
 
     def _fit_on_two_lanes(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch],
                           options: TrainingOptions, intent_rng: np.random.Generator, average: Average) -> list[float]:
-        """The intent part on a `Lane`, up to `LEAD` steps ahead, and the token part here.
+        """The intent part ahead of the token part, which runs here.
 
-        The lane makes the batches, runs each step's intent part and hands this thread
-        the batch with its sentence vector; between its pieces it takes halves of this
-        thread's products. Each part has its own optimiser (both count the same steps, so
-        their updates are those of one) and averages its own weights at its own epoch
-        ends, and the epoch's loss adds the parts' step losses in the order of one lane.
+        The intent part makes the batches, runs each step's intent part and hands this
+        thread the batch with its sentence vector. It runs in a forked child process
+        (`trainkit.ml.forked`) where this process can fork, so that neither part waits
+        for the other's interpreter lock; otherwise on a `Lane`, up to `LEAD` steps
+        ahead, between whose pieces that thread also takes halves of the token part's
+        products. Each part has its own optimiser (both count the same steps, so their
+        updates are those of one) and averages its own weights at its own epoch ends,
+        and the epoch's loss adds the parts' step losses in the order of one lane.
         """
-        outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        intent_names = [name for name in self.params if name.split(".")[0] not in self._token_part_prefixes()]
+        intent_average = Average()
+
+        def intent_part(channel: Channel) -> None:
+            for _ in self._intent_chain(epochs, make, options, intent_rng, channel, intent_average):
+                pass
+            channel.put(_IntentPart({name: self.params[name] for name in intent_names}, intent_average))
+
+        forked = ForkedChain.start(intent_part, slots=LEAD + 1, nice=INTENT_PART_NICE) if FORK_INTENT_PART else None
+        with Lane("diet") as lane:
+            if forked is None:
+                outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                lane.start(self._intent_chain(epochs, make, options, intent_rng, outbox, intent_average))
+                history = self._token_chain(outbox.get, lane.release, options, average, lane)
+                lane.join()
+                average.merge(intent_average)
+                return history
+            with forked:
+                history = self._token_chain(forked.get, lambda _: forked.release(), options, average, lane)
+                part = forked.get()
+                if isinstance(part, BaseException):
+                    raise part
+            self.params.update(part.params)
+            average.merge(part.average)
+            return history
+
+    def _token_chain(self, receive: Callable[[], Any], done_with: Callable[[int], None], options: TrainingOptions,
+                     average: Average, lane: Lane | None) -> list[float]:
+        """This thread's share of `_fit_on_two_lanes`: the token part of every step, on the
+        batches and sentence vectors `receive` hands over (`done_with(steps)` once a step
+        is done), and the loss and the weights to average at each epoch's end."""
         optimizer = nn.Adam(options.learning_rate)
         token_names = [name for name in self.params if name.split(".")[0] in self._token_part_prefixes()]
-        intent_average = Average()
         history: list[float] = []
-        with Lane("diet") as lane:
-            lane.start(self._intent_chain(epochs, make, options, intent_rng, outbox, intent_average))
-            done = 0
-            for index in range(options.epochs):
-                optimizer.learning_rate = learning_rate_at(options, index)
-                token_losses: list[float] = []
-                while not isinstance(item := outbox.get(), _EpochDone):
-                    if isinstance(item, BaseException):
-                        raise item
-                    batch, sentence = item
-                    optimizer.advance()
-                    token_losses.append(self._token_step(batch, sentence, options, optimizer, lane))
-                    done += 1
-                    lane.release(done)
-                epoch_loss = 0.0
-                for intent_loss, token_loss, size in zip(item.losses, token_losses, item.sizes, strict=True):
-                    epoch_loss += (intent_loss + token_loss) * size
-                history.append(epoch_loss / max(item.rows, 1))
-                report_epoch(index + 1, options.epochs, history[-1])
-                if averages_after(options, index):
-                    average.add(self.params, token_names)
-            lane.join()
-        average.merge(intent_average)
+        done = 0
+        for index in range(options.epochs):
+            optimizer.learning_rate = learning_rate_at(options, index)
+            token_losses: list[float] = []
+            while not isinstance(item := receive(), _EpochDone):
+                if isinstance(item, BaseException):
+                    raise item
+                batch, sentence = item
+                optimizer.advance()
+                token_losses.append(self._token_step(batch, sentence, options, optimizer, lane))
+                done += 1
+                done_with(done)
+            epoch_loss = 0.0
+            for intent_loss, token_loss, size in zip(item.losses, token_losses, item.sizes, strict=True):
+                epoch_loss += (intent_loss + token_loss) * size
+            history.append(epoch_loss / max(item.rows, 1))
+            report_epoch(index + 1, options.epochs, history[-1])
+            if averages_after(options, index):
+                average.add(self.params, token_names)
         return history
 
     def _token_part_prefixes(self) -> set[str]:
@@ -641,7 +678,7 @@ class Network:
         return {"tok", "ctx"} | {head.name for head in self.spec.heads}
 
     def _intent_chain(self, epochs: Iterator[Epoch], make: Callable[[np.ndarray], Batch], options: TrainingOptions,
-                      rng: np.random.Generator, outbox: queue.SimpleQueue[Any], average: Average) -> Iterator[int | None]:
+                      rng: np.random.Generator, outbox: Any, average: Average) -> Iterator[int | None]:
         """The lane's share of `_fit_on_two_lanes`, one piece per `next`: make a batch,
         wait until the token part is at most `LEAD` steps behind, the sentence layer (its
         vector goes to the token part with the batch), the intent loss and its gradients,
@@ -729,6 +766,14 @@ def _product_by_halves(x: np.ndarray, weight: np.ndarray, lane: Lane | None) -> 
     share(lambda: np.matmul(x[:half], weight, out=out[:half]),
           lambda: np.matmul(x[half:], weight, out=out[half:]), lane)
     return out
+
+
+@dataclass
+class _IntentPart:
+    """What a forked intent part hands back at the end: its weights and their average."""
+
+    params: dict[str, np.ndarray]
+    average: Average
 
 
 @dataclass
