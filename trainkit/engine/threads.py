@@ -10,7 +10,8 @@ processes x threads stays within the core count.
 
 Inside a node, work that splits into parts whose numbers do not depend on how they are
 scheduled (DIET's intent and entity halves of a training step) runs on `node_lanes()`
-threads: the node's share of the cores. That only changes the speed, never the model.
+lanes, the node's share of the cores: threads, and for DIET's intent part a forked child
+process. That only changes the speed, never the model.
 """
 
 from __future__ import annotations
