@@ -296,6 +296,7 @@ def test_a_step_on_two_lanes_trains_the_same_weights(monkeypatch, tmp_path, fork
     fresh.initialise(np.random.default_rng(7), 1.0)
     assert not np.allclose(fresh.params["tok.W"], one.params["tok.W"])
     assert not np.allclose(fresh.params["sent.W"], two.params["sent.W"])  # the child's weights came back
+    assert all(value.flags.owndata for value in two.params.values())  # copies, not views of the child's ring
 
 
 def test_a_token_part_prepared_ahead_computes_what_the_step_would_draw_itself():
@@ -323,22 +324,33 @@ def test_a_token_part_prepared_ahead_computes_what_the_step_would_draw_itself():
     assert net.loss_and_gradients(plain, np.random.default_rng(4), options, None)[0] != loss_a
 
 
+def _intent_backward_failing(monkeypatch, at_call: int, failure) -> list[int]:
+    """Make the intent part's backward pass call `failure()` at its `at_call`-th call;
+    returns the list of calls seen in this process."""
+    calls: list[int] = []
+    original = N.Network._intent_backward
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == at_call:
+            failure()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(N.Network, "_intent_backward", failing)
+    return calls
+
+
+def _overflow():
+    raise FloatingPointError("similarity overflow")
+
+
 @pytest.mark.parametrize("forked", [True, False], ids=["forked", "thread"])
 def test_a_failure_in_the_intent_part_reaches_the_caller(monkeypatch, forked):
     """The intent part runs ahead (in a child process or on the lane); when it fails, fit
     raises its error instead of waiting for a sentence vector that never comes."""
     data, spec = _random_encoded(np.random.default_rng(5), 40)
     options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
-    calls = []
-    original = N.Network._intent_backward
-
-    def failing(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise FloatingPointError("similarity overflow")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(N.Network, "_intent_backward", failing)
+    calls = _intent_backward_failing(monkeypatch, 4, _overflow)
     monkeypatch.setattr(N, "FORK_INTENT_PART", forked)
     with pytest.raises(FloatingPointError, match="similarity overflow"):
         N.Network(spec).fit(data, options, lanes=2)
@@ -353,16 +365,7 @@ def test_a_forked_intent_part_that_dies_is_a_clear_error_and_leaves_no_process(m
 
     data, spec = _random_encoded(np.random.default_rng(5), 40)
     options = TrainingOptions(3, (8, 16), 0.01, 0.2, True, 1.0, 0.002, nn.SimilarityLossConfig(), 5, 7)
-    calls = []
-    original = N.Network._intent_backward
-
-    def dying(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            os._exit(9)  # as if killed for want of memory
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(N.Network, "_intent_backward", dying)
+    _intent_backward_failing(monkeypatch, 3, lambda: os._exit(9))  # as if killed for want of memory
     with pytest.raises(TrainkitError, match="ended early"):
         N.Network(spec).fit(data, options, lanes=2)
     assert not [child for child in multiprocessing.active_children() if child.name == "trainkit-forked"]

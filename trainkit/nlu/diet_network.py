@@ -649,8 +649,11 @@ class Network:
                 part = forked.get()
                 if isinstance(part, BaseException):
                     raise part
-            self.params.update(part.params)
-            average.merge(part.average)
+                # the arrays live in the child's shared ring: the network keeps copies
+                self.params.update({name: np.array(value) for name, value in part.params.items()})
+                part.average.totals = {name: np.array(total) for name, total in part.average.totals.items()}
+                average.merge(part.average)
+                forked.release()
             return history
 
     def _token_chain(self, receive: Callable[[], Any], done_with: Callable[[int], None], options: TrainingOptions,
