@@ -13,9 +13,10 @@
   history) and financial-demo's 40 epochs, scored on its test stories.
 
 Each case runs in a child process (its peak RSS is its own) with the sequential runner.
-Per node, the child records the wall time, the CPU time (what the node itself used, which
-varies less than the wall time on a machine shared with other work) and the process's
-peak RSS while the node ran:
+Per node, the child records the wall time, the CPU time (what the node itself used, a
+forked child of it included, which varies less than the wall time on a machine shared
+with other work) and the process's peak RSS while the node ran (a forked child's peak is
+reported apart, as `forked_child_peak_rss_mb`: most of its pages are the parent's):
 before each node the kernel's high-water mark is reset (`/proc/self/clear_refs`), so the
 reading is the node's own peak (everything the process holds then included, which is
 what a machine must have). `--seed` sets the random seed of the assistant case's DIET
