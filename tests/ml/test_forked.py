@@ -146,3 +146,17 @@ def test_the_child_ends_when_its_caller_is_gone(tmp_path):
         time.sleep(0.1)
     os.kill(child, 9)
     pytest.fail("the child outlived its caller")
+
+
+def test_other_systems_and_a_ring_without_memory_run_the_chain_elsewhere(monkeypatch):
+    import trainkit.ml.forked as forked
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "platform", "darwin")  # fork there is unsafe with system libraries
+        assert ForkedChain.start(lambda channel: None) is None
+
+    def no_memory(*args):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(forked.mmap, "mmap", no_memory)
+    assert ForkedChain.start(lambda channel: None) is None

@@ -16,9 +16,10 @@ sentence vectors the token part reads) and hands each item over:
 - an item too large for a slot goes through the pipe as a whole.
 
 The child ignores SIGINT (the caller is the one that stops it, in `close`) and ends
-itself when its parent is gone. Where a process cannot fork (no fork start method, or
-a daemonic process, such as a multiprocessing pool worker, which may not have children)
-`ForkedChain.start` returns None and the caller runs the part on a thread instead.
+itself when its parent is gone. Where a process cannot fork (other systems than Linux, where
+fork is missing or unsafe; a daemonic process, such as a multiprocessing pool worker,
+which may not have children; no memory for the ring) `ForkedChain.start` returns None and
+the caller runs the part on a thread instead.
 """
 
 from __future__ import annotations
@@ -102,13 +103,15 @@ class ForkedChain:
         what the largest item uses. `nice` lowers the child's priority, so that work
         of the caller's own threads, when they have some, goes first.
         """
-        try:
-            context = multiprocessing.get_context("fork")
-        except ValueError:  # pragma: no cover - platforms without fork
-            return None
+        if not sys.platform.startswith("linux"):
+            return None  # elsewhere fork is missing or unsafe (macOS system libraries)
+        context = multiprocessing.get_context("fork")
         if multiprocessing.current_process().daemon:
             return None
-        ring = mmap.mmap(-1, slots * slot_bytes)
+        try:
+            ring = mmap.mmap(-1, slots * slot_bytes)
+        except OSError:  # no address space for the ring (a strict overcommit limit, say)
+            return None
         free = context.Semaphore(slots)
         receiver, sender = context.Pipe(duplex=False)
         parent = os.getpid()
