@@ -160,3 +160,24 @@ def test_other_systems_and_a_ring_without_memory_run_the_chain_elsewhere(monkeyp
 
     monkeypatch.setattr(forked.mmap, "mmap", no_memory)
     assert ForkedChain.start(lambda channel: None) is None
+
+
+def test_dataclasses_travel_only_when_the_caller_names_them():
+    from dataclasses import dataclass
+
+    from trainkit.ml.handover import HandoverError
+
+    @dataclass
+    class Step:
+        rows: np.ndarray
+        loss: float
+
+    def target(channel):
+        channel.put(Step(np.arange(4), 0.5))
+
+    with ForkedChain.start(target, types=[Step]) as chain:
+        step = chain.get()
+        assert isinstance(step, Step) and step.rows.tolist() == [0, 1, 2, 3] and step.loss == 0.5
+    with ForkedChain.start(target) as chain:
+        refused = chain.get()
+    assert isinstance(refused, HandoverError) and "Step cannot be handed over" in str(refused)

@@ -8,12 +8,13 @@ caller's memory (data, network, random streams) with nothing to send, runs the p
 the loop that only feeds the caller (DIET's intent part makes the batches and the
 sentence vectors the token part reads) and hands each item over:
 
-- an item is pickled (protocol 5) with its arrays out of band: the arrays are copied
-  into a slot of a shared memory ring mapped before the fork, and the caller's copy of
-  the item is rebuilt on views of that slot, so the caller copies nothing;
+- an item becomes a JSON structure and its arrays (`trainkit.ml.handover`, no pickles):
+  the structure goes through a pipe, the arrays are copied into a slot of a shared
+  memory ring mapped before the fork, and the caller rebuilds the item on views of that
+  slot, so the caller copies nothing;
 - the ring has a fixed number of slots: a child that is that many items ahead waits
   for the caller to `release` one, which bounds how far it runs ahead;
-- an item too large for a slot goes through the pipe as a whole.
+- an item too large for a slot sends its arrays through the pipe after the structure.
 
 The child ignores SIGINT (the caller is the one that stops it, in `close`) and ends
 itself when its parent is gone. Where a process cannot fork (other systems than Linux, where
@@ -24,17 +25,20 @@ the caller runs the part on a thread instead.
 
 from __future__ import annotations
 
+import json
 import mmap
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from trainkit.errors import TrainkitError
+from trainkit.ml.handover import HandoverError, Types, decode, encode
 
 # how long a waiting child sleeps between checks that its parent is still there
 _PARENT_CHECK_SECONDS = 1.0
@@ -49,36 +53,35 @@ class ChildFailed(TrainkitError):
 class Channel:
     """The child's end: `put` hands an item to the caller."""
 
-    def __init__(self, ring: mmap.mmap, slots: int, slot_bytes: int, free: Any, conn: Any, parent: int) -> None:
+    def __init__(self, ring: mmap.mmap, slots: int, slot_bytes: int, free: Any, conn: Any, parent: int,
+                 types: Types) -> None:
         self._ring, self._slots, self._slot_bytes = ring, slots, slot_bytes
-        self._free, self._conn, self._parent = free, conn, parent
+        self._free, self._conn, self._parent, self._types = free, conn, parent, types
         self._next = 0
 
     def put(self, item: Any) -> None:
-        buffers: list[pickle.PickleBuffer] = []
+        arrays: list[np.ndarray] = []
         try:
-            payload = pickle.dumps(item, protocol=5, buffer_callback=buffers.append)
-        except Exception as error:  # an item (an error, say) that cannot be pickled
-            payload = pickle.dumps(ChildFailed(f"{type(error).__name__}: {error} ({item!r:.200})"), protocol=5)
-            buffers = []
-        raws = [buffer.raw() for buffer in buffers]
-        if not raws:  # nothing out of band: the pickle is the whole item
-            self._conn.send((None, payload, None))
-            return
+            structure = encode(item, arrays, self._types)
+        except HandoverError as error:
+            arrays, structure = [], encode(error, [], self._types)
         layout, offset = [], 0
-        for raw in raws:
-            layout.append((offset, raw.nbytes))
-            offset += -(-raw.nbytes // _ALIGN) * _ALIGN
-        if offset > self._slot_bytes:
-            self._conn.send((None, pickle.dumps(item, protocol=5), None))
+        for array in arrays:
+            layout.append([offset, array.dtype.str, list(array.shape)])
+            offset += -(-array.nbytes // _ALIGN) * _ALIGN
+        if not arrays or offset > self._slot_bytes:
+            # nothing to place, or too much for a slot: the arrays follow the message
+            self._conn.send_bytes(json.dumps({"item": structure, "slot": None, "arrays": layout}).encode())
+            for array in arrays:
+                self._conn.send_bytes(array.data)
             return
         self._wait_for_a_slot()
         slot = self._next
         self._next = (self._next + 1) % self._slots
         base = slot * self._slot_bytes
-        for (start, size), raw in zip(layout, raws, strict=True):
-            self._ring[base + start : base + start + size] = raw
-        self._conn.send((slot, payload, layout))
+        for (start, _, _), array in zip(layout, arrays, strict=True):
+            self._ring[base + start : base + start + array.nbytes] = array.data.cast("B")
+        self._conn.send_bytes(json.dumps({"item": structure, "slot": slot, "arrays": layout}).encode())
 
     def _wait_for_a_slot(self) -> None:
         while not self._free.acquire(timeout=_PARENT_CHECK_SECONDS):
@@ -89,15 +92,18 @@ class Channel:
 class ForkedChain:
     """The caller's end of a chain running in a forked child (see the module docstring)."""
 
-    def __init__(self, process: Any, conn: Any, ring: mmap.mmap, slot_bytes: int, free: Any) -> None:
+    def __init__(self, process: Any, conn: Any, ring: mmap.mmap, slot_bytes: int, free: Any, types: Types) -> None:
         self._process, self._conn, self._ring = process, conn, ring
-        self._slot_bytes, self._free = slot_bytes, free
+        self._slot_bytes, self._free, self._types = slot_bytes, free, types
         self._held: list[int] = []
 
     @classmethod
     def start(cls, target: Callable[[Channel], None], slots: int = 2,
-              slot_bytes: int = 256 << 20, nice: int = 0) -> ForkedChain | None:
+              slot_bytes: int = 256 << 20, nice: int = 0, types: Iterable[type] = ()) -> ForkedChain | None:
         """Fork a child running `target(channel)`; None where this process cannot fork.
+
+        `types` are the dataclasses and exception classes items may hold besides arrays,
+        scalars, tuples, lists and dicts (`trainkit.ml.handover`).
 
         The ring's pages are only backed once written, so a generous slot costs only
         what the largest item uses. `nice` lowers the child's priority, so that work
@@ -115,6 +121,7 @@ class ForkedChain:
         free = context.Semaphore(slots)
         receiver, sender = context.Pipe(duplex=False)
         parent = os.getpid()
+        handover_types = Types(types)
 
         def run() -> None:
             # the caller stops the child; its exit skips the inherited exit handlers and
@@ -125,7 +132,7 @@ class ForkedChain:
             receiver.close()
             code = 0
             try:
-                target(Channel(ring, slots, slot_bytes, free, sender, parent))
+                target(Channel(ring, slots, slot_bytes, free, sender, parent, handover_types))
             except BaseException:
                 code = 1
             os._exit(code)
@@ -140,22 +147,26 @@ class ForkedChain:
             ring.close()
             return None
         sender.close()
-        return cls(process, receiver, ring, slot_bytes, free)
+        return cls(process, receiver, ring, slot_bytes, free, handover_types)
 
     def get(self) -> Any:
         """The child's next item; its arrays live in a ring slot until `release`."""
         try:
-            slot, payload, layout = self._conn.recv()
+            message = json.loads(self._conn.recv_bytes())
+            slot = message["slot"]
+            if slot is None:
+                arrays = [np.frombuffer(bytearray(self._conn.recv_bytes()), np.dtype(dtype)).reshape(shape)
+                          for _, dtype, shape in message["arrays"]]
         except EOFError:
             self._process.join(timeout=5)
             raise ChildFailed(f"a training's child process ended early (exit code {self._process.exitcode}): "
                               "it was stopped from outside, or ran out of memory") from None
-        if slot is None:
-            return pickle.loads(payload)
-        base = slot * self._slot_bytes
-        view = memoryview(self._ring)
-        self._held.append(slot)
-        return pickle.loads(payload, buffers=[view[base + start : base + start + size] for start, size in layout])
+        if slot is not None:
+            base = slot * self._slot_bytes
+            arrays = [np.frombuffer(self._ring, np.dtype(dtype), int(np.prod(shape)), base + start).reshape(shape)
+                      for start, dtype, shape in message["arrays"]]
+            self._held.append(slot)
+        return decode(message["item"], arrays, self._types)
 
     def release(self) -> None:
         """The oldest item taken with `get` is no longer used: its slot is free again."""

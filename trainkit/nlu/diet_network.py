@@ -54,10 +54,13 @@ from trainkit.ml import crf
 from trainkit.ml import layers as nn
 from trainkit.ml.forked import Channel, ForkedChain
 from trainkit.ml.lanes import Lane, share
+from trainkit.ml.padded import PaddedRows
+from trainkit.ml.sparse import CSR
 from trainkit.nlu.batch import DenseScaling
 from trainkit.nlu.diet_batch import (
     Batch,
     EncodedData,
+    Merge,
     context_window,
     context_window_backward,
     gather,
@@ -635,7 +638,8 @@ class Network:
                 pass
             channel.put(_IntentPart({name: self.params[name] for name in intent_names}, intent_average))
 
-        forked = ForkedChain.start(intent_part, slots=LEAD + 1, nice=INTENT_PART_NICE) if FORK_INTENT_PART else None
+        forked = ForkedChain.start(intent_part, slots=LEAD + 1, nice=INTENT_PART_NICE, types=_HANDED_OVER) \
+            if FORK_INTENT_PART else None
         with Lane("diet") as lane:
             if forked is None:
                 outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -797,3 +801,5 @@ class _EpochDone:
     rows: int
 
 
+# what the forked intent part hands over besides arrays and plain values
+_HANDED_OVER = (Batch, nn.SparseBatch, CSR, PaddedRows, crf.Packing, Merge, _EpochDone, _IntentPart, Average)
